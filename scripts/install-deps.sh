@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing mgpass needs and the machine lacks: Postgres server
+# binaries and client (Debian packages), and the pinned npm tooling (buf, the grpc-web client).
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v psql >/dev/null || need_apt+=(postgresql-client)
+command -v runuser >/dev/null || need_apt+=(util-linux)
+if [ "${1:-}" = "--bench" ]; then
+  command -v h2load >/dev/null || need_apt+=(nghttp2-client)
+  command -v wrk >/dev/null || need_apt+=(wrk)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-deps: installing ${need_apt[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Debian starts a system cluster on install; mgpass uses its own, so stop that one.
+  if command -v pg_lsclusters >/dev/null; then
+    $SUDO pg_ctlcluster --force 15 main stop >/dev/null 2>&1 || true
+  fi
+fi
+
+if [ ! -x node_modules/.bin/buf ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi

@@ -1,0 +1,153 @@
+//! Wiring: builds the services from the configuration and assembles the one-port router. No
+//! domain logic lives here.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{Router, extract::State, http::StatusCode, response::Html, routing::get};
+use mgpass_gateway::{GatewayOptions, GrpcService};
+use mgpass_proto::identity::{
+    authentication_service_server::AuthenticationServiceServer, user_service_server::UserServiceServer,
+};
+use tower::ServiceBuilder;
+
+use crate::{
+    auth::{AuthLayer, MethodRules, tokens::TokenIssuer},
+    config::Config,
+    crypto::{keys::KeyRing, password::PasswordHasherService},
+    db::{self, DbPool},
+    identity::{
+        grpc::{AuthenticationGrpc, UserGrpc},
+        service::IdentityService,
+    },
+};
+
+/// Everything a running mgpass holds.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub pool: DbPool,
+    pub keys: KeyRing,
+    pub identity: IdentityService,
+    latest_migration: Arc<String>,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = db::pool(&config.database.url, config.database.pool_size)?;
+        let keys = KeyRing::load(pool.clone()).await?;
+        let tokens = TokenIssuer::new(
+            keys.clone(),
+            config.issuer(),
+            config.tokens.audience.clone(),
+            config.tokens.access_token_ttl_secs,
+        );
+        let hasher = PasswordHasherService::new(&config.password)?;
+        let identity = IdentityService::new(pool.clone(), hasher, tokens, config.identity.avatar_template.clone());
+        Ok(Self { config: Arc::new(config), pool, keys, identity, latest_migration: Arc::new(db::latest_migration()) })
+    }
+
+    fn tokens(&self) -> TokenIssuer {
+        TokenIssuer::new(
+            self.keys.clone(),
+            self.config.issuer(),
+            self.config.tokens.audience.clone(),
+            self.config.tokens.access_token_ttl_secs,
+        )
+    }
+
+    /// The gRPC side: every service behind the auth layer, plus health and reflection.
+    pub async fn grpc_service(&self) -> anyhow::Result<GrpcService> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<UserServiceServer<UserGrpc>>().await;
+        health.set_serving::<AuthenticationServiceServer<AuthenticationGrpc>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let routes = tonic::service::Routes::new(UserServiceServer::new(UserGrpc(self.identity.clone())))
+            .add_service(AuthenticationServiceServer::new(AuthenticationGrpc(self.identity.clone(), self.keys.clone())))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(reflection_alpha);
+        let rules = MethodRules::from_pool(&mgpass_proto::descriptor_pool());
+        let layered = ServiceBuilder::new()
+            .layer(AuthLayer::new(rules, self.tokens(), self.config.server.rate_limit_per_ip))
+            .service(routes);
+        Ok(GrpcService::new(layered))
+    }
+
+    /// The whole port: gRPC, grpc-web, REST and the HTML/health routes.
+    pub async fn router(&self) -> anyhow::Result<Router> {
+        let pages = Router::new()
+            .route("/", get(home))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(ready))
+            .with_state(self.clone());
+        Ok(mgpass_gateway::router(
+            self.grpc_service().await?,
+            mgpass_proto::descriptor_pool(),
+            pages,
+            GatewayOptions { max_body_bytes: self.config.server.max_body_bytes },
+        ))
+    }
+}
+
+async fn ready(State(app): State<App>) -> (StatusCode, &'static str) {
+    match db::check_ready(&app.pool, &app.latest_migration).await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        }
+    }
+}
+
+async fn home() -> Html<&'static str> {
+    Html(include_str!("home.html"))
+}
+
+/// Serves until SIGTERM or Ctrl-C, then lets in-flight calls finish within the grace period.
+pub async fn serve(app: App) -> anyhow::Result<()> {
+    let addr: SocketAddr = app.config.server.listen.parse()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let router = app.router().await?;
+    app.keys.spawn_refresher(Duration::from_secs(60));
+    tracing::info!(%addr, issuer = %app.config.issuer(), "mgpass listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stopped = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    shutdown_signal().await;
+    tracing::info!("shutdown requested; finishing in-flight calls");
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result??,
+        Err(_) => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
+    }
+    app.pool.close();
+    tracing::info!("mgpass stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

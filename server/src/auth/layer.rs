@@ -1,0 +1,264 @@
+//! The tower layer in front of every gRPC service. It reads each method's
+//! `(mgpass.options.v1.auth)` option from the descriptors once at start, then per call: applies the
+//! per-IP rate limit, turns the credential into a [`Principal`], and refuses the call unless the
+//! method's audience admits that principal. A method without the option is refused (fail closed).
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum::extract::ConnectInfo;
+use futures::future::BoxFuture;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use prost_reflect::{DescriptorPool, Value};
+use tower::{Layer, Service};
+
+use crate::{
+    auth::{Principal, tokens::TokenIssuer},
+    error::Error,
+};
+
+/// What a method requires of its caller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    Public,
+    Authenticated,
+    Permission(String),
+    Partner,
+}
+
+/// Every method's rule, keyed by its gRPC path (`/package.Service/Method`).
+#[derive(Debug, Clone, Default)]
+pub struct MethodRules(HashMap<String, Rule>);
+
+impl MethodRules {
+    /// Reads the rules of every mgpass method. Methods without a valid option are left out, and
+    /// therefore refused.
+    pub fn from_pool(pool: &DescriptorPool) -> Self {
+        let Some(ext) = pool.get_extension_by_name("mgpass.options.v1.auth") else {
+            return Self::default();
+        };
+        let mut rules = HashMap::new();
+        for service in pool.services() {
+            for method in service.methods() {
+                let options = method.options();
+                if !options.has_extension(&ext) {
+                    continue;
+                }
+                let Value::Message(auth) = options.get_extension(&ext).into_owned() else { continue };
+                let audience = auth.get_field_by_name("audience").and_then(|v| v.as_enum_number()).unwrap_or(0);
+                let permission =
+                    auth.get_field_by_name("permission").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let rule = match audience {
+                    1 => Rule::Public,
+                    2 => Rule::Authenticated,
+                    3 if !permission.is_empty() => Rule::Permission(permission),
+                    4 => Rule::Partner,
+                    _ => continue,
+                };
+                rules.insert(format!("/{}/{}", service.full_name(), method.name()), rule);
+            }
+        }
+        Self(rules)
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Rule> {
+        self.0.get(path)
+    }
+
+    /// The rule for a gRPC path. Health checks and reflection are public infrastructure.
+    fn rule_for(&self, path: &str) -> Option<Rule> {
+        if path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.") {
+            return Some(Rule::Public);
+        }
+        self.0.get(path).cloned()
+    }
+}
+
+struct AuthState {
+    rules: MethodRules,
+    tokens: TokenIssuer,
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+#[derive(Clone)]
+pub struct AuthLayer {
+    state: Arc<AuthState>,
+}
+
+impl AuthLayer {
+    pub fn new(rules: MethodRules, tokens: TokenIssuer, rate_per_ip: u32) -> Self {
+        let limiter = NonZeroU32::new(rate_per_ip).map(|n| RateLimiter::keyed(Quota::per_second(n)));
+        let state = Arc::new(AuthState { rules, tokens, limiter });
+        if state.limiter.is_some() {
+            // Forget idle clients so the limiter's memory stays bounded.
+            let weak = Arc::downgrade(&state);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    let Some(state) = weak.upgrade() else { break };
+                    if let Some(limiter) = &state.limiter {
+                        limiter.retain_recent();
+                    }
+                }
+            });
+        }
+        Self { state }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService { inner, state: self.state.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    state: Arc<AuthState>,
+}
+
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+impl AuthState {
+    async fn admit(&self, rule: &Rule, headers: &http::HeaderMap) -> Result<Option<Principal>, Error> {
+        let authenticated = match bearer(headers) {
+            Some(token) if token.starts_with("mgp_") => {
+                Err(Error::unauthenticated("INVALID_API_KEY", "the API key is invalid or revoked"))
+            }
+            Some(token) => self.tokens.authenticate(token).await.map(Some),
+            None => Ok(None),
+        };
+        match rule {
+            // A stale credential must not stop someone from signing in again.
+            Rule::Public => Ok(authenticated.unwrap_or(None)),
+            Rule::Authenticated => authenticated?
+                .map(Some)
+                .ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "authentication required")),
+            Rule::Permission(permission) => {
+                let principal = authenticated?
+                    .ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "authentication required"))?;
+                if principal.has_permission(permission) {
+                    Ok(Some(principal))
+                } else {
+                    Err(Error::permission_denied("PERMISSION_DENIED", format!("permission `{permission}` required")))
+                }
+            }
+            // Partner keys arrive with the loyalty domain; until then no partner is admitted.
+            Rule::Partner => Err(Error::unauthenticated("INVALID_PARTNER_KEY", "a valid X-API-Key is required")),
+        }
+    }
+
+    fn rate_limited(&self, ip: Option<IpAddr>) -> bool {
+        match (&self.limiter, ip) {
+            (Some(limiter), Some(ip)) => limiter.check_key(&ip).is_err(),
+            _ => false,
+        }
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // Take the service that was driven to readiness, leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            if state.rate_limited(ip) {
+                let status: tonic::Status =
+                    Error::ResourceExhausted { reason: "RATE_LIMITED", message: "too many requests".into() }.into();
+                return Ok(status.into_http());
+            }
+            let Some(rule) = state.rules.rule_for(request.uri().path()) else {
+                let status: tonic::Status =
+                    Error::permission_denied("METHOD_NOT_ALLOWED", "this method declares no access rule").into();
+                return Ok(status.into_http());
+            };
+            match state.admit(&rule, request.headers()).await {
+                Ok(Some(principal)) => {
+                    request.extensions_mut().insert(principal);
+                }
+                Ok(None) => {}
+                Err(err) => return Ok(tonic::Status::from(err).into_http()),
+            }
+            inner.call(request).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every RPC of every mgpass service declares who may call it, so none is reachable by
+    /// accident and none is unreachable by mistake.
+    #[test]
+    fn every_mgpass_method_declares_an_access_rule() {
+        let pool = mgpass_proto::descriptor_pool();
+        let rules = MethodRules::from_pool(&pool);
+        let mut missing = Vec::new();
+        let mut count = 0;
+        for service in pool.services().filter(|s| s.full_name().starts_with("mgpass.")) {
+            for method in service.methods() {
+                count += 1;
+                let path = format!("/{}/{}", service.full_name(), method.name());
+                if rules.get(&path).is_none() {
+                    missing.push(path);
+                }
+            }
+        }
+        assert!(count >= 10, "the descriptor pool holds the mgpass services ({count} methods)");
+        assert!(missing.is_empty(), "methods without a valid (mgpass.options.v1.auth): {missing:?}");
+    }
+
+    #[test]
+    fn rules_are_read_from_the_options() {
+        let rules = MethodRules::from_pool(&mgpass_proto::descriptor_pool());
+        assert_eq!(rules.get("/mgpass.identity.v1.AuthenticationService/Login"), Some(&Rule::Public));
+        assert_eq!(
+            rules.get("/mgpass.identity.v1.UserService/CreateUser"),
+            Some(&Rule::Permission("identity.users.create".into()))
+        );
+        assert_eq!(rules.rule_for("/grpc.health.v1.Health/Check"), Some(Rule::Public));
+        assert_eq!(rules.rule_for("/mgpass.identity.v1.UserService/Nope"), None);
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert("authorization", "bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+    }
+}

@@ -1,0 +1,105 @@
+//! Password hashing with argon2id, always off the async runtime (a hash costs tens of
+//! milliseconds of CPU).
+
+use std::sync::{Arc, LazyLock};
+
+use argon2::{
+    Algorithm, Argon2, Params, Version,
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
+};
+
+use crate::{
+    config::PasswordConfig,
+    error::{Error, Result},
+};
+
+#[derive(Clone)]
+pub struct PasswordHasherService {
+    argon: Arc<Argon2<'static>>,
+    min_length: usize,
+}
+
+/// Verified against when the account does not exist, so an unknown identifier costs as much time
+/// as a wrong password and the answer's timing does not reveal which it was.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19456, 2, 1, None).expect("params"));
+    argon.hash_password(b"not-a-real-password", &SaltString::generate(&mut OsRng)).expect("hash").to_string()
+});
+
+impl PasswordHasherService {
+    pub fn new(config: &PasswordConfig) -> anyhow::Result<Self> {
+        let params = Params::new(config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism, None)
+            .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        Ok(Self {
+            argon: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
+            min_length: config.min_length,
+        })
+    }
+
+    /// Checks the password policy (length; the identity issue adds the common-password list).
+    pub fn check_policy(&self, password: &str) -> Result<()> {
+        if password.chars().count() < self.min_length {
+            return Err(Error::invalid(
+                "WEAK_PASSWORD",
+                "password",
+                format!("password must have at least {} characters", self.min_length),
+            ));
+        }
+        if password.len() > 1024 {
+            return Err(Error::invalid("WEAK_PASSWORD", "password", "password is longer than 1024 bytes"));
+        }
+        Ok(())
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String> {
+        let argon = self.argon.clone();
+        tokio::task::spawn_blocking(move || {
+            argon
+                .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+                .map(|h| h.to_string())
+                .map_err(Error::internal)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
+    /// Verifies `password` against `hash`, or against a dummy hash when there is no account, so
+    /// both failures take the same time.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
+        let argon = self.argon.clone();
+        tokio::task::spawn_blocking(move || {
+            let known = hash.is_some();
+            let stored = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+            let parsed = PasswordHash::new(&stored).map_err(Error::internal)?;
+            let ok = argon.verify_password(password.as_bytes(), &parsed).is_ok();
+            Ok(known && ok)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hasher() -> PasswordHasherService {
+        PasswordHasherService::new(&PasswordConfig::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_are_argon2id() {
+        let h = hasher();
+        let hash = h.hash("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(h.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
+        assert!(!h.verify("wrong horse".into(), Some(hash)).await.unwrap());
+        assert!(!h.verify("correct horse".into(), None).await.unwrap());
+    }
+
+    #[test]
+    fn policy_refuses_short_passwords() {
+        assert!(hasher().check_policy("short").is_err());
+        assert!(hasher().check_policy("long enough").is_ok());
+    }
+}

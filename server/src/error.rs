@@ -1,0 +1,105 @@
+//! The server's one error type and its single mapping to a gRPC status. Every error carries a
+//! stable UPPER_SNAKE reason (documented in `docs/errors.md`) sent as a `google.rpc.ErrorInfo`;
+//! the gateway turns the same status into the REST JSON error, so there is no second mapping.
+
+use std::collections::HashMap;
+
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `domain` of every `google.rpc.ErrorInfo` mgpass sends.
+pub const ERROR_DOMAIN: &str = "mgpass.net";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    InvalidArgument { reason: &'static str, field: &'static str, message: String },
+    #[error("{message}")]
+    NotFound { reason: &'static str, message: String },
+    #[error("{message}")]
+    AlreadyExists { reason: &'static str, message: String },
+    #[error("{message}")]
+    Unauthenticated { reason: &'static str, message: String },
+    #[error("{message}")]
+    PermissionDenied { reason: &'static str, message: String },
+    #[error("{message}")]
+    FailedPrecondition { reason: &'static str, message: String },
+    #[error("{message}")]
+    ResourceExhausted { reason: &'static str, message: String },
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; details go to the log, never to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(reason: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidArgument { reason, field, message: message.into() }
+    }
+    pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound { reason, message: message.into() }
+    }
+    pub fn already_exists(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::AlreadyExists { reason, message: message.into() }
+    }
+    pub fn unauthenticated(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::Unauthenticated { reason, message: message.into() }
+    }
+    pub fn permission_denied(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::PermissionDenied { reason, message: message.into() }
+    }
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        Self::Internal(err.to_string())
+    }
+
+    fn code_and_reason(&self) -> (Code, &'static str) {
+        match self {
+            Self::InvalidArgument { reason, .. } => (Code::InvalidArgument, reason),
+            Self::NotFound { reason, .. } => (Code::NotFound, reason),
+            Self::AlreadyExists { reason, .. } => (Code::AlreadyExists, reason),
+            Self::Unauthenticated { reason, .. } => (Code::Unauthenticated, reason),
+            Self::PermissionDenied { reason, .. } => (Code::PermissionDenied, reason),
+            Self::FailedPrecondition { reason, .. } => (Code::FailedPrecondition, reason),
+            Self::ResourceExhausted { reason, .. } => (Code::ResourceExhausted, reason),
+            Self::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
+            Self::Internal(_) => (Code::Internal, "INTERNAL"),
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        let (code, reason) = err.code_and_reason();
+        let message = match &err {
+            Error::Internal(detail) => {
+                tracing::error!(reason, detail = %detail, "internal error");
+                "internal error".to_string()
+            }
+            Error::Unavailable(detail) => {
+                tracing::warn!(reason, detail = %detail, "dependency unavailable");
+                "service temporarily unavailable".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
+        if let Error::InvalidArgument { field, message, .. } = &err {
+            details.add_bad_request_violation(*field, message.clone());
+        }
+        tonic::Status::with_error_details(code, message, details)
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::Internal(format!("database: {err}"))
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
+    fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        Self::Unavailable(err.to_string())
+    }
+}

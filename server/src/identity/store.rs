@@ -1,0 +1,162 @@
+//! SQL for users. No protobuf types and no business rules here.
+
+use chrono::{DateTime, Utc};
+use diesel::{prelude::*, result::DatabaseErrorKind};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::{
+    db::schema::users,
+    error::{Error, Result},
+};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub given_name: String,
+    pub family_name: String,
+    pub full_name: String,
+    pub avatar_url: String,
+    pub password_hash: Option<String>,
+    pub email_verified: bool,
+    pub mobile_verified: bool,
+    pub roles: Vec<String>,
+    pub status: String,
+    pub properties: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub given_name: String,
+    pub family_name: String,
+    pub full_name: String,
+    pub avatar_url: String,
+    pub password_hash: Option<String>,
+    pub email_verified: bool,
+    pub roles: Vec<String>,
+    pub properties: serde_json::Value,
+}
+
+/// The columns an update may change; `None` leaves a column alone.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub email: Option<Option<String>>,
+    pub mobile: Option<Option<String>>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub full_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub properties: Option<serde_json::Value>,
+    pub status: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Filters of a user search.
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    pub query: Option<String>,
+    pub status: Option<String>,
+    pub role: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Maps a unique-index violation to the identifier that collided.
+fn conflict(err: diesel::result::Error) -> Error {
+    if let diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &err {
+        return match info.constraint_name() {
+            Some("users_mobile_key") => Error::already_exists("MOBILE_TAKEN", "a user with this mobile number exists"),
+            _ => Error::already_exists("EMAIL_TAKEN", "a user with this email address exists"),
+        };
+    }
+    err.into()
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, user: NewUser) -> Result<UserRow> {
+    diesel::insert_into(users::table)
+        .values(user)
+        .returning(UserRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(conflict)
+}
+
+pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserRow>> {
+    Ok(users::table.find(id).select(UserRow::as_select()).first(conn).await.optional()?)
+}
+
+pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<UserRow>> {
+    diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+    Ok(users::table
+        .filter(lower(users::email).eq(email.to_lowercase()))
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn find_by_mobile(conn: &mut AsyncPgConnection, mobile: &str) -> Result<Option<UserRow>> {
+    Ok(users::table.filter(users::mobile.eq(mobile)).select(UserRow::as_select()).first(conn).await.optional()?)
+}
+
+/// One page, newest first, strictly after the `after` cursor `(created_at, id)`.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    filter: &UserFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<UserRow>> {
+    let mut query = users::table.select(UserRow::as_select()).into_boxed();
+    if let Some(q) = &filter.query {
+        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        query = query.filter(
+            users::email
+                .ilike(pattern.clone())
+                .or(users::mobile.ilike(pattern.clone()))
+                .or(users::full_name.ilike(pattern.clone()).nullable())
+                .or(users::given_name.ilike(pattern.clone()).nullable())
+                .or(users::family_name.ilike(pattern).nullable()),
+        );
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(users::status.eq(status.clone()));
+    }
+    if let Some(role) = &filter.role {
+        query = query.filter(users::roles.contains(vec![role.clone()]));
+    }
+    if let Some(t) = filter.created_after {
+        query = query.filter(users::created_at.ge(t));
+    }
+    if let Some(t) = filter.created_before {
+        query = query.filter(users::created_at.lt(t));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(users::created_at.lt(at).or(users::created_at.eq(at).and(users::id.lt(id))));
+    }
+    Ok(query.order((users::created_at.desc(), users::id.desc())).limit(limit).load(conn).await?)
+}
+
+pub async fn update(conn: &mut AsyncPgConnection, id: Uuid, changes: UserChanges) -> Result<Option<UserRow>> {
+    diesel::update(users::table.find(id))
+        .set(changes)
+        .returning(UserRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(conflict)
+}
+
+pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
+    Ok(diesel::delete(users::table.find(id)).execute(conn).await? == 1)
+}

@@ -1,0 +1,11 @@
+//! mgpass server: the domains (identity today; oauth, access, org and loyalty next), their
+//! Postgres stores, and the wiring that serves them on one port.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod convert;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod identity;
