@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=mgpass");
     println!("cargo:rerun-if-changed=vendor");
 
-    let includes = [root.clone(), root.join("vendor")];
+    let includes = [root.join("vendor"), root.clone()];
     let mut compiler = protox::Compiler::new(&includes)?;
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(&files)?;

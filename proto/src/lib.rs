@@ -12,22 +12,36 @@ pub fn descriptor_pool() -> prost_reflect::DescriptorPool {
 }
 
 pub mod google {
+    pub mod api {
+        include!(concat!(env!("OUT_DIR"), "/google.api.rs"));
+    }
     pub mod rpc {
         include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
     }
 }
 
+/// Generated code of every `mgpass.<domain>.v1` package, in the packages' own nesting (the
+/// packages refer to each other through `super::super::...` paths).
 pub mod mgpass {
-    pub mod options {
-        pub mod v1 {
-            include!(concat!(env!("OUT_DIR"), "/mgpass.options.v1.rs"));
-        }
+    macro_rules! package {
+        ($domain:ident, $file:literal) => {
+            pub mod $domain {
+                pub mod v1 {
+                    include!(concat!(env!("OUT_DIR"), "/", $file));
+                }
+            }
+        };
     }
-    pub mod identity {
-        pub mod v1 {
-            include!(concat!(env!("OUT_DIR"), "/mgpass.identity.v1.rs"));
-        }
-    }
+    package!(options, "mgpass.options.v1.rs");
+    package!(identity, "mgpass.identity.v1.rs");
+    package!(oauth, "mgpass.oauth.v1.rs");
+    package!(access, "mgpass.access.v1.rs");
+    package!(org, "mgpass.org.v1.rs");
+    package!(loyalty, "mgpass.loyalty.v1.rs");
+    package!(admin, "mgpass.admin.v1.rs");
 }
 
-pub use mgpass::identity::v1 as identity;
+pub use mgpass::{
+    access::v1 as access, admin::v1 as admin, identity::v1 as identity, loyalty::v1 as loyalty, oauth::v1 as oauth,
+    org::v1 as org,
+};

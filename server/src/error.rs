@@ -103,3 +103,47 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
         Self::Unavailable(err.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every reason the server can send is documented in docs/errors.md, the one place clients
+    /// look them up.
+    #[test]
+    fn every_reason_is_documented() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let doc = std::fs::read_to_string(root.join("../docs/errors.md")).unwrap();
+        let mut sources = Vec::new();
+        let mut dirs = vec![root.join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    sources.push(std::fs::read_to_string(path).unwrap());
+                }
+            }
+        }
+        let mut undocumented = Vec::new();
+        let mut seen = 0;
+        for source in &sources {
+            // Reasons are the first argument of the Error constructors or a `reason:` field.
+            for part in source.split('"').skip(1).step_by(2) {
+                let is_reason = part.len() > 3
+                    && part.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                    && part.contains('_')
+                    && !part.starts_with("MGPASS")
+                    && !part.starts_with("CARGO")
+                    && part != "DATABASE_URL";
+                if is_reason {
+                    seen += 1;
+                    if !doc.contains(&format!("| `{part}` |")) {
+                        undocumented.push(part.to_string());
+                    }
+                }
+            }
+        }
+        assert!(seen > 10, "the scan finds the reasons ({seen})");
+        assert!(undocumented.is_empty(), "reasons missing from docs/errors.md: {undocumented:?}");
+    }
+}

@@ -20,6 +20,8 @@ pub struct TestServer {
     pub admin_email: String,
     pub admin_password: String,
     pub database_url: String,
+    /// The server's standard error (its log).
+    pub log_path: PathBuf,
     child: Option<Child>,
     pub http: reqwest::Client,
 }
@@ -86,12 +88,15 @@ impl TestServer {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let log_path = std::env::temp_dir().join(format!("mgpass-test-{port}.log"));
+        cmd.stderr(std::fs::File::create(&log_path).expect("log file"));
         let child = cmd.spawn().expect("mgpass starts");
         let server = Self {
             base_url: format!("http://127.0.0.1:{port}"),
             admin_email: "admin@admin.com".into(),
             admin_password,
             database_url,
+            log_path,
             child: Some(child),
             http: reqwest::Client::new(),
         };
@@ -107,9 +112,14 @@ impl TestServer {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "mgpass did not become ready within 60 s");
+            assert!(Instant::now() < deadline, "mgpass did not become ready within 60 s; log:\n{}", self.logs());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// What the server has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -160,6 +170,7 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.terminate();
+        let _ = std::fs::remove_file(&self.log_path);
     }
 }
 

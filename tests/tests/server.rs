@@ -138,3 +138,62 @@ async fn health_readiness_and_graceful_shutdown() {
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     assert_eq!(in_flight.await.unwrap().unwrap(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_applies_to_rest_and_grpc_alike() {
+    let server = TestServer::start_with(&[("MGPASS_SERVER__RATE_LIMIT_PER_IP", "5")]).await;
+    let mut limited = 0;
+    for _ in 0..20 {
+        let resp = server.http.get(server.url("/v1/auth/jwks")).send().await.unwrap();
+        if resp.status() == 429 {
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(mgpass_e2e::rest_reason(&body), "RATE_LIMITED");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 10, "REST calls beyond 5/s are refused ({limited} of 20)");
+    let mut grpc = mgpass_e2e::proto::identity::authentication_service_client::AuthenticationServiceClient::new(
+        server.channel().await,
+    );
+    let mut grpc_limited = 0;
+    for _ in 0..20 {
+        if let Err(status) = grpc.get_jwks(mgpass_e2e::proto::identity::GetJwksRequest {}).await {
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+            assert_eq!(mgpass_e2e::grpc_reason(&status), "RATE_LIMITED");
+            grpc_limited += 1;
+        }
+    }
+    assert!(grpc_limited >= 10, "gRPC calls share the same limit ({grpc_limited} of 20)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_are_structured_carry_request_ids_and_no_secrets() {
+    let server = TestServer::start_with(&[("MGPASS_SERVER__LOG_FORMAT", "json"), ("RUST_LOG", "debug")]).await;
+    let token = server.admin_token().await;
+    let resp = server
+        .http
+        .post(server.url("/v1/users"))
+        .bearer_auth(&token)
+        .header("x-request-id", "test-request-42")
+        .json(&serde_json::json!({"user": {"email": "logs@example.com"}, "password": "my secret password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "test-request-42");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logs = server.logs();
+    assert!(!logs.is_empty());
+    for secret in [server.admin_password.as_str(), "my secret password", token.as_str()] {
+        assert!(!logs.contains(secret), "a secret reached the log");
+    }
+    let mut saw_request = false;
+    for line in logs.lines() {
+        let event: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if line.contains("test-request-42") {
+            saw_request = true;
+            assert!(event.get("timestamp").is_some() && event.get("level").is_some(), "{line}");
+        }
+    }
+    assert!(saw_request, "the request id appears in the log:\n{logs}");
+}

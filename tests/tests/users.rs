@@ -107,8 +107,9 @@ async fn crud_across_rest_grpc_and_grpc_web() {
     let resp = server.http.delete(server.url(&format!("/v1/users/{id}"))).bearer_auth(&token).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let resp = server.http.get(server.url(&format!("/v1/users/{id}"))).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
-    assert_eq!(rest_reason(&resp.json().await.unwrap()), "USER_NOT_FOUND");
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!((status.as_u16(), rest_reason(&body).as_str()), (404, "USER_NOT_FOUND"), "{body}");
     let missing = grpc_web(&server, &token, "get", &id);
     assert_eq!(missing["code"], "not_found", "{missing}");
     let unauthenticated = grpc_web(&server, "not-a-token", "get", &id);

@@ -55,7 +55,16 @@ impl Transcoder {
         if route.method.is_client_streaming() || route.method.is_server_streaming() {
             return Err(RestError::streaming_not_supported(route.method.full_name()));
         }
-        let body = self.read_body(body).await?;
+        let body = match self.read_body(body).await {
+            Ok(body) => body,
+            Err(err) => {
+                // The rest of an oversize body is still on the wire: tell the client this
+                // connection is done, so it does not send its next request after those bytes.
+                let mut response = err.into_response();
+                response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                return Ok(response);
+            }
+        };
         let msg = request::build(route, bindings, parts.uri.query(), &body)?;
         call::invoke(&self.grpc, route, &msg, parts, self.status_desc.as_ref()).await
     }

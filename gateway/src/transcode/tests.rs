@@ -74,12 +74,16 @@ fn probe_pool() -> DescriptorPool {
         method("Echo", json!({"get": "/probe/{id}", "additionalBindings": [{"post": "/probe/{id}:echo", "body": "*"}]}), false),
         method("EchoChild", json!({"patch": "/probe/{child.id}", "body": "child"}), false),
         method("Watch", json!({"get": "/probe-watch"}), true),
+        // Declared after `/probe/{id}` on purpose: the literal must still win.
+        method("Special", json!({"get": "/probe/special"}), false),
     ])
 }
 
-/// What the echo service saw of the last call.
+/// What the echo service saw of the last call: gRPC path, headers, peer from `ConnectInfo`.
+type SeenCall = (String, HeaderMap, Option<SocketAddr>);
+
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Option<(String, HeaderMap, Option<SocketAddr>)>>>);
+struct Seen(Arc<Mutex<Option<SeenCall>>>);
 
 fn echo(seen: Seen) -> GrpcService {
     GrpcService::new(tower::service_fn(move |req: Request<Body>| {
@@ -221,6 +225,17 @@ async fn streaming_and_routing_errors() {
     assert_eq!(headers["allow"], "GET, PATCH");
     let (status, _, v) = send(&t, Method::GET, "/nowhere", "").await;
     assert_eq!((status, v["details"][0]["reason"].clone()), (StatusCode::NOT_FOUND, json!("METHOD_NOT_FOUND")));
+}
+
+#[tokio::test]
+async fn literal_segments_beat_variables() {
+    let (t, seen) = transcoder();
+    let (status, _, v) = send(&t, Method::GET, "/probe/special", "").await;
+    assert_eq!((status, v), (StatusCode::OK, json!({})));
+    assert_eq!(seen.0.lock().unwrap().take().unwrap().0, "/gwtest.ProbeService/Special");
+    let (_, _, v) = send(&t, Method::GET, "/probe/specials", "").await;
+    assert_eq!(v, json!({"id": "specials"}));
+    assert_eq!(seen.0.lock().unwrap().take().unwrap().0, "/gwtest.ProbeService/Echo");
 }
 
 #[tokio::test]

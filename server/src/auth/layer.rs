@@ -136,7 +136,7 @@ impl AuthState {
     async fn admit(&self, rule: &Rule, headers: &http::HeaderMap) -> Result<Option<Principal>, Error> {
         let authenticated = match bearer(headers) {
             Some(token) if token.starts_with("mgp_") => {
-                Err(Error::unauthenticated("INVALID_API_KEY", "the API key is invalid or revoked"))
+                Err(Error::unauthenticated("UNAUTHENTICATED", "the API key is invalid or revoked"))
             }
             Some(token) => self.tokens.authenticate(token).await.map(Some),
             None => Ok(None),
@@ -157,7 +157,7 @@ impl AuthState {
                 }
             }
             // Partner keys arrive with the loyalty domain; until then no partner is admitted.
-            Rule::Partner => Err(Error::unauthenticated("INVALID_PARTNER_KEY", "a valid X-API-Key is required")),
+            Rule::Partner => Err(Error::unauthenticated("UNAUTHENTICATED", "a valid X-API-Key is required")),
         }
     }
 
@@ -200,7 +200,7 @@ where
             }
             let Some(rule) = state.rules.rule_for(request.uri().path()) else {
                 let status: tonic::Status =
-                    Error::permission_denied("METHOD_NOT_ALLOWED", "this method declares no access rule").into();
+                    Error::permission_denied("ACCESS_RULE_MISSING", "this method declares no access rule").into();
                 return Ok(status.into_http());
             };
             match state.admit(&rule, request.headers()).await {

@@ -87,7 +87,7 @@ impl TokenIssuer {
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
         let claims: AccessClaims = self.keys.verify(token, &self.issuer, &self.audience).await?;
         let user_id = Uuid::parse_str(&claims.sub)
-            .map_err(|_| Error::unauthenticated("INVALID_TOKEN", "the access token is invalid"))?;
+            .map_err(|_| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?;
         Ok(Principal {
             user_id,
             roles: claims.roles,

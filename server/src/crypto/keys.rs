@@ -164,7 +164,7 @@ impl KeyRing {
 
     /// Verifies signature, `iss`, `aud` and `exp` and returns the claims.
     pub async fn verify<C: for<'de> Deserialize<'de>>(&self, token: &str, issuer: &str, audience: &str) -> Result<C> {
-        let invalid = || Error::unauthenticated("INVALID_TOKEN", "the access token is invalid");
+        let invalid = || Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != Algorithm::ES256 {
             return Err(invalid());

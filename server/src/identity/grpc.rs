@@ -56,7 +56,7 @@ fn user_fields(user: pb::User) -> UserFields {
 }
 
 fn required<T>(value: Option<T>, field: &'static str) -> Result<T, Error> {
-    value.ok_or_else(|| Error::invalid("FIELD_REQUIRED", field, format!("`{field}` is required")))
+    value.ok_or_else(|| Error::invalid("INVALID_ARGUMENT", field, format!("`{field}` is required")))
 }
 
 /// Serves `mgpass.identity.v1.UserService`.

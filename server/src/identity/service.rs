@@ -145,7 +145,7 @@ impl IdentityService {
         let size = match page_size {
             0 => 50,
             1..=1000 => i64::from(page_size),
-            _ => return Err(Error::invalid("INVALID_PAGE_SIZE", "page_size", "page_size must be between 0 and 1000")),
+            _ => return Err(Error::invalid("INVALID_ARGUMENT", "page_size", "page_size must be between 0 and 1000")),
         };
         let after = if page_token.is_empty() { None } else { Some(decode_cursor(page_token)?) };
         let mut conn = self.pool.get().await?;
