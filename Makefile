@@ -32,6 +32,7 @@ build:
 proto-lint:
 	npx --no-install buf lint
 	npx --no-install buf build -o /dev/null
+	npx --no-install buf format -d --exit-code
 
 ## proto-breaking: compare the contract with the previous commit (or $$BUF_AGAINST, a git ref).
 proto-breaking:
