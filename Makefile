@@ -17,6 +17,12 @@ run: deps build
 	  export DATABASE_URL=$$(scripts/pg.sh url $(PG_DIR) $(PG_PORT)); \
 	  echo "mgpass: using the project-local Postgres in $(PG_DIR) ($$DATABASE_URL)"; \
 	fi; \
+	if [ -z "$${MGPASS_SECRETS__MASTER_KEY:-}" ]; then \
+	  mkdir -p .data; \
+	  [ -s .data/master.key ] || (umask 077; target/release/mgpass keys generate-master > .data/master.key); \
+	  export MGPASS_SECRETS__MASTER_KEY=$$(cat .data/master.key); \
+	  echo "mgpass: using the master key in .data/master.key (keep it; it seals the signing keys)"; \
+	fi; \
 	exec target/release/mgpass serve --migrate --bootstrap
 
 ## test: lint the contract, check it for breaking changes, and run every test on a throwaway Postgres.

@@ -25,6 +25,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+
 if [ ! -x node_modules/.bin/buf ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi

@@ -6,17 +6,24 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::{Router, extract::State, http::StatusCode, response::Html, routing::get};
 use mgpass_gateway::{GatewayOptions, GrpcService};
 use mgpass_proto::identity::{
-    authentication_service_server::AuthenticationServiceServer, user_service_server::UserServiceServer,
+    authentication_service_server::AuthenticationServiceServer, profile_service_server::ProfileServiceServer,
+    registration_service_server::RegistrationServiceServer, second_factor_service_server::SecondFactorServiceServer,
+    session_service_server::SessionServiceServer, user_service_server::UserServiceServer,
+    verification_service_server::VerificationServiceServer,
 };
 use tower::ServiceBuilder;
 
 use crate::{
-    auth::{AuthLayer, MethodRules, tokens::TokenIssuer},
+    auth::{AuthLayer, MethodRules, session_check::SessionCheck, tokens::TokenIssuer},
     config::Config,
     crypto::{keys::KeyRing, password::PasswordHasherService},
     db::{self, DbPool},
     identity::{
-        grpc::{AuthenticationGrpc, UserGrpc},
+        grpc::{
+            AuthenticationGrpc, ProfileGrpc, RegistrationGrpc, SecondFactorGrpc, SessionGrpc, UserGrpc, VerificationGrpc,
+        },
+        policy::IdentityPolicy,
+        registration::RegistrationLimits,
         service::IdentityService,
     },
 };
@@ -34,7 +41,7 @@ pub struct App {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = db::pool(&config.database.url, config.database.pool_size)?;
-        let keys = KeyRing::load(pool.clone()).await?;
+        let keys = KeyRing::load(pool.clone(), &config).await?;
         let tokens = TokenIssuer::new(
             keys.clone(),
             config.issuer(),
@@ -42,7 +49,21 @@ impl App {
             config.tokens.access_token_ttl_secs,
         );
         let hasher = PasswordHasherService::new(&config.password)?;
-        let identity = IdentityService::new(pool.clone(), hasher, tokens, config.identity.avatar_template.clone());
+        let identity = IdentityService::new(
+            pool.clone(),
+            hasher,
+            tokens,
+            config.sessions.clone(),
+            IdentityPolicy::from_config(&config.identity).map_err(|e| anyhow::anyhow!(e.join("; ")))?,
+            config.identity.avatar_template.clone(),
+        )
+        .with_verifier(crate::identity::verification::Verifier::new(
+            config.verification.clone(),
+            crate::delivery::Outbox::new(&config.delivery, config.master_key())?,
+            config.master_key(),
+            &config.issuer(),
+        )?);
+        identity.ensure_property_indexes().await?;
         Ok(Self { config: Arc::new(config), pool, keys, identity, latest_migration: Arc::new(db::latest_migration()) })
     }
 
@@ -60,6 +81,13 @@ impl App {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<UserServiceServer<UserGrpc>>().await;
         health.set_serving::<AuthenticationServiceServer<AuthenticationGrpc>>().await;
+        health.set_serving::<SessionServiceServer<SessionGrpc>>().await;
+        health.set_serving::<ProfileServiceServer<ProfileGrpc>>().await;
+        health.set_serving::<RegistrationServiceServer<RegistrationGrpc>>().await;
+        health.set_serving::<VerificationServiceServer<VerificationGrpc>>().await;
+        health.set_serving::<SecondFactorServiceServer<SecondFactorGrpc>>().await;
+        // One session cache, shared by the auth layer and the call that completes a second factor.
+        let session_check = SessionCheck::new(self.identity.clone());
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -68,12 +96,30 @@ impl App {
             .build_v1alpha()?;
         let routes = tonic::service::Routes::new(UserServiceServer::new(UserGrpc(self.identity.clone())))
             .add_service(AuthenticationServiceServer::new(AuthenticationGrpc(self.identity.clone(), self.keys.clone())))
+            .add_service(SessionServiceServer::new(SessionGrpc(self.identity.clone())))
+            .add_service(ProfileServiceServer::new(ProfileGrpc(self.identity.clone())))
+            .add_service(RegistrationServiceServer::new(RegistrationGrpc {
+                identity: self.identity.clone(),
+                limits: RegistrationLimits::new(self.config.identity.registrations_per_ip_per_hour),
+                password_min_length: self.config.password.min_length,
+                refuse_common_passwords: self.config.password.refuse_common_passwords,
+            }))
+            .add_service(VerificationServiceServer::new(VerificationGrpc(self.identity.clone())))
+            .add_service(SecondFactorServiceServer::new(SecondFactorGrpc {
+                identity: self.identity.clone(),
+                sessions: session_check.clone(),
+            }))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha);
         let rules = MethodRules::from_pool(&mgpass_proto::descriptor_pool());
         let layered = ServiceBuilder::new()
-            .layer(AuthLayer::new(rules, self.tokens(), self.config.server.rate_limit_per_ip))
+            .layer(AuthLayer::new(
+                rules,
+                self.tokens(),
+                session_check,
+                self.config.server.rate_limit_per_ip,
+            ))
             .service(routes);
         Ok(GrpcService::new(layered))
     }
@@ -113,10 +159,16 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     let addr: SocketAddr = app.config.server.listen.parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let router = app.router().await?;
-    app.keys.spawn_refresher(Duration::from_secs(60));
+    app.keys.spawn_refresher();
     tracing::info!(%addr, issuer = %app.config.issuer(), "mgpass listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stopped = stop_rx.clone();
+    let delivery = if app.config.delivery.worker_enabled {
+        let config = app.config.delivery.clone();
+        Some(crate::delivery::Worker::spawn(app.pool.clone(), config, app.config.master_key(), stop_rx.clone())?)
+    } else {
+        None
+    };
     let server = tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -131,6 +183,12 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result??,
         Err(_) => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
+    }
+    if let Some(worker) = delivery {
+        // Sends in flight finish (each within delivery.send_timeout_secs); the rest stay queued.
+        if tokio::time::timeout(grace, worker.join()).await.is_err() {
+            tracing::warn!("delivery worker still sending after the grace period; its claims will be retried");
+        }
     }
     app.pool.close();
     tracing::info!("mgpass stopped");

@@ -26,6 +26,9 @@ pub enum Error {
     FailedPrecondition { reason: &'static str, message: String },
     #[error("{message}")]
     ResourceExhausted { reason: &'static str, message: String },
+    /// RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo` and `metadata.retry_after_seconds`.
+    #[error("{message}")]
+    RetryLater { reason: &'static str, message: String, retry_after_secs: u64 },
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A bug or an unexpected failure; details go to the log, never to the client.
@@ -64,6 +67,7 @@ impl Error {
             Self::PermissionDenied { reason, .. } => (Code::PermissionDenied, reason),
             Self::FailedPrecondition { reason, .. } => (Code::FailedPrecondition, reason),
             Self::ResourceExhausted { reason, .. } => (Code::ResourceExhausted, reason),
+            Self::RetryLater { reason, .. } => (Code::ResourceExhausted, reason),
             Self::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
             Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }
@@ -84,11 +88,34 @@ impl From<Error> for tonic::Status {
             }
             other => other.to_string(),
         };
-        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
+        let mut metadata = HashMap::<String, String>::new();
+        if let Some(code) = seed_error_code(reason) {
+            metadata.insert("errCode".into(), code.into());
+        }
+        if let Error::RetryLater { retry_after_secs, .. } = &err {
+            metadata.insert("retry_after_seconds".into(), retry_after_secs.to_string());
+        }
+        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
         if let Error::InvalidArgument { field, message, .. } = &err {
             details.add_bad_request_violation(*field, message.clone());
         }
+        if let Error::RetryLater { retry_after_secs, .. } = &err {
+            details.set_retry_info(Some(std::time::Duration::from_secs(*retry_after_secs)));
+        }
         tonic::Status::with_error_details(code, message, details)
+    }
+}
+
+/// The `errCode` the Mindbricks-style frontends of the seed documents branch on, for the reasons
+/// they know.
+fn seed_error_code(reason: &str) -> Option<&'static str> {
+    match reason {
+        "EMAIL_VERIFICATION_NEEDED" => Some("EmailVerificationNeeded"),
+        "MOBILE_VERIFICATION_NEEDED" => Some("MobileVerificationNeeded"),
+        "EMAIL_TWO_FACTOR_NEEDED" => Some("EmailTwoFactorNeeded"),
+        "MOBILE_TWO_FACTOR_NEEDED" => Some("MobileTwoFactorNeeded"),
+        "TOTP_TWO_FACTOR_NEEDED" => Some("TotpTwoFactorNeeded"),
+        _ => None,
     }
 }
 

@@ -7,5 +7,6 @@ pub mod config;
 pub mod convert;
 pub mod crypto;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod identity;

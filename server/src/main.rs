@@ -54,13 +54,30 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create a new signing key. It is published in the JWKS at once and starts signing after
-    /// --lead-secs, so verifiers that cache the JWKS learn it first.
+    /// List the signing keys and their state, newest first.
+    ///
+    /// Columns: kid, algorithm, created, activates (starts signing), retired, state. States:
+    /// pending (published in the JWKS, not signing yet), active (signs new tokens), published
+    /// (stopped signing; verifies its tokens until they expire), retired (out of the JWKS,
+    /// private half erased).
+    List,
+    /// Create a new signing key now, whatever the schedule.
+    ///
+    /// Servers also rotate on their own every tokens.key_rotation_period_days. The new key is
+    /// published in the JWKS at once and signs after --lead-secs, so verifiers that cache the
+    /// JWKS learn it first; the previous key stays published until its last token has expired.
+    /// Refuses to run when the stored keys do not open with the configured master key. Prints
+    /// the new kid.
     Rotate {
-        /// Seconds between publication and first signature.
-        #[arg(long, default_value_t = 300)]
-        lead_secs: i64,
+        /// Seconds between publication and first signature [default: tokens.key_publish_lead_secs].
+        /// 0 signs at once (e.g. to replace a compromised key); servers that have not reloaded
+        /// the keys yet look a token's unknown key up on first sight.
+        #[arg(long, value_parser = clap::value_parser!(u32))]
+        lead_secs: Option<u32>,
     },
+    /// Print a new random master key (base64 of 32 bytes) for secrets.master_key. Needs no
+    /// configuration and touches no database.
+    GenerateMaster,
 }
 
 fn init_logging(format: &str) {
@@ -96,14 +113,21 @@ async fn bootstrap(app: &App) -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Version = cli.command {
-        println!("mgpass {}", env!("CARGO_PKG_VERSION"));
-        return Ok(());
+    match cli.command {
+        Command::Version => {
+            println!("mgpass {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        Command::Keys { command: KeysCommand::GenerateMaster } => {
+            println!("{}", mgpass_server::crypto::sealed::MasterKey::generate_base64());
+            return Ok(());
+        }
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     init_logging(&config.server.log_format);
     match cli.command {
-        Command::Version => unreachable!(),
+        Command::Version | Command::Keys { command: KeysCommand::GenerateMaster } => unreachable!(),
         Command::Migrate => {
             let applied = db::migrate(&config.database.url).await?;
             tracing::info!(count = applied.len(), versions = ?applied, "migrations applied");
@@ -113,10 +137,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bootstrap(&app).await?;
         }
         Command::Keys { command: KeysCommand::Rotate { lead_secs } } => {
+            let lead_secs = lead_secs.unwrap_or(config.tokens.key_publish_lead_secs);
             let pool = db::pool(&config.database.url, 1)?;
-            let kid = keys::create_key(&pool, lead_secs).await?;
+            let kid = keys::rotate(&pool, &config.master_key(), i64::from(lead_secs)).await?;
             tracing::info!(%kid, lead_secs, "signing key created");
             println!("{kid}");
+        }
+        Command::Keys { command: KeysCommand::List } => {
+            let pool = db::pool(&config.database.url, 1)?;
+            let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let listed = keys::list(&pool).await?;
+            println!("{:<18} {:<6} {:<20} {:<20} {:<20} STATE", "KID", "ALG", "CREATED", "ACTIVATES", "RETIRED");
+            for k in listed {
+                let retired = k.retired_at.map(time).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<18} {:<6} {:<20} {:<20} {:<20} {}",
+                    k.kid, k.algorithm, time(k.created_at), time(k.activates_at), retired, k.state
+                );
+            }
         }
         Command::Serve { migrate, bootstrap: with_bootstrap } => {
             if migrate {
@@ -133,8 +171,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// glibc keeps freed memory of large blocks (argon2id's 19 MiB per hash) in its arenas once
+/// it has raised its dynamic mmap threshold, so a server that hashed a few passwords would hold
+/// tens of MB it no longer uses. A fixed threshold returns such blocks to the OS at once, and
+/// two arenas are plenty for a tokio server.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    tune_allocator();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(async_main())
+}
+
+async fn async_main() -> std::process::ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

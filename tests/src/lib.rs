@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 
 pub use mgpass_proto as proto;
 
+pub mod sms;
+pub mod smtp;
+
 /// A running mgpass with its own database. Stopped (SIGTERM) when dropped.
 pub struct TestServer {
     pub base_url: String,
@@ -25,6 +28,9 @@ pub struct TestServer {
     child: Option<Child>,
     pub http: reqwest::Client,
 }
+
+/// The master key of every test server (tests share a database only with themselves).
+pub const TEST_MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLWxvbmc=";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -83,6 +89,7 @@ impl TestServer {
             .env("MGPASS_DATABASE__URL", &database_url)
             .env("MGPASS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("MGPASS_BOOTSTRAP__ADMIN_PASSWORD", &admin_password)
+            .env("MGPASS_SECRETS__MASTER_KEY", TEST_MASTER_KEY)
             .env("RUST_LOG", std::env::var("MGPASS_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null());
         for (k, v) in env {
@@ -177,7 +184,11 @@ impl Drop for TestServer {
 /// Runs `mgpass ARGS` to completion with the given environment (and PATH only).
 pub fn run_mgpass(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(mgpass_bin());
-    cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("RUST_LOG", "warn");
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("MGPASS_SECRETS__MASTER_KEY", TEST_MASTER_KEY);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -203,4 +214,25 @@ pub fn rest_reason(body: &Value) -> String {
 pub fn grpc_reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+}
+
+/// A temporary TOML configuration file, removed on drop; pass its path as `MGPASS_CONFIG`.
+pub struct ConfigFile(pub PathBuf);
+
+impl ConfigFile {
+    pub fn new(toml: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("mgpass-config-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, toml).expect("config file written");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -35,7 +35,11 @@ fn grpc_web(server: &TestServer, token: &str, action: &str, arg: &str) -> Value 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crud_across_rest_grpc_and_grpc_web() {
-    let server = TestServer::start().await;
+    let config = mgpass_e2e::ConfigFile::new(
+        "[[identity.properties]]\nname = \"newsletter\"\ntype = \"boolean\"\n\n\
+         [[identity.properties]]\nname = \"age\"\ntype = \"integer\"\n",
+    );
+    let server = TestServer::start_with(&[("MGPASS_CONFIG", config.path())]).await;
     let token = server.admin_token().await;
 
     // Create over REST.

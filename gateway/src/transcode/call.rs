@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, Request, StatusCode, Version, header};
 use http_body_util::BodyExt;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
-use serde_json::json;
+use serde_json::{Value, json};
 use tonic::Code;
 use tower::ServiceExt;
 
@@ -138,6 +138,8 @@ fn error_response(code: Code, message: &str, details: &[u8], status_desc: Option
     let rich = status_desc
         .filter(|_| !details.is_empty())
         .and_then(|desc| DynamicMessage::decode(desc.clone(), details).ok())
+        .and_then(|status| serde_json::to_value(&status).ok())
+        .map(lift_err_code)
         .and_then(|status| serde_json::to_vec(&status).ok());
     let body = rich.unwrap_or_else(|| {
         let mut v = json!({"code": code as i32});
@@ -147,6 +149,18 @@ fn error_response(code: Code, message: &str, details: &[u8], status_desc: Option
         serde_json::to_vec(&v).expect("a JSON value serializes")
     });
     json_response(http_status_for(code), body)
+}
+
+/// Mindbricks-style clients (the seed documents) branch on a top-level `errCode`; the server
+/// sends it as `ErrorInfo.metadata.errCode`, and REST bodies repeat it at the top.
+fn lift_err_code(mut status: Value) -> Value {
+    let code = status["details"]
+        .as_array()
+        .and_then(|details| details.iter().find_map(|d| d["metadata"]["errCode"].as_str().map(str::to_string)));
+    if let (Some(code), Some(object)) = (code, status.as_object_mut()) {
+        object.insert("errCode".into(), Value::String(code));
+    }
+    status
 }
 
 /// How gRPC clients read a non-gRPC HTTP status (grpc/doc/http-grpc-status-mapping.md).

@@ -19,7 +19,7 @@ use prost_reflect::{DescriptorPool, Value};
 use tower::{Layer, Service};
 
 use crate::{
-    auth::{Principal, tokens::TokenIssuer},
+    auth::{Principal, session_check::SessionCheck, tokens::TokenIssuer},
     error::Error,
 };
 
@@ -83,6 +83,7 @@ impl MethodRules {
 struct AuthState {
     rules: MethodRules,
     tokens: TokenIssuer,
+    sessions: SessionCheck,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -92,9 +93,9 @@ pub struct AuthLayer {
 }
 
 impl AuthLayer {
-    pub fn new(rules: MethodRules, tokens: TokenIssuer, rate_per_ip: u32) -> Self {
+    pub fn new(rules: MethodRules, tokens: TokenIssuer, sessions: SessionCheck, rate_per_ip: u32) -> Self {
         let limiter = NonZeroU32::new(rate_per_ip).map(|n| RateLimiter::keyed(Quota::per_second(n)));
-        let state = Arc::new(AuthState { rules, tokens, limiter });
+        let state = Arc::new(AuthState { rules, tokens, sessions, limiter });
         if state.limiter.is_some() {
             // Forget idle clients so the limiter's memory stays bounded.
             let weak = Arc::downgrade(&state);
@@ -132,13 +133,30 @@ fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
+/// The only methods a session still owing its second factor may call.
+const CALLABLE_WHILE_PENDING: [&str; 3] = [
+    "/mgpass.identity.v1.SecondFactorService/SendSecondFactorCode",
+    "/mgpass.identity.v1.SecondFactorService/VerifySecondFactor",
+    "/mgpass.identity.v1.AuthenticationService/Logout",
+];
+
+/// The refusal of a call made with a session that owes `factor`.
+fn second_factor_needed(factor: &str) -> Error {
+    let (reason, what) = match factor {
+        "email" => ("EMAIL_TWO_FACTOR_NEEDED", "the code sent by email"),
+        "mobile" => ("MOBILE_TWO_FACTOR_NEEDED", "the code sent by SMS"),
+        _ => ("TOTP_TWO_FACTOR_NEEDED", "a code from the authenticator app (or a recovery code)"),
+    };
+    Error::permission_denied(reason, format!("this session needs its second factor: verify {what} first"))
+}
+
 impl AuthState {
-    async fn admit(&self, rule: &Rule, headers: &http::HeaderMap) -> Result<Option<Principal>, Error> {
+    async fn admit(&self, rule: &Rule, path: &str, headers: &http::HeaderMap) -> Result<Option<Principal>, Error> {
         let authenticated = match bearer(headers) {
             Some(token) if token.starts_with("mgp_") => {
                 Err(Error::unauthenticated("UNAUTHENTICATED", "the API key is invalid or revoked"))
             }
-            Some(token) => self.tokens.authenticate(token).await.map(Some),
+            Some(token) => self.authenticate(token, path).await.map(Some),
             None => Ok(None),
         };
         match rule {
@@ -159,6 +177,24 @@ impl AuthState {
             // Partner keys arrive with the loyalty domain; until then no partner is admitted.
             Rule::Partner => Err(Error::unauthenticated("UNAUTHENTICATED", "a valid X-API-Key is required")),
         }
+    }
+
+    /// A valid access token whose session, if it has one, is still alive and owes no second
+    /// factor (except for the calls that complete it).
+    async fn authenticate(&self, token: &str, path: &str) -> Result<Principal, Error> {
+        let principal = self.tokens.authenticate(token).await?;
+        if let Some(session_id) = principal.session_id {
+            let state = self.sessions.state(session_id).await?;
+            if !state.active {
+                return Err(Error::unauthenticated("UNAUTHENTICATED", "the session of this token has ended"));
+            }
+            if let Some(factor) = state.pending_second_factor {
+                if !CALLABLE_WHILE_PENDING.contains(&path) {
+                    return Err(second_factor_needed(&factor));
+                }
+            }
+        }
+        Ok(principal)
     }
 
     fn rate_limited(&self, ip: Option<IpAddr>) -> bool {
@@ -203,7 +239,8 @@ where
                     Error::permission_denied("ACCESS_RULE_MISSING", "this method declares no access rule").into();
                 return Ok(status.into_http());
             };
-            match state.admit(&rule, request.headers()).await {
+            let path = request.uri().path().to_string();
+            match state.admit(&rule, &path, request.headers()).await {
                 Ok(Some(principal)) => {
                     request.extensions_mut().insert(principal);
                 }
@@ -250,6 +287,18 @@ mod tests {
         );
         assert_eq!(rules.rule_for("/grpc.health.v1.Health/Check"), Some(Rule::Public));
         assert_eq!(rules.rule_for("/mgpass.identity.v1.UserService/Nope"), None);
+    }
+
+    #[test]
+    fn second_factor_methods_exist_and_reasons_match() {
+        let rules = MethodRules::from_pool(&mgpass_proto::descriptor_pool());
+        for path in CALLABLE_WHILE_PENDING {
+            assert_eq!(rules.get(path), Some(&Rule::Authenticated), "{path}");
+        }
+        let reason = |f: &str| tonic::Status::from(second_factor_needed(f)).code();
+        assert_eq!(reason("email"), tonic::Code::PermissionDenied);
+        assert!(second_factor_needed("mobile").to_string().contains("SMS"));
+        assert!(matches!(second_factor_needed("totp"), Error::PermissionDenied { reason: "TOTP_TWO_FACTOR_NEEDED", .. }));
     }
 
     #[test]

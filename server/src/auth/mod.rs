@@ -3,6 +3,7 @@
 //! alike (REST reaches the gRPC router in process, through this layer).
 
 mod layer;
+pub mod session_check;
 pub mod tokens;
 
 pub use layer::{AuthLayer, MethodRules};
@@ -17,6 +18,8 @@ pub const ADMIN_SCOPE: &str = "mgpass:admin";
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: Uuid,
+    /// The session of a user's access token (absent for tokens not tied to a session).
+    pub session_id: Option<Uuid>,
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
 }

@@ -34,6 +34,9 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default)]
     pub orgs: Vec<OrgClaim>,
+    /// The session the token belongs to; revoking the session stops the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// An issued access token.
@@ -65,7 +68,13 @@ impl TokenIssuer {
         &self.keys
     }
 
-    pub async fn issue(&self, user_id: Uuid, email: Option<String>, roles: Vec<String>) -> Result<IssuedToken> {
+    pub async fn issue(
+        &self,
+        user_id: Uuid,
+        email: Option<String>,
+        roles: Vec<String>,
+        session_id: Option<Uuid>,
+    ) -> Result<IssuedToken> {
         let now = Utc::now().timestamp();
         let scope = scopes_for_roles(&roles).join(" ");
         let claims = AccessClaims {
@@ -79,6 +88,7 @@ impl TokenIssuer {
             roles,
             scope: scope.clone(),
             orgs: Vec::new(),
+            sid: session_id.map(|s| s.to_string()),
         };
         Ok(IssuedToken { access_token: self.keys.sign(&claims).await?, expires_in: self.ttl_secs, scope })
     }
@@ -88,8 +98,16 @@ impl TokenIssuer {
         let claims: AccessClaims = self.keys.verify(token, &self.issuer, &self.audience).await?;
         let user_id = Uuid::parse_str(&claims.sub)
             .map_err(|_| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?;
+        let session_id = match claims.sid.as_deref() {
+            Some(sid) => Some(
+                Uuid::parse_str(sid)
+                    .map_err(|_| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?,
+            ),
+            None => None,
+        };
         Ok(Principal {
             user_id,
+            session_id,
             roles: claims.roles,
             scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
         })

@@ -1,24 +1,40 @@
-//! Token signing keys. Keys live in Postgres; every instance loads them and refreshes them
-//! periodically. A new key is published in the JWKS `lead` seconds before it starts signing, so
-//! verifiers that cache the JWKS already know it; older keys stay published to verify the tokens
-//! they signed.
+//! Token signing keys (ES256, P-256). Keys live in Postgres, their private halves sealed under the
+//! master key (`secrets.master_key`), so a database dump alone cannot mint tokens.
+//!
+//! A key's life: *pending* (published in the JWKS, not signing yet, so verifiers that cache the
+//! JWKS learn it first), *active* (the newest key whose `activates_at` has passed signs),
+//! *published* (a newer key signs; kept until the last token it signed has expired), *retired*
+//! (out of the JWKS, private half erased). Every instance reloads the keys every
+//! `tokens.key_check_interval_secs` and then rotates and retires what is due, under a Postgres
+//! advisory lock so that instances sharing a database make one decision.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use diesel::{prelude::*, sql_types::BigInt};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use p256::{SecretKey, elliptic_curve::sec1::ToEncodedPoint, pkcs8::EncodePrivateKey};
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::{Deserialize, Serialize};
-use tokio::sync::RwLock;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio::sync::{Mutex, RwLock};
 
 use crate::{
+    crypto::jwt::{self, Es256Signer, Es256Verifier},
+    config::Config,
+    crypto::sealed::MasterKey,
     db::{DbPool, schema::signing_keys},
     error::{Error, Result},
 };
+
+/// The advisory lock every instance takes before rotating or retiring keys ("mgpasske").
+const ROTATION_LOCK: i64 = 0x6d67_7061_7373_6b65;
+
+diesel::define_sql_function!(fn pg_try_advisory_xact_lock(key: BigInt) -> Bool);
 
 /// A public key as published in the JWKS.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -33,19 +49,94 @@ pub struct PublicJwk {
     pub y: String,
 }
 
+/// When keys rotate and retire, from `tokens.*`.
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    pub rotation_period: chrono::Duration,
+    pub publish_lead: chrono::Duration,
+    pub check_interval: Duration,
+    pub leeway_secs: u64,
+    /// How long a key stays published after a newer key started signing: a token signed just
+    /// before the switch lives `ttl`, is accepted `leeway` longer, and an instance that had not
+    /// yet seen the new key may have signed with the old one until its next check.
+    pub retire_after: chrono::Duration,
+}
+
+impl KeyPolicy {
+    pub fn from_config(config: &Config) -> Self {
+        let t = &config.tokens;
+        let check = i64::from(t.key_check_interval_secs);
+        Self {
+            rotation_period: chrono::Duration::milliseconds((t.key_rotation_period_days * 86_400_000.0) as i64),
+            publish_lead: chrono::Duration::seconds(i64::from(t.key_publish_lead_secs)),
+            check_interval: Duration::from_secs(check as u64),
+            leeway_secs: u64::from(t.leeway_secs),
+            retire_after: chrono::Duration::seconds(
+                i64::from(t.access_token_ttl_secs) + i64::from(t.leeway_secs) + check,
+            ),
+        }
+    }
+}
+
+/// What one maintenance round does, decided from the non-retired keys.
+#[derive(Debug, PartialEq)]
+struct Plan {
+    retire: Vec<String>,
+    create_at: Option<DateTime<Utc>>,
+}
+
+/// `keys` are the non-retired `(kid, activates_at)`.
+fn plan(keys: &[(String, DateTime<Utc>)], now: DateTime<Utc>, policy: &KeyPolicy) -> Plan {
+    // A key is done once some newer key has been signing for `retire_after`.
+    let retire = keys
+        .iter()
+        .filter(|(_, at)| keys.iter().any(|(_, newer)| newer > at && *newer + policy.retire_after <= now))
+        .map(|(kid, _)| kid.clone())
+        .collect();
+    let newest = keys.iter().map(|(_, at)| *at).max();
+    let create_at = match newest {
+        // Nothing can sign: a key is needed now, a lead would leave the server unable to sign.
+        _ if !keys.iter().any(|(_, at)| *at <= now) => Some(now),
+        // The newest key has been signing for a whole period (so no successor is pending yet).
+        Some(newest) if newest + policy.rotation_period <= now => Some(now + policy.publish_lead),
+        _ => None,
+    };
+    Plan { retire, create_at }
+}
+
+/// One key for `mgpass keys list`.
+#[derive(Debug)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub algorithm: String,
+    pub created_at: DateTime<Utc>,
+    pub activates_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+    /// `pending`, `active`, `published` or `retired`.
+    pub state: &'static str,
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = signing_keys)]
 struct KeyRow {
     kid: String,
-    private_der: Vec<u8>,
+    private_sealed: Option<Vec<u8>>,
     public_jwk: serde_json::Value,
     activates_at: DateTime<Utc>,
 }
 
+struct Signer {
+    kid: String,
+    activates_at: DateTime<Utc>,
+    key: Es256Signer,
+}
+
+#[derive(Default)]
 struct LoadedKeys {
-    /// The key that signs now: the newest active one.
-    signer: Option<(String, EncodingKey)>,
-    verifiers: HashMap<String, DecodingKey>,
+    /// Newest activation first. The signer is chosen per token (the first whose time has come),
+    /// so instances switch at `activates_at`, not at their next reload.
+    signers: Vec<Signer>,
+    verifiers: HashMap<String, Es256Verifier>,
     jwks: Vec<PublicJwk>,
 }
 
@@ -53,11 +144,45 @@ struct LoadedKeys {
 #[derive(Clone)]
 pub struct KeyRing {
     pool: DbPool,
+    master: MasterKey,
+    policy: KeyPolicy,
     loaded: Arc<RwLock<LoadedKeys>>,
+    /// When a token names an unknown kid the keys are reloaded, at most once a second, so a key
+    /// created moments ago elsewhere (`mgpass keys rotate --lead-secs 0`) is not refused.
+    last_lookup: Arc<Mutex<Option<Instant>>>,
+    /// Held by each reload, so that a slow reload never replaces a newer one's keys.
+    reloading: Arc<Mutex<()>>,
 }
 
-/// Creates a new ES256 key that starts signing `lead_secs` from now.
-pub async fn create_key(pool: &DbPool, lead_secs: i64) -> Result<String> {
+fn seal_context(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+/// The private half of `row`, or an error naming the key when the master key does not open it.
+fn open_key(master: &MasterKey, row: &KeyRow) -> Result<Es256Signer> {
+    let wrong = || {
+        Error::internal(format!(
+            "signing key {} does not open with the configured master key: the master key is wrong \
+             (secrets.master_key must be the key the signing keys were sealed with)",
+            row.kid
+        ))
+    };
+    let sealed = row.private_sealed.as_deref().ok_or_else(wrong)?;
+    let der = master.open(&seal_context(&row.kid), sealed).map_err(|_| wrong())?;
+    Es256Signer::from_pkcs8(&der).map_err(|e| Error::internal(format!("signing key {}: {e}", row.kid)))
+}
+
+async fn load_rows(conn: &mut AsyncPgConnection) -> Result<Vec<KeyRow>> {
+    Ok(signing_keys::table
+        .filter(signing_keys::retired_at.is_null())
+        .order(signing_keys::activates_at.desc())
+        .select(KeyRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Inserts a new ES256 key that starts signing at `activates_at`; returns its kid.
+async fn insert_key(conn: &mut AsyncPgConnection, master: &MasterKey, activates_at: DateTime<Utc>) -> Result<String> {
     let secret = loop {
         let mut bytes = [0u8; 32];
         SystemRandom::new().fill(&mut bytes).map_err(|_| Error::internal("random generator failed"))?;
@@ -66,10 +191,7 @@ pub async fn create_key(pool: &DbPool, lead_secs: i64) -> Result<String> {
             break key;
         }
     };
-    let der = secret.to_pkcs8_der().map_err(Error::internal)?.as_bytes().to_vec();
     let point = secret.public_key().to_encoded_point(false);
-    let x = URL_SAFE_NO_PAD.encode(point.x().ok_or_else(|| Error::internal("no x"))?);
-    let y = URL_SAFE_NO_PAD.encode(point.y().ok_or_else(|| Error::internal("no y"))?);
     let kid = crate::crypto::secret::random_token(12);
     let jwk = PublicJwk {
         kty: "EC".into(),
@@ -77,55 +199,121 @@ pub async fn create_key(pool: &DbPool, lead_secs: i64) -> Result<String> {
         use_: "sig".into(),
         alg: "ES256".into(),
         crv: "P-256".into(),
-        x,
-        y,
+        x: URL_SAFE_NO_PAD.encode(point.x().ok_or_else(|| Error::internal("no x"))?),
+        y: URL_SAFE_NO_PAD.encode(point.y().ok_or_else(|| Error::internal("no y"))?),
     };
-    let mut conn = pool.get().await?;
+    let der = secret.to_pkcs8_der().map_err(Error::internal)?;
+    let sealed = master.seal(&seal_context(&kid), der.as_bytes())?;
     diesel::insert_into(signing_keys::table)
         .values((
             signing_keys::kid.eq(&kid),
             signing_keys::algorithm.eq("ES256"),
-            signing_keys::private_der.eq(der),
+            signing_keys::private_sealed.eq(sealed),
             signing_keys::public_jwk.eq(serde_json::to_value(&jwk).map_err(Error::internal)?),
-            signing_keys::activates_at.eq(Utc::now() + chrono::Duration::seconds(lead_secs)),
+            signing_keys::activates_at.eq(activates_at),
         ))
-        .execute(&mut conn)
+        .execute(conn)
         .await?;
     Ok(kid)
 }
 
+/// `mgpass keys rotate`: creates a key that signs `lead_secs` from now. Refuses when the existing
+/// keys do not open with `master`, because a key sealed under a wrong master key would stop
+/// every correctly configured instance at its next reload.
+pub async fn rotate(pool: &DbPool, master: &MasterKey, lead_secs: i64) -> Result<String> {
+    let mut conn = pool.get().await?;
+    for row in load_rows(&mut conn).await? {
+        open_key(master, &row)?;
+    }
+    insert_key(&mut conn, master, Utc::now() + chrono::Duration::seconds(lead_secs)).await
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = signing_keys)]
+struct ListRow {
+    kid: String,
+    algorithm: String,
+    created_at: DateTime<Utc>,
+    activates_at: DateTime<Utc>,
+    retired_at: Option<DateTime<Utc>>,
+}
+
+/// Every key, newest first, with its state, for `mgpass keys list`.
+pub async fn list(pool: &DbPool) -> Result<Vec<KeyInfo>> {
+    let mut conn = pool.get().await?;
+    let rows: Vec<ListRow> = signing_keys::table
+        .order((signing_keys::activates_at.desc(), signing_keys::created_at.desc()))
+        .select(ListRow::as_select())
+        .load(&mut conn)
+        .await?;
+    let now = Utc::now();
+    let mut signer_seen = false;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let state = if r.retired_at.is_some() {
+                "retired"
+            } else if r.activates_at > now {
+                "pending"
+            } else if !signer_seen {
+                signer_seen = true;
+                "active"
+            } else {
+                "published"
+            };
+            KeyInfo {
+                kid: r.kid,
+                algorithm: r.algorithm,
+                created_at: r.created_at,
+                activates_at: r.activates_at,
+                retired_at: r.retired_at,
+                state,
+            }
+        })
+        .collect())
+}
+
 impl KeyRing {
-    /// Loads the keys, creating the first one when the database has none.
-    pub async fn load(pool: DbPool) -> Result<Self> {
+    /// Loads the keys, creating the first one when none can sign. Fails, naming the key, when
+    /// a stored key does not open with the configured master key.
+    pub async fn load(pool: DbPool, config: &Config) -> Result<Self> {
         let ring = Self {
             pool,
-            loaded: Arc::new(RwLock::new(LoadedKeys { signer: None, verifiers: HashMap::new(), jwks: Vec::new() })),
+            master: config.master_key(),
+            policy: KeyPolicy::from_config(config),
+            loaded: Arc::default(),
+            last_lookup: Arc::default(),
+            reloading: Arc::default(),
         };
-        ring.refresh().await?;
-        if ring.loaded.read().await.signer.is_none() {
-            create_key(&ring.pool, 0).await?;
-            ring.refresh().await?;
-        }
+        ring.check().await?;
         Ok(ring)
     }
 
-    /// Re-reads the keys from the database (new keys from `mgpass keys rotate`, retirements).
+    /// Reloads, then rotates and retires what is due, and reloads again if anything changed.
+    /// Reloading first proves the master key opens the stored keys before this instance seals a
+    /// new one with it.
+    pub async fn check(&self) -> Result<()> {
+        self.refresh().await?;
+        if self.maintain().await? {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the non-retired keys from the database.
     pub async fn refresh(&self) -> Result<()> {
-        let mut conn = self.pool.get().await?;
-        let rows: Vec<KeyRow> = signing_keys::table
-            .filter(signing_keys::retired_at.is_null())
-            .order(signing_keys::activates_at.desc())
-            .select(KeyRow::as_select())
-            .load(&mut conn)
-            .await?;
-        let now = Utc::now();
-        let mut loaded = LoadedKeys { signer: None, verifiers: HashMap::new(), jwks: Vec::new() };
+        let _serial = self.reloading.lock().await;
+        let rows = load_rows(&mut *self.pool.get().await?).await?;
+        let mut loaded = LoadedKeys::default();
         for row in rows {
-            let jwk: PublicJwk = serde_json::from_value(row.public_jwk).map_err(Error::internal)?;
-            let decoding = DecodingKey::from_ec_components(&jwk.x, &jwk.y).map_err(Error::internal)?;
-            if loaded.signer.is_none() && row.activates_at <= now {
-                loaded.signer = Some((row.kid.clone(), EncodingKey::from_ec_der(&row.private_der)));
-            }
+            let jwk: PublicJwk = serde_json::from_value(row.public_jwk.clone()).map_err(Error::internal)?;
+            let decoding = Es256Verifier::from_jwk_xy(&jwk.x, &jwk.y)
+                .map_err(|_| Error::internal(format!("signing key {} has an invalid public JWK", row.kid)))?;
+            loaded.signers.push(Signer {
+                kid: row.kid.clone(),
+                activates_at: row.activates_at,
+                key: open_key(&self.master, &row)?,
+            });
             loaded.verifiers.insert(row.kid.clone(), decoding);
             loaded.jwks.push(jwk);
         }
@@ -133,17 +321,51 @@ impl KeyRing {
         Ok(())
     }
 
-    /// Refreshes the keys every `period` in the background, so a rotation done by another
-    /// instance or by the CLI is picked up.
-    pub fn spawn_refresher(&self, period: std::time::Duration) {
+    /// Retires finished keys and creates the next one when due. Runs under a transaction-scoped
+    /// advisory lock: an instance that does not get it skips the round (another one is doing the
+    /// same work), so concurrent instances never create two keys. Returns whether it changed
+    /// anything.
+    async fn maintain(&self) -> Result<bool> {
+        let mut conn = self.pool.get().await?;
+        let (master, policy) = (&self.master, &self.policy);
+        conn.transaction(async |conn| {
+            if !diesel::select(pg_try_advisory_xact_lock(ROTATION_LOCK)).get_result::<bool>(conn).await? {
+                return Ok(false);
+            }
+            let keys: Vec<(String, DateTime<Utc>)> = signing_keys::table
+                .filter(signing_keys::retired_at.is_null())
+                .select((signing_keys::kid, signing_keys::activates_at))
+                .load(conn)
+                .await?;
+            let plan = plan(&keys, Utc::now(), policy);
+            if !plan.retire.is_empty() {
+                diesel::update(signing_keys::table.filter(signing_keys::kid.eq_any(&plan.retire)))
+                    .set((signing_keys::retired_at.eq(Utc::now()), signing_keys::private_sealed.eq(None::<Vec<u8>>)))
+                    .execute(conn)
+                    .await?;
+                tracing::info!(kids = ?plan.retire, "signing keys retired");
+            }
+            if let Some(activates_at) = plan.create_at {
+                let kid = insert_key(conn, master, activates_at).await?;
+                tracing::info!(%kid, %activates_at, "signing key created");
+            }
+            Ok::<_, Error>(!plan.retire.is_empty() || plan.create_at.is_some())
+        })
+        .await
+    }
+
+    /// Runs [`check`](Self::check) every `tokens.key_check_interval_secs`, so rotations and
+    /// retirements (this instance's, another's, the CLI's) are picked up.
+    pub fn spawn_refresher(&self) {
         let ring = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
+            let mut tick = tokio::time::interval(ring.policy.check_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                if let Err(err) = ring.refresh().await {
-                    tracing::warn!(error = %err, "signing key refresh failed");
+                if let Err(err) = ring.check().await {
+                    tracing::error!(error = %err, "signing key check failed");
                 }
             }
         });
@@ -155,32 +377,109 @@ impl KeyRing {
 
     pub async fn sign<C: Serialize>(&self, claims: &C) -> Result<String> {
         let loaded = self.loaded.read().await;
-        let (kid, key) = loaded.signer.as_ref().ok_or_else(|| Error::internal("no active signing key"))?;
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(kid.clone());
-        header.typ = Some("at+jwt".into());
-        jsonwebtoken::encode(&header, claims, key).map_err(Error::internal)
+        let now = Utc::now();
+        let signer = loaded
+            .signers
+            .iter()
+            .find(|s| s.activates_at <= now)
+            .ok_or_else(|| Error::internal("no active signing key"))?;
+        signer.key.sign(&signer.kid, "at+jwt", claims).map_err(Error::internal)
     }
 
-    /// Verifies signature, `iss`, `aud` and `exp` and returns the claims.
-    pub async fn verify<C: for<'de> Deserialize<'de>>(&self, token: &str, issuer: &str, audience: &str) -> Result<C> {
+    /// Reloads the keys unless that was done less than a second ago.
+    async fn reload_for_unknown_kid(&self) {
+        let mut last = self.last_lookup.lock().await;
+        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(err) = self.refresh().await {
+            tracing::warn!(error = %err, "signing key reload failed");
+        }
+    }
+
+    /// Verifies signature, `iss`, `aud` and `exp` against any published key and returns the claims.
+    pub async fn verify<C: DeserializeOwned>(&self, token: &str, issuer: &str, audience: &str) -> Result<C> {
         let invalid = || Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid");
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
-        if header.alg != Algorithm::ES256 {
+        let kid = jwt::kid(token).map_err(|_| invalid())?;
+        if !self.loaded.read().await.verifiers.contains_key(&kid) {
+            self.reload_for_unknown_kid().await;
+        }
+        let claims: serde_json::Value = {
+            let loaded = self.loaded.read().await;
+            let key = loaded.verifiers.get(&kid).ok_or_else(invalid)?;
+            key.verify(token).map_err(|_| invalid())?
+        };
+        if claims["iss"].as_str() != Some(issuer) {
             return Err(invalid());
         }
-        let kid = header.kid.ok_or_else(invalid)?;
-        let loaded = self.loaded.read().await;
-        let key = loaded.verifiers.get(&kid).ok_or_else(invalid)?;
-        let mut validation = Validation::new(Algorithm::ES256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.leeway = 30;
-        jsonwebtoken::decode::<C>(token, key, &validation).map(|data| data.claims).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                Error::unauthenticated("TOKEN_EXPIRED", "the access token has expired")
-            }
-            _ => invalid(),
-        })
+        let audience_ok = match &claims["aud"] {
+            serde_json::Value::String(aud) => aud == audience,
+            serde_json::Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(audience)),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(invalid());
+        }
+        let exp = claims["exp"].as_i64().ok_or_else(invalid)?;
+        if exp + (self.policy.leeway_secs as i64) < Utc::now().timestamp() {
+            return Err(Error::unauthenticated("TOKEN_EXPIRED", "the access token has expired"));
+        }
+        serde_json::from_value(claims).map_err(|_| invalid())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> KeyPolicy {
+        KeyPolicy {
+            rotation_period: chrono::Duration::days(30),
+            publish_lead: chrono::Duration::hours(1),
+            check_interval: Duration::from_secs(60),
+            leeway_secs: 30,
+            retire_after: chrono::Duration::seconds(900 + 30 + 60),
+        }
+    }
+
+    fn key(kid: &str, at: DateTime<Utc>) -> (String, DateTime<Utc>) {
+        (kid.to_string(), at)
+    }
+
+    #[test]
+    fn first_key_signs_at_once() {
+        let now = Utc::now();
+        assert_eq!(plan(&[], now, &policy()), Plan { retire: vec![], create_at: Some(now) });
+        // Only a pending key (rotated before the first start): nothing could sign until it activates.
+        let pending = [key("a", now + chrono::Duration::minutes(5))];
+        assert_eq!(plan(&pending, now, &policy()).create_at, Some(now));
+    }
+
+    #[test]
+    fn rotates_once_per_period_with_lead() {
+        let now = Utc::now();
+        let p = policy();
+        let young = [key("a", now - chrono::Duration::days(29))];
+        assert_eq!(plan(&young, now, &p), Plan { retire: vec![], create_at: None });
+        let old = [key("a", now - chrono::Duration::days(31))];
+        assert_eq!(plan(&old, now, &p).create_at, Some(now + p.publish_lead));
+        // A pending successor exists: no second one.
+        let with_pending = [key("a", now - chrono::Duration::days(31)), key("b", now + chrono::Duration::minutes(10))];
+        assert_eq!(plan(&with_pending, now, &p), Plan { retire: vec![], create_at: None });
+    }
+
+    #[test]
+    fn retires_only_after_the_last_token_expired() {
+        let now = Utc::now();
+        let p = policy();
+        let switched =
+            |ago: i64| [key("old", now - chrono::Duration::days(31)), key("new", now - chrono::Duration::seconds(ago))];
+        assert!(plan(&switched(900), now, &p).retire.is_empty(), "its tokens may still be valid");
+        assert!(plan(&switched(989), now, &p).retire.is_empty());
+        assert_eq!(plan(&switched(990), now, &p).retire, vec!["old".to_string()]);
+        // A pending successor retires nothing, and the signer itself is never retired.
+        let pending = [key("a", now - chrono::Duration::days(1)), key("b", now + chrono::Duration::minutes(1))];
+        assert!(plan(&pending, now, &p).retire.is_empty());
     }
 }

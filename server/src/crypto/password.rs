@@ -16,8 +16,14 @@ use crate::{
 #[derive(Clone)]
 pub struct PasswordHasherService {
     argon: Arc<Argon2<'static>>,
+    params: Params,
     min_length: usize,
+    refuse_common: bool,
 }
+
+/// The bundled list of common passwords (see server/data/README.md), lower-cased.
+static COMMON_PASSWORDS: LazyLock<std::collections::HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("../../data/common-passwords.txt").lines().collect());
 
 /// Verified against when the account does not exist, so an unknown identifier costs as much time
 /// as a wrong password and the answer's timing does not reveal which it was.
@@ -31,8 +37,10 @@ impl PasswordHasherService {
         let params = Params::new(config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         Ok(Self {
-            argon: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
+            argon: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())),
+            params,
             min_length: config.min_length,
+            refuse_common: config.refuse_common_passwords,
         })
     }
 
@@ -48,7 +56,21 @@ impl PasswordHasherService {
         if password.len() > 1024 {
             return Err(Error::invalid("WEAK_PASSWORD", "password", "password is longer than 1024 bytes"));
         }
+        if self.refuse_common && COMMON_PASSWORDS.contains(password.to_lowercase().as_str()) {
+            return Err(Error::invalid("WEAK_PASSWORD", "password", "this password is among the most common ones"));
+        }
         Ok(())
+    }
+
+    /// Whether a stored hash was made with other parameters (or another algorithm) than the
+    /// configured ones, so it should be replaced at the next successful sign-in.
+    pub fn needs_rehash(&self, hash: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(hash) else { return true };
+        let Ok(stored) = Params::try_from(&parsed) else { return true };
+        parsed.algorithm != argon2::ARGON2ID_IDENT
+            || stored.m_cost() != self.params.m_cost()
+            || stored.t_cost() != self.params.t_cost()
+            || stored.p_cost() != self.params.p_cost()
     }
 
     pub async fn hash(&self, password: String) -> Result<String> {
@@ -98,8 +120,24 @@ mod tests {
     }
 
     #[test]
-    fn policy_refuses_short_passwords() {
+    fn policy_refuses_short_and_common_passwords() {
         assert!(hasher().check_policy("short").is_err());
         assert!(hasher().check_policy("long enough").is_ok());
+        assert!(hasher().check_policy("password1").is_err());
+        assert!(hasher().check_policy("PassWord1").is_err(), "case does not help");
+        assert!(COMMON_PASSWORDS.len() > 19_000);
+        let lenient = PasswordHasherService::new(&PasswordConfig { refuse_common_passwords: false, ..Default::default() }).unwrap();
+        assert!(lenient.check_policy("password1").is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashes_with_other_parameters_need_rehash() {
+        let h = hasher();
+        let current = h.hash("correct horse".into()).await.unwrap();
+        assert!(!h.needs_rehash(&current));
+        let weaker = PasswordHasherService::new(&PasswordConfig { argon2_memory_kib: 8192, ..Default::default() }).unwrap();
+        let old = weaker.hash("correct horse".into()).await.unwrap();
+        assert!(h.needs_rehash(&old));
+        assert!(h.verify("correct horse".into(), Some(old)).await.unwrap(), "old hashes still verify");
     }
 }

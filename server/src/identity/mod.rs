@@ -5,5 +5,14 @@
 
 pub mod grpc;
 pub mod identifiers;
+pub mod policy;
+pub mod profile_service;
+pub mod registration;
+pub mod second_factor;
 pub mod service;
+pub mod session_service;
+pub mod session_store;
 pub mod store;
+pub mod verification;
+pub mod verification_service;
+pub mod verification_store;

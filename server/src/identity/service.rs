@@ -1,17 +1,22 @@
 //! The rules of identity: what a valid user is, how users are created, found, changed and
 //! signed in. Transport-free: the gRPC adapter converts to and from these types.
 
+use std::sync::Arc;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use diesel_async::AsyncConnection;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
-    auth::tokens::{IssuedToken, TokenIssuer},
+    auth::tokens::TokenIssuer,
+    config::SessionConfig,
     crypto::{password::PasswordHasherService, secret},
     db::DbPool,
     error::{Error, Result},
     identity::{
-        identifiers::{Identifier, normalize_email, normalize_mobile, parse_identifier},
+        identifiers::{normalize_email, normalize_mobile},
+        policy::{IdentityPolicy, Presence, Primary},
         store::{self, NewUser, UserChanges, UserFilter, UserRow},
     },
 };
@@ -49,17 +54,22 @@ pub enum BootstrapOutcome {
 
 #[derive(Clone)]
 pub struct IdentityService {
-    pool: DbPool,
-    hasher: PasswordHasherService,
-    tokens: TokenIssuer,
+    pub(super) pool: DbPool,
+    pub(super) hasher: PasswordHasherService,
+    pub(super) tokens: TokenIssuer,
+    pub(super) sessions: SessionConfig,
+    pub(super) policy: Arc<IdentityPolicy>,
     avatar_template: String,
+    /// The verification flows and second factors (`[verification]`); absent in tools that do
+    /// not serve (bootstrap, migrate).
+    pub(super) verifier: Option<crate::identity::verification::SharedVerifier>,
 }
 
-fn parse_id(id: &str) -> Result<Uuid> {
+pub(super) fn parse_id(id: &str) -> Result<Uuid> {
     Uuid::parse_str(id).map_err(|_| Error::invalid("INVALID_ID", "user_id", format!("`{id}` is not a user id")))
 }
 
-fn not_found() -> Error {
+pub(super) fn not_found() -> Error {
     Error::not_found("USER_NOT_FOUND", "no such user")
 }
 
@@ -70,15 +80,27 @@ fn check_roles(roles: &[String]) -> Result<()> {
     }
 }
 
+/// Bounds on free-text fields, so a client cannot store megabytes in a name.
+fn check_lengths(given: &str, family: &str, full: &str, avatar: &str) -> Result<()> {
+    for (field, value, max) in
+        [("given_name", given, 200), ("family_name", family, 200), ("full_name", full, 400), ("avatar_url", avatar, 2048)]
+    {
+        if value.chars().count() > max {
+            return Err(Error::invalid("INVALID_ARGUMENT", field, format!("{field} is longer than {max} characters")));
+        }
+    }
+    Ok(())
+}
+
 fn optional(value: &str, normalize: fn(&str) -> Result<String>) -> Result<Option<String>> {
     if value.trim().is_empty() { Ok(None) } else { normalize(value).map(Some) }
 }
 
-fn encode_cursor(row: &UserRow) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", row.created_at.timestamp_micros(), row.id))
+pub(super) fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{}", created_at.timestamp_micros(), id))
 }
 
-fn decode_cursor(token: &str) -> Result<(DateTime<Utc>, Uuid)> {
+pub(super) fn decode_cursor(token: &str) -> Result<(DateTime<Utc>, Uuid)> {
     let bad = || Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid");
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
     let (micros, id) = raw.split_once(':').ok_or_else(bad)?;
@@ -87,8 +109,41 @@ fn decode_cursor(token: &str) -> Result<(DateTime<Utc>, Uuid)> {
 }
 
 impl IdentityService {
-    pub fn new(pool: DbPool, hasher: PasswordHasherService, tokens: TokenIssuer, avatar_template: String) -> Self {
-        Self { pool, hasher, tokens, avatar_template }
+    pub fn new(
+        pool: DbPool,
+        hasher: PasswordHasherService,
+        tokens: TokenIssuer,
+        sessions: SessionConfig,
+        policy: IdentityPolicy,
+        avatar_template: String,
+    ) -> Self {
+        Self { pool, hasher, tokens, sessions, policy: Arc::new(policy), avatar_template, verifier: None }
+    }
+
+    /// Turns on the verification flows and second factors.
+    pub fn with_verifier(mut self, verifier: crate::identity::verification::Verifier) -> Self {
+        self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
+    pub fn policy(&self) -> &IdentityPolicy {
+        &self.policy
+    }
+
+    /// Creates the unique indexes of the custom properties declared unique, so that uniqueness
+    /// holds under concurrent writes.
+    pub async fn ensure_property_indexes(&self) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        for prop in self.policy.properties.iter().filter(|p| p.unique) {
+            // The name is validated as [a-zA-Z][a-zA-Z0-9_]*, so it is safe to splice in.
+            let sql = format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON users ((properties->>'{}'))",
+                IdentityPolicy::unique_index(&prop.name),
+                prop.name
+            );
+            diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), &mut conn).await?;
+        }
+        Ok(())
     }
 
     fn default_avatar(&self, email: Option<&str>) -> String {
@@ -98,11 +153,25 @@ impl IdentityService {
     }
 
     pub async fn create_user(&self, fields: UserFields, password: Option<String>, email_verified: bool) -> Result<UserRow> {
+        self.create_user_checked(fields, password, email_verified, true).await
+    }
+
+    /// `require_properties: false` is for the bootstrapped super admin only, which must exist
+    /// even when the deployment declares required properties that have no default.
+    async fn create_user_checked(
+        &self,
+        fields: UserFields,
+        password: Option<String>,
+        email_verified: bool,
+        require_properties: bool,
+    ) -> Result<UserRow> {
         let email = optional(&fields.email, normalize_email)?;
         let mobile = optional(&fields.mobile, normalize_mobile)?;
-        if email.is_none() && mobile.is_none() {
-            return Err(Error::invalid("IDENTIFIER_REQUIRED", "email", "an email address or a mobile number is required"));
-        }
+        self.policy.check_identifiers(email.as_deref(), mobile.as_deref())?;
+        self.policy.check_names(&fields.given_name, &fields.family_name, &fields.full_name)?;
+        let mut properties = fields.properties;
+        self.policy.check_properties(&mut properties, true, require_properties)?;
+        check_lengths(&fields.given_name, &fields.family_name, &fields.full_name, &fields.avatar_url)?;
         let roles = if fields.roles.is_empty() { vec![DEFAULT_ROLE.to_string()] } else { fields.roles };
         check_roles(&roles)?;
         let password_hash = match password.filter(|p| !p.is_empty()) {
@@ -128,7 +197,7 @@ impl IdentityService {
                 password_hash,
                 email_verified,
                 roles,
-                properties: serde_json::Value::Object(fields.properties),
+                properties: serde_json::Value::Object(properties),
             },
         )
         .await
@@ -153,7 +222,7 @@ impl IdentityService {
         let mut rows = store::list(&mut conn, &filter, after, size + 1).await?;
         let next = if rows.len() as i64 > size {
             rows.truncate(size as usize);
-            rows.last().map(encode_cursor).unwrap_or_default()
+            rows.last().map(|r| encode_cursor(r.created_at, r.id)).unwrap_or_default()
         } else {
             String::new()
         };
@@ -179,7 +248,11 @@ impl IdentityService {
                     check_roles(&f.roles)?;
                     changes.roles = Some(f.roles.clone());
                 }
-                "properties" => changes.properties = Some(serde_json::Value::Object(f.properties.clone())),
+                "properties" => {
+                    let mut properties = f.properties.clone();
+                    self.policy.check_properties(&mut properties, false, true)?;
+                    changes.properties = Some(serde_json::Value::Object(properties));
+                }
                 other => {
                     return Err(Error::invalid(
                         "INVALID_UPDATE_MASK",
@@ -189,8 +262,29 @@ impl IdentityService {
                 }
             }
         }
+        check_lengths(
+            changes.given_name.as_deref().unwrap_or_default(),
+            changes.family_name.as_deref().unwrap_or_default(),
+            changes.full_name.as_deref().unwrap_or_default(),
+            changes.avatar_url.as_deref().unwrap_or_default(),
+        )?;
         let mut conn = self.pool.get().await?;
-        store::update(&mut conn, id, changes).await?.ok_or_else(not_found)
+        let policy = self.policy.clone();
+        // Read, check the result against the identifier and name rules, write: in one
+        // transaction with the row locked, so concurrent updates cannot combine into an invalid user.
+        conn.transaction(async |conn| {
+            let current = store::get_for_update(conn, id).await?.ok_or_else(not_found)?;
+            let email = changes.email.clone().unwrap_or(current.email.clone());
+            let mobile = changes.mobile.clone().unwrap_or(current.mobile.clone());
+            policy.check_identifiers(email.as_deref(), mobile.as_deref())?;
+            policy.check_names(
+                changes.given_name.as_deref().unwrap_or(&current.given_name),
+                changes.family_name.as_deref().unwrap_or(&current.family_name),
+                changes.full_name.as_deref().unwrap_or(&current.full_name),
+            )?;
+            store::update(conn, id, changes).await?.ok_or_else(not_found)
+        })
+        .await
     }
 
     pub async fn delete_user(&self, id: &str) -> Result<()> {
@@ -199,60 +293,76 @@ impl IdentityService {
         if store::delete(&mut conn, id).await? { Ok(()) } else { Err(not_found()) }
     }
 
+    /// Suspends or reactivates a user. Suspension also ends every session of the user.
     pub async fn set_status(&self, id: &str, status: &str) -> Result<UserRow> {
         let id = parse_id(id)?;
         let changes = UserChanges { status: Some(status.into()), updated_at: Some(Utc::now()), ..Default::default() };
         let mut conn = self.pool.get().await?;
-        store::update(&mut conn, id, changes).await?.ok_or_else(not_found)
-    }
-
-    /// Signs in. Unknown identifiers and wrong passwords fail alike, after the same hashing work.
-    pub async fn login(&self, identifier: &str, password: &str) -> Result<(IssuedToken, UserRow)> {
-        let invalid = || Error::unauthenticated("INVALID_CREDENTIALS", "the identifier or the password is wrong");
-        let user = match parse_identifier(identifier) {
-            Some(id) => {
-                let mut conn = self.pool.get().await?;
-                match id {
-                    Identifier::Email(e) => store::find_by_email(&mut conn, &e).await?,
-                    Identifier::Mobile(m) => store::find_by_mobile(&mut conn, &m).await?,
-                }
-            }
-            None => None,
-        };
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        if !self.hasher.verify(password.to_string(), hash).await? {
-            return Err(invalid());
+        let user = store::update(&mut conn, id, changes).await?.ok_or_else(not_found)?;
+        if status == "suspended" {
+            crate::identity::session_store::revoke(&mut conn, id, None, None, "user_suspended").await?;
         }
-        let user = user.ok_or_else(invalid)?;
-        if user.status != "active" {
-            return Err(Error::permission_denied("USER_SUSPENDED", "this account is suspended"));
-        }
-        let token = self.tokens.issue(user.id, user.email.clone(), user.roles.clone()).await?;
-        Ok((token, user))
+        Ok(user)
     }
 
     /// Creates the first super admin unless a user with that identifier exists. Without a
     /// configured password a random one is generated and returned, to be shown once.
     pub async fn bootstrap_admin(&self, identifier: &str, password: &str) -> Result<BootstrapOutcome> {
-        let email = normalize_email(identifier)?;
-        {
-            let mut conn = self.pool.get().await?;
-            if let Some(existing) = store::find_by_email(&mut conn, &email).await? {
-                return Ok(BootstrapOutcome::AlreadyPresent { user_id: existing.id });
+        let (email, mobile) = self.bootstrap_identifiers(identifier)?;
+        let find = async |this: &Self| -> Result<Option<UserRow>> {
+            let mut conn = this.pool.get().await?;
+            match (&email, &mobile, this.policy.primary) {
+                (_, Some(m), Primary::Mobile) => store::find_by_mobile(&mut conn, m).await,
+                (Some(e), _, _) => store::find_by_email(&mut conn, e).await,
+                (None, Some(m), _) => store::find_by_mobile(&mut conn, m).await,
+                (None, None, _) => Ok(None),
             }
+        };
+        if let Some(existing) = find(self).await? {
+            return Ok(BootstrapOutcome::AlreadyPresent { user_id: existing.id });
         }
         let generated = password.is_empty().then(|| secret::random_token(18));
         let password = generated.clone().unwrap_or_else(|| password.to_string());
-        let fields = UserFields { email, full_name: "Super Admin".into(), roles: vec!["superAdmin".into()], ..Default::default() };
-        match self.create_user(fields, Some(password), true).await {
+        let mut fields = UserFields {
+            email: email.clone().unwrap_or_default(),
+            mobile: mobile.clone().unwrap_or_default(),
+            roles: vec!["superAdmin".into()],
+            ..Default::default()
+        };
+        if self.policy.full_name {
+            fields.full_name = "Super Admin".into();
+        } else {
+            fields.given_name = "Super".into();
+            fields.family_name = "Admin".into();
+        }
+        match self.create_user_checked(fields, Some(password), true, false).await {
             Ok(user) => Ok(BootstrapOutcome::Created { user_id: user.id, generated_password: generated }),
             // Another instance bootstrapped at the same moment.
             Err(Error::AlreadyExists { .. }) => {
-                let mut conn = self.pool.get().await?;
-                let existing = store::find_by_email(&mut conn, identifier).await?.ok_or_else(not_found)?;
+                let existing = find(self).await?.ok_or_else(not_found)?;
                 Ok(BootstrapOutcome::AlreadyPresent { user_id: existing.id })
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The super admin's identifiers under the deployment's rules, as the Mindbricks guide has
+    /// them: with a mobile primary identifier the default `admin@admin.com` becomes
+    /// `+10000000001`; a required secondary identifier gets a placeholder to replace later.
+    fn bootstrap_identifiers(&self, identifier: &str) -> Result<(Option<String>, Option<String>)> {
+        const DEFAULT_ADMIN: &str = "admin@admin.com";
+        let identifier = identifier.trim();
+        let (mut email, mut mobile) = match self.policy.primary {
+            Primary::Mobile if identifier == DEFAULT_ADMIN => (None, Some("+10000000001".to_string())),
+            Primary::Mobile => (None, Some(normalize_mobile(identifier)?)),
+            _ if identifier.contains('@') => (Some(normalize_email(identifier)?), None),
+            Primary::EmailOrMobile => (None, Some(normalize_mobile(identifier)?)),
+            Primary::Email => (Some(normalize_email(identifier)?), None),
+        };
+        if self.policy.secondary == Presence::Required {
+            email.get_or_insert_with(|| "noreply@system.local".to_string());
+            mobile.get_or_insert_with(|| "+10000000000".to_string());
+        }
+        Ok((email, mobile))
     }
 }

@@ -77,6 +77,11 @@ fn conflict(err: diesel::result::Error) -> Error {
     if let diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &err {
         return match info.constraint_name() {
             Some("users_mobile_key") => Error::already_exists("MOBILE_TAKEN", "a user with this mobile number exists"),
+            Some(name) if name.starts_with("users_prop_") => Error::InvalidArgument {
+                reason: "INVALID_PROPERTY",
+                field: "properties",
+                message: format!("another user has this value of the unique property in `{name}`"),
+            },
             _ => Error::already_exists("EMAIL_TAKEN", "a user with this email address exists"),
         };
     }
@@ -94,6 +99,11 @@ pub async fn insert(conn: &mut AsyncPgConnection, user: NewUser) -> Result<UserR
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserRow>> {
     Ok(users::table.find(id).select(UserRow::as_select()).first(conn).await.optional()?)
+}
+
+/// The user, locked until the end of the transaction.
+pub async fn get_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserRow>> {
+    Ok(users::table.find(id).select(UserRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<UserRow>> {
@@ -155,6 +165,14 @@ pub async fn update(conn: &mut AsyncPgConnection, id: Uuid, changes: UserChanges
         .await
         .optional()
         .map_err(conflict)
+}
+
+pub async fn set_password(conn: &mut AsyncPgConnection, id: Uuid, hash: &str) -> Result<()> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::updated_at.eq(chrono::Utc::now())))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {

@@ -1,19 +1,47 @@
 //! The tonic adapters of identity: protobuf in, domain call, protobuf out. No rules here.
 
-use mgpass_proto::identity::{
-    self as pb, authentication_service_server::AuthenticationService, user_service_server::UserService,
-};
+mod authentication;
+mod profile;
+mod registration;
+mod second_factor;
+mod sessions;
+mod verification;
+
+pub use authentication::AuthenticationGrpc;
+pub use profile::ProfileGrpc;
+pub use registration::RegistrationGrpc;
+pub use second_factor::SecondFactorGrpc;
+pub use sessions::SessionGrpc;
+pub use verification::VerificationGrpc;
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use mgpass_proto::identity::{self as pb, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 
 use crate::{
     convert::{from_timestamp, json_to_struct, struct_to_json, timestamp},
-    crypto::keys::PublicJwk,
     error::Error,
     identity::{
         service::{IdentityService, UserFields, UserUpdate},
+        session_service::ClientInfo,
         store::{UserFilter, UserRow},
     },
 };
+
+/// The caller's address and user agent, as the transport saw them.
+fn client_info<T>(request: &Request<T>) -> ClientInfo {
+    ClientInfo {
+        ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+        user_agent: request
+            .metadata()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
 
 fn user_to_proto(row: UserRow) -> pb::User {
     let status = match row.status.as_str() {
@@ -143,54 +171,18 @@ impl UserService for UserGrpc {
 
     async fn unlock_user(
         &self,
-        _request: Request<pb::UnlockUserRequest>,
+        request: Request<pb::UnlockUserRequest>,
     ) -> Result<Response<pb::UnlockUserResponse>, Status> {
-        Err(Status::unimplemented("brute-force lockout arrives with the identity issue"))
+        self.0.unlock_user(&request.into_inner().user_id).await?;
+        Ok(Response::new(pb::UnlockUserResponse {}))
     }
 
     async fn force_password_reset(
         &self,
-        _request: Request<pb::ForcePasswordResetRequest>,
+        request: Request<pb::ForcePasswordResetRequest>,
     ) -> Result<Response<pb::ForcePasswordResetResponse>, Status> {
-        Err(Status::unimplemented("password reset arrives with the identity issue"))
+        self.0.force_password_reset(&request.into_inner().user_id).await?;
+        Ok(Response::new(pb::ForcePasswordResetResponse {}))
     }
 }
 
-/// Serves `mgpass.identity.v1.AuthenticationService`.
-pub struct AuthenticationGrpc(pub IdentityService, pub crate::crypto::keys::KeyRing);
-
-fn jwk_to_proto(jwk: PublicJwk) -> pb::Jwk {
-    pb::Jwk { kty: jwk.kty, kid: jwk.kid, r#use: jwk.use_, alg: jwk.alg, crv: jwk.crv, x: jwk.x, y: jwk.y }
-}
-
-#[tonic::async_trait]
-impl AuthenticationService for AuthenticationGrpc {
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
-        let req = request.into_inner();
-        let (token, user) = self.0.login(&req.identifier, &req.password).await?;
-        Ok(Response::new(pb::LoginResponse {
-            access_token: token.access_token,
-            token_type: "Bearer".into(),
-            expires_in: token.expires_in as i32,
-            refresh_token: String::new(),
-            scope: token.scope,
-            user_id: user.id.to_string(),
-        }))
-    }
-
-    async fn refresh_token(
-        &self,
-        _request: Request<pb::RefreshTokenRequest>,
-    ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
-        Err(Status::unimplemented("refresh tokens arrive with the identity issue"))
-    }
-
-    async fn logout(&self, _request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
-        Err(Status::unimplemented("sessions arrive with the identity issue"))
-    }
-
-    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
-        let keys = self.1.jwks().await.into_iter().map(jwk_to_proto).collect();
-        Ok(Response::new(pb::GetJwksResponse { keys }))
-    }
-}
