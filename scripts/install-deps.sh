@@ -28,5 +28,7 @@ fi
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 
 if [ ! -x node_modules/.bin/buf ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # `npm install` rather than `npm ci`: the lock omits the optional buf binaries of other
+  # platforms, which `npm ci` refuses; install still follows the lock for everything it lists.
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
