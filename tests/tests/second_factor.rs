@@ -32,6 +32,7 @@ async fn email_second_factor_blocks_the_session_until_the_code_is_verified() {
     register_user(&server, json!({"email": "ama@example.com"}), PW).await;
     let (status, body) = login(&server, "ama@example.com", PW).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pendingSecondFactor"], "SECOND_FACTOR_METHOD_EMAIL", "the answer says a factor is owed");
     let token = access(&body);
 
     // Every protected call fails with 403 and the seed's errCode, over REST and gRPC.

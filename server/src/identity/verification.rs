@@ -348,7 +348,7 @@ impl Verifier {
         )
         .await?;
         if known {
-            let minutes = (cfg.expire_time_window + 59) / 60;
+            let minutes = cfg.expire_time_window.div_ceil(60);
             let mut msg = OutgoingMessage::new(flow.channel(), target.to.trim(), cfg.template.clone())
                 .var("expires_minutes", minutes);
             if !target.name.is_empty() {
