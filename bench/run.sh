@@ -6,10 +6,14 @@
 #
 #   bench/run.sh                       (run by `make bench` after the build and install-deps --bench)
 #
+# Then bench/identity.sh (login vs raw argon2id, refresh grants, token verification vs raw ES256)
+# runs against the same server; its section is printed and written after the GetUser one.
+#
 # Knobs (environment): BENCH_DURATION (measured seconds per scenario, default 15), BENCH_ROUNDS
 # (interleaved rounds the duration is split into, default 3), BENCH_WARMUP (s, default 3),
 # BENCH_CONNS (total concurrency, default 32), MGPASS_BIN (default target/release/mgpass),
-# BENCH_OUT (markdown output, default docs/benchmarks.md; empty: do not write). The output is
+# BENCH_OUT (markdown output, default docs/benchmarks.md; empty: do not write), BENCH_IDENTITY
+# (0: skip bench/identity.sh; its own knobs are listed there). The output is
 # regenerated down to the "Hand-written notes" marker; what follows the marker is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +30,12 @@ for tool in h2load wrk curl python3 psql; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run scripts/install-deps.sh --bench" >&2; exit 1; }
 done
 [ -x "$bin" ] || { echo "bench: $bin is missing; run make build" >&2; exit 1; }
+
+# The identity benchmarks' binaries (server/benches), built before anything is started.
+if [ "${BENCH_IDENTITY:-1}" != 0 ]; then
+  echo "bench: building server/benches"
+  cargo bench -q -p mgpass-server --bench argon2_rate --bench es256_verify --no-run
+fi
 
 tmp=$(mktemp -d /tmp/mgpass-bench.XXXXXX)
 chmod 755 "$tmp" # the Postgres cluster belongs to `nobody` when run as root
@@ -80,6 +90,9 @@ env -i PATH="$PATH" ${master_env[@]+"${master_env[@]}"} \
   MGPASS_SERVER__LISTEN="127.0.0.1:$port" \
   MGPASS_BOOTSTRAP__ADMIN_PASSWORD="$admin_password" \
   MGPASS_TOKENS__ACCESS_TOKEN_TTL_SECS=3600 \
+  MGPASS_SESSIONS__LOCKOUT_THRESHOLD=1000000 \
+  MGPASS_SESSIONS__IP_LOCKOUT_THRESHOLD=1000000 \
+  MGPASS_IDENTITY__REGISTRATIONS_PER_IP_PER_HOUR=0 \
   RUST_LOG=warn \
   "$bin" serve --migrate --bootstrap >"$tmp/server.log" 2>&1 &
 server_pid=$!
@@ -295,11 +308,19 @@ kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
 rss_sampled_kb=$(cat "$tmp/rss.peak" 2>/dev/null || echo 0)
 
+# --- Identity (issue 3): after the RSS figures, which it would otherwise move ----------------------
+identity_md=""
+if [ "${BENCH_IDENTITY:-1}" != 0 ]; then
+  identity_md="$tmp/identity.md"
+  ID_BASE=$base ID_SERVER_PID=$server_pid ID_TOKEN=$token ID_TMP=$tmp ID_OUT=$identity_md ID_CPU_HZ=$hz \
+    bench/identity.sh
+fi
+
 # --- Report --------------------------------------------------------------------------------------
 export BENCH_RESULTS="$tmp/results.tsv" BENCH_COMMANDS="$tmp/commands.txt" BENCH_OUT_FILE=$out \
   BENCH_RSS_READY=$rss_ready_kb BENCH_RSS_IDLE=$rss_idle_kb BENCH_RSS_HWM=$rss_hwm_kb \
   BENCH_RSS_SAMPLED=$rss_sampled_kb BENCH_WARMUP_S=$warmup BENCH_ROUND_WARMUP_S=$round_warmup \
-  BENCH_ROUNDS=$rounds BENCH_ROUND_S=$round_secs
+  BENCH_ROUNDS=$rounds BENCH_ROUND_S=$round_secs BENCH_IDENTITY_MD=$identity_md
 BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ]; then
   BENCH_COMMIT="$BENCH_COMMIT + uncommitted changes in the working tree"
@@ -348,6 +369,10 @@ print()
 print("\n".join(table))
 print()
 print("\n".join(summary))
+identity = open(e["BENCH_IDENTITY_MD"]).read() if e.get("BENCH_IDENTITY_MD") else ""
+if identity:
+    print()
+    print(identity)
 out = e["BENCH_OUT_FILE"]
 if not out:
     raise SystemExit(0)
@@ -412,6 +437,8 @@ doing.
 - Idle RSS is read after the first login: argon2id's 19 MiB working memory is allocated by every
   hash (bootstrap and login) and may stay resident in the allocator afterwards.
 """
+if identity:
+    doc += "\n" + identity
 # Everything from the marker on is written by hand (analysis, profiles) and kept across runs.
 marker = "<!-- Hand-written notes below: bench/run.sh keeps everything from this line on. -->"
 try:

@@ -10,7 +10,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::transcode::TRANSPORT_HEADER;
+use crate::transcode::{QUERY_TOKEN_HEADER, TRANSPORT_HEADER};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -35,6 +35,7 @@ pub fn layer(router: Router) -> Router {
 fn sanitize(mut req: Request) -> Request {
     let headers = req.headers_mut();
     headers.remove(TRANSPORT_HEADER);
+    headers.remove(QUERY_TOKEN_HEADER);
     if headers.get(REQUEST_ID).is_some_and(|v| !valid_request_id(v)) {
         headers.remove(REQUEST_ID);
     }

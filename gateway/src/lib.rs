@@ -18,7 +18,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use tower::{Layer, ServiceExt};
 
-pub use transcode::{DOMAIN, TRANSPORT_HEADER, http_status_for};
+pub use transcode::{DOMAIN, QUERY_TOKEN_HEADER, TRANSPORT_HEADER, http_status_for};
 
 /// The server's gRPC side (tonic `Routes` with its layers), type-erased.
 pub type GrpcService =

@@ -119,6 +119,7 @@ impl App {
                 self.tokens(),
                 session_check,
                 self.config.server.rate_limit_per_ip,
+                self.config.server.allow_query_access_token,
             ))
             .service(routes);
         Ok(GrpcService::new(layered))

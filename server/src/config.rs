@@ -144,6 +144,9 @@ pub struct ServerConfig {
     pub rate_limit_per_ip: u32,
     /// Seconds given to in-flight calls on SIGTERM before the process exits.
     pub shutdown_grace_secs: u64,
+    /// Accept an access token in the `access_token` query parameter of REST calls (after the
+    /// `Authorization` header and the `mgpass_at` cookie). Off: URLs end up in logs and histories.
+    pub allow_query_access_token: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,6 +227,7 @@ impl Default for ServerConfig {
             log_format: "text".into(),
             rate_limit_per_ip: 0,
             shutdown_grace_secs: 20,
+            allow_query_access_token: false,
         }
     }
 }

@@ -217,3 +217,23 @@ async fn suspended_users_cannot_sign_in_or_refresh() {
     let (status, _) = login(&server, "yaw@example.com", "yaw's long password").await;
     assert_eq!(status, 200, "an unsuspended user signs in again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_read_from_header_then_cookie_then_query_when_allowed() {
+    let server = TestServer::start().await;
+    let token = server.admin_token().await;
+    let cookie = server.http.get(server.url("/v1/users")).header("cookie", format!("theme=dark; mgpass_at={token}")).send().await.unwrap();
+    assert_eq!(cookie.status(), 200, "the browser cookie carries the token");
+    let query = server.http.get(server.url(&format!("/v1/users?access_token={token}"))).send().await.unwrap();
+    assert_eq!(query.status(), 401, "query tokens are off by default");
+    // A client cannot smuggle the gateway's internal header.
+    let smuggled = server.http.get(server.url("/v1/users")).header("x-mgpass-query-token", &token).send().await.unwrap();
+    assert_eq!(smuggled.status(), 401);
+
+    let lenient = TestServer::start_with(&[("MGPASS_SERVER__ALLOW_QUERY_ACCESS_TOKEN", "true")]).await;
+    let token = lenient.admin_token().await;
+    let query = lenient.http.get(lenient.url(&format!("/v1/users?pageSize=5&access_token={token}"))).send().await.unwrap();
+    assert_eq!(query.status(), 200, "allowed, and the parameter is not taken for a request field");
+    let smuggled = lenient.http.get(lenient.url("/v1/users")).header("x-mgpass-query-token", &token).send().await.unwrap();
+    assert_eq!(smuggled.status(), 401, "the internal header is stripped at the edge");
+}

@@ -22,7 +22,8 @@ use super::routes::Route;
 use crate::GrpcService;
 
 /// Request headers the gRPC side needs: credentials, correlation, and client identity.
-const FORWARDED_HEADERS: [&str; 6] = ["authorization", "cookie", "x-api-key", "x-request-id", "user-agent", "x-forwarded-for"];
+const FORWARDED_HEADERS: [&str; 7] =
+    ["authorization", "cookie", "x-api-key", "x-request-id", "user-agent", "x-forwarded-for", super::QUERY_TOKEN_HEADER];
 /// Response metadata that is meaningful to an HTTP client.
 const RETURNED_HEADERS: [&str; 3] = ["set-cookie", "www-authenticate", "retry-after"];
 /// Tells the server (audit log, cookie handling) that the call arrived as REST. Removed from

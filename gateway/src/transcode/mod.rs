@@ -65,7 +65,12 @@ impl Transcoder {
                 return Ok(response);
             }
         };
-        let msg = request::build(route, bindings, parts.uri.query(), &body)?;
+        let (query, query_token) = split_access_token(parts.uri.query());
+        let mut parts = parts;
+        if let Some(token) = query_token.and_then(|t| http::HeaderValue::from_str(&t).ok()) {
+            parts.headers.insert(QUERY_TOKEN_HEADER, token);
+        }
+        let msg = request::build(route, bindings, query.as_deref(), &body)?;
         call::invoke(&self.grpc, route, &msg, parts, self.status_desc.as_ref()).await
     }
 
@@ -77,6 +82,29 @@ impl Transcoder {
             Err(e) => Err(RestError::invalid_argument(format!("could not read the request body: {e}"))),
         }
     }
+}
+
+/// Carries an `access_token` query parameter to the server's auth layer, which accepts it only
+/// when the deployment allows tokens in URLs. The edge strips client-sent copies.
+pub const QUERY_TOKEN_HEADER: &str = "x-mgpass-query-token";
+
+/// Takes the `access_token` parameter out of the query (it names no request field) and returns
+/// the remaining query and the token.
+fn split_access_token(query: Option<&str>) -> (Option<String>, Option<String>) {
+    let Some(query) = query else { return (None, None) };
+    if !query.split('&').any(|pair| pair.split('=').next() == Some("access_token")) {
+        return (Some(query.to_string()), None);
+    }
+    let mut token = None;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key == "access_token" {
+            token = Some(value.into_owned());
+        } else {
+            rest.append_pair(&key, &value);
+        }
+    }
+    (Some(rest.finish()), token)
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ struct AuthState {
     tokens: TokenIssuer,
     sessions: SessionCheck,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    allow_query_token: bool,
 }
 
 #[derive(Clone)]
@@ -93,9 +94,15 @@ pub struct AuthLayer {
 }
 
 impl AuthLayer {
-    pub fn new(rules: MethodRules, tokens: TokenIssuer, sessions: SessionCheck, rate_per_ip: u32) -> Self {
+    pub fn new(
+        rules: MethodRules,
+        tokens: TokenIssuer,
+        sessions: SessionCheck,
+        rate_per_ip: u32,
+        allow_query_token: bool,
+    ) -> Self {
         let limiter = NonZeroU32::new(rate_per_ip).map(|n| RateLimiter::keyed(Quota::per_second(n)));
-        let state = Arc::new(AuthState { rules, tokens, sessions, limiter });
+        let state = Arc::new(AuthState { rules, tokens, sessions, limiter, allow_query_token });
         if state.limiter.is_some() {
             // Forget idle clients so the limiter's memory stays bounded.
             let weak = Arc::downgrade(&state);
@@ -127,10 +134,36 @@ pub struct AuthService<S> {
     state: Arc<AuthState>,
 }
 
+/// The cookie that carries a browser's access token (set by the hosted pages).
+pub const ACCESS_TOKEN_COOKIE: &str = "mgpass_at";
+
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// The credential of a request, in the documented order: `Authorization: Bearer`, then the
+/// browser cookie, then, only when the deployment allows it, the `access_token` query parameter
+/// (which the REST gateway hands over in its own header; clients cannot set that header).
+fn credential(headers: &http::HeaderMap, allow_query_token: bool) -> Option<&str> {
+    bearer(headers).or_else(|| cookie(headers, ACCESS_TOKEN_COOKIE)).or_else(|| {
+        allow_query_token
+            .then(|| headers.get(mgpass_gateway::QUERY_TOKEN_HEADER).and_then(|v| v.to_str().ok()))
+            .flatten()
+    })
 }
 
 /// The only methods a session still owing its second factor may call.
@@ -152,7 +185,7 @@ fn second_factor_needed(factor: &str) -> Error {
 
 impl AuthState {
     async fn admit(&self, rule: &Rule, path: &str, headers: &http::HeaderMap) -> Result<Option<Principal>, Error> {
-        let authenticated = match bearer(headers) {
+        let authenticated = match credential(headers, self.allow_query_token) {
             Some(token) if token.starts_with("mgp_") => {
                 Err(Error::unauthenticated("UNAUTHENTICATED", "the API key is invalid or revoked"))
             }
@@ -299,6 +332,18 @@ mod tests {
         assert_eq!(reason("email"), tonic::Code::PermissionDenied);
         assert!(second_factor_needed("mobile").to_string().contains("SMS"));
         assert!(matches!(second_factor_needed("totp"), Error::PermissionDenied { reason: "TOTP_TWO_FACTOR_NEEDED", .. }));
+    }
+
+    #[test]
+    fn credentials_are_taken_in_the_documented_order() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(mgpass_gateway::QUERY_TOKEN_HEADER, "from-query".parse().unwrap());
+        assert_eq!(credential(&headers, false), None, "query tokens only when allowed");
+        assert_eq!(credential(&headers, true), Some("from-query"));
+        headers.insert("cookie", "theme=dark; mgpass_at=from-cookie".parse().unwrap());
+        assert_eq!(credential(&headers, true), Some("from-cookie"));
+        headers.insert("authorization", "Bearer from-header".parse().unwrap());
+        assert_eq!(credential(&headers, true), Some("from-header"));
     }
 
     #[test]

@@ -289,6 +289,34 @@ impl KeyRing {
         Ok(ring)
     }
 
+    /// A ring with one fresh in-memory ES256 key and no database behind it (the pool is never
+    /// connected unless a token names an unknown kid), for the benchmarks in `server/benches/`.
+    pub fn ephemeral(policy: KeyPolicy) -> Result<Self> {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new().fill(&mut bytes).map_err(|_| Error::internal("random generator failed"))?;
+        let secret = SecretKey::from_slice(&bytes).map_err(Error::internal)?;
+        let point = secret.public_key().to_encoded_point(false);
+        let (x, y) = (URL_SAFE_NO_PAD.encode(point.x().expect("x")), URL_SAFE_NO_PAD.encode(point.y().expect("y")));
+        let kid = crate::crypto::secret::random_token(12);
+        let der = secret.to_pkcs8_der().map_err(Error::internal)?;
+        let mut loaded = LoadedKeys::default();
+        loaded.verifiers.insert(kid.clone(), Es256Verifier::from_jwk_xy(&x, &y).map_err(|_| Error::internal("jwk"))?);
+        loaded.signers.push(Signer {
+            kid: kid.clone(),
+            activates_at: Utc::now() - chrono::Duration::seconds(1),
+            key: Es256Signer::from_pkcs8(der.as_bytes()).map_err(Error::internal)?,
+        });
+        loaded.jwks.push(PublicJwk { kty: "EC".into(), kid, use_: "sig".into(), alg: "ES256".into(), crv: "P-256".into(), x, y });
+        Ok(Self {
+            pool: crate::db::pool("postgres://ephemeral.invalid/none", 1).map_err(Error::internal)?,
+            master: MasterKey::from_base64(&MasterKey::generate_base64()).map_err(Error::internal)?,
+            policy,
+            loaded: Arc::new(RwLock::new(loaded)),
+            last_lookup: Arc::default(),
+            reloading: Arc::default(),
+        })
+    }
+
     /// Reloads, then rotates and retires what is due, and reloads again if anything changed.
     /// Reloading first proves the master key opens the stored keys before this instance seals a
     /// new one with it.
