@@ -10,3 +10,4 @@ pub mod db;
 pub mod delivery;
 pub mod error;
 pub mod identity;
+pub mod paging;

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use diesel_async::AsyncConnection;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use uuid::Uuid;
 
 use crate::{
+    paging::Page,
     auth::tokens::TokenIssuer,
     config::SessionConfig,
     crypto::{password::PasswordHasherService, secret},
@@ -94,18 +94,6 @@ fn check_lengths(given: &str, family: &str, full: &str, avatar: &str) -> Result<
 
 fn optional(value: &str, normalize: fn(&str) -> Result<String>) -> Result<Option<String>> {
     if value.trim().is_empty() { Ok(None) } else { normalize(value).map(Some) }
-}
-
-pub(super) fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", created_at.timestamp_micros(), id))
-}
-
-pub(super) fn decode_cursor(token: &str) -> Result<(DateTime<Utc>, Uuid)> {
-    let bad = || Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid");
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
-    let (micros, id) = raw.split_once(':').ok_or_else(bad)?;
-    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
 impl IdentityService {
@@ -211,22 +199,10 @@ impl IdentityService {
 
     /// A page of users and the token of the next page (empty on the last page).
     pub async fn list_users(&self, filter: UserFilter, page_size: i32, page_token: &str) -> Result<(Vec<UserRow>, String)> {
-        let size = match page_size {
-            0 => 50,
-            1..=1000 => i64::from(page_size),
-            _ => return Err(Error::invalid("INVALID_ARGUMENT", "page_size", "page_size must be between 0 and 1000")),
-        };
-        let after = if page_token.is_empty() { None } else { Some(decode_cursor(page_token)?) };
+        let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
-        // One extra row tells whether another page exists.
-        let mut rows = store::list(&mut conn, &filter, after, size + 1).await?;
-        let next = if rows.len() as i64 > size {
-            rows.truncate(size as usize);
-            rows.last().map(|r| encode_cursor(r.created_at, r.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok((rows, next))
+        let rows = store::list(&mut conn, &filter, page.after, page.fetch()).await?;
+        Ok(page.finish(rows, |r| (r.created_at, r.id)))
     }
 
     pub async fn update_user(&self, id: &str, update: UserUpdate) -> Result<UserRow> {

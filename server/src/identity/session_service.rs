@@ -9,13 +9,14 @@ use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 use crate::{
+    paging::Page,
     auth::tokens::IssuedToken,
     crypto::secret,
     error::{Error, Result},
     identity::{
         identifiers::{Identifier, parse_identifier},
         policy::Primary,
-        service::{IdentityService, decode_cursor, encode_cursor, not_found, parse_id},
+        service::{IdentityService, not_found, parse_id},
         session_store::{self as store, NewSession, SessionRow},
         store::{self as users, UserRow},
     },
@@ -238,21 +239,10 @@ impl IdentityService {
 
     /// A page of a user's active sessions.
     pub async fn list_sessions(&self, user_id: Uuid, page_size: i32, page_token: &str) -> Result<(Vec<SessionRow>, String)> {
-        let size = match page_size {
-            0 => 50,
-            1..=1000 => i64::from(page_size),
-            _ => return Err(Error::invalid("INVALID_ARGUMENT", "page_size", "page_size must be between 0 and 1000")),
-        };
-        let after = if page_token.is_empty() { None } else { Some(decode_cursor(page_token)?) };
+        let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
-        let mut rows = store::list_active(&mut conn, user_id, size + 1, after).await?;
-        let next = if rows.len() as i64 > size {
-            rows.truncate(size as usize);
-            rows.last().map(|r| encode_cursor(r.created_at, r.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok((rows, next))
+        let rows = store::list_active(&mut conn, user_id, page.fetch(), page.after).await?;
+        Ok(page.finish(rows, |r| (r.created_at, r.id)))
     }
 
     /// Revokes one session of a user.
