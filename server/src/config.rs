@@ -165,6 +165,8 @@ pub struct TokenConfig {
     pub access_token_ttl_secs: u32,
     /// `aud` of access tokens for the mgpass API itself.
     pub audience: String,
+    /// `ES256` (default) or `EdDSA`: the algorithm of signing keys created from now on.
+    pub algorithm: String,
     /// Clock skew tolerated on `exp` when verifying; a retired key also stays published this long.
     pub leeway_secs: u32,
     /// Age of the signing key after which the next one is created (the seed's
@@ -243,6 +245,7 @@ impl Default for TokenConfig {
         Self {
             access_token_ttl_secs: 900,
             audience: "mgpass".into(),
+            algorithm: "ES256".into(),
             leeway_secs: 30,
             key_rotation_period_days: 30.0,
             key_publish_lead_secs: 3600,
@@ -579,6 +582,9 @@ impl Config {
         }
         if !(30..=86_400).contains(&self.tokens.access_token_ttl_secs) {
             bad.push("tokens.access_token_ttl_secs: must be between 30 and 86400".into());
+        }
+        if crate::crypto::jwt::Alg::parse(&self.tokens.algorithm).is_none() {
+            bad.push(format!("tokens.algorithm: `{}` must be ES256 or EdDSA", self.tokens.algorithm));
         }
         if self.tokens.leeway_secs > 300 {
             bad.push("tokens.leeway_secs: must be at most 300".into());

@@ -139,7 +139,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command: KeysCommand::Rotate { lead_secs } } => {
             let lead_secs = lead_secs.unwrap_or(config.tokens.key_publish_lead_secs);
             let pool = db::pool(&config.database.url, 1)?;
-            let kid = keys::rotate(&pool, &config.master_key(), i64::from(lead_secs)).await?;
+            let algorithm = mgpass_server::crypto::jwt::Alg::parse(&config.tokens.algorithm).expect("validated at load");
+            let kid = keys::rotate(&pool, &config.master_key(), algorithm, i64::from(lead_secs)).await?;
             tracing::info!(%kid, lead_secs, "signing key created");
             println!("{kid}");
         }

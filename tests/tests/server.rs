@@ -197,3 +197,25 @@ async fn logs_are_structured_carry_request_ids_and_no_secrets() {
     }
     assert!(saw_request, "the request id appears in the log:\n{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eddsa_can_be_chosen_and_verifies_with_an_independent_library() {
+    let server = TestServer::start_with(&[("MGPASS_TOKENS__ALGORITHM", "EdDSA")]).await;
+    let token = server.admin_token().await;
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    let jwks: Value = server.http.get(server.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwk = &jwks["keys"][0];
+    assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str(), jwk["alg"].as_str()), (Some("OKP"), Some("Ed25519"), Some("EdDSA")));
+    assert!(jwk.get("y").is_none(), "OKP keys have no y: {jwk}");
+    let key = jsonwebtoken::DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_issuer(&[server.base_url.as_str()]);
+    validation.set_audience(&["mgpass"]);
+    jsonwebtoken::decode::<Value>(&token, &key, &validation).expect("the EdDSA token verifies");
+    let resp = server.http.get(server.url("/v1/users")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the server accepts its own EdDSA tokens");
+
+    let out = run_mgpass(&["migrate"], &[("MGPASS_DATABASE__URL", "postgres://x@127.0.0.1:1/x"), ("MGPASS_TOKENS__ALGORITHM", "RS256")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens.algorithm"));
+}

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::{
-    crypto::jwt::{self, Es256Signer, Es256Verifier},
+    crypto::jwt::{self, Alg, JwtSigner, JwtVerifier},
     config::Config,
     crypto::sealed::MasterKey,
     db::{DbPool, schema::signing_keys},
@@ -46,12 +46,16 @@ pub struct PublicJwk {
     pub alg: String,
     pub crv: String,
     pub x: String,
+    /// EC keys only; OKP (Ed25519) keys have none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub y: String,
 }
 
 /// When keys rotate and retire, from `tokens.*`.
 #[derive(Debug, Clone)]
 pub struct KeyPolicy {
+    /// The algorithm of keys created from now on.
+    pub algorithm: Alg,
     pub rotation_period: chrono::Duration,
     pub publish_lead: chrono::Duration,
     pub check_interval: Duration,
@@ -67,6 +71,7 @@ impl KeyPolicy {
         let t = &config.tokens;
         let check = i64::from(t.key_check_interval_secs);
         Self {
+            algorithm: Alg::parse(&t.algorithm).unwrap_or(Alg::Es256),
             rotation_period: chrono::Duration::milliseconds((t.key_rotation_period_days * 86_400_000.0) as i64),
             publish_lead: chrono::Duration::seconds(i64::from(t.key_publish_lead_secs)),
             check_interval: Duration::from_secs(check as u64),
@@ -120,6 +125,7 @@ pub struct KeyInfo {
 #[diesel(table_name = signing_keys)]
 struct KeyRow {
     kid: String,
+    algorithm: String,
     private_sealed: Option<Vec<u8>>,
     public_jwk: serde_json::Value,
     activates_at: DateTime<Utc>,
@@ -128,7 +134,7 @@ struct KeyRow {
 struct Signer {
     kid: String,
     activates_at: DateTime<Utc>,
-    key: Es256Signer,
+    key: JwtSigner,
 }
 
 #[derive(Default)]
@@ -136,7 +142,7 @@ struct LoadedKeys {
     /// Newest activation first. The signer is chosen per token (the first whose time has come),
     /// so instances switch at `activates_at`, not at their next reload.
     signers: Vec<Signer>,
-    verifiers: HashMap<String, Es256Verifier>,
+    verifiers: HashMap<String, JwtVerifier>,
     jwks: Vec<PublicJwk>,
 }
 
@@ -159,7 +165,7 @@ fn seal_context(kid: &str) -> String {
 }
 
 /// The private half of `row`, or an error naming the key when the master key does not open it.
-fn open_key(master: &MasterKey, row: &KeyRow) -> Result<Es256Signer> {
+fn open_key(master: &MasterKey, row: &KeyRow) -> Result<JwtSigner> {
     let wrong = || {
         Error::internal(format!(
             "signing key {} does not open with the configured master key: the master key is wrong \
@@ -169,7 +175,9 @@ fn open_key(master: &MasterKey, row: &KeyRow) -> Result<Es256Signer> {
     };
     let sealed = row.private_sealed.as_deref().ok_or_else(wrong)?;
     let der = master.open(&seal_context(&row.kid), sealed).map_err(|_| wrong())?;
-    Es256Signer::from_pkcs8(&der).map_err(|e| Error::internal(format!("signing key {}: {e}", row.kid)))
+    let alg = Alg::parse(&row.algorithm)
+        .ok_or_else(|| Error::internal(format!("signing key {} has an unknown algorithm {}", row.kid, row.algorithm)))?;
+    JwtSigner::from_pkcs8(alg, &der).map_err(|e| Error::internal(format!("signing key {}: {e}", row.kid)))
 }
 
 async fn load_rows(conn: &mut AsyncPgConnection) -> Result<Vec<KeyRow>> {
@@ -181,33 +189,55 @@ async fn load_rows(conn: &mut AsyncPgConnection) -> Result<Vec<KeyRow>> {
         .await?)
 }
 
-/// Inserts a new ES256 key that starts signing at `activates_at`; returns its kid.
-async fn insert_key(conn: &mut AsyncPgConnection, master: &MasterKey, activates_at: DateTime<Utc>) -> Result<String> {
-    let secret = loop {
-        let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| Error::internal("random generator failed"))?;
-        // Rejection sampling: almost every 32-byte string is a valid P-256 scalar.
-        if let Ok(key) = SecretKey::from_slice(&bytes) {
-            break key;
+/// Inserts a new key of `alg` that starts signing at `activates_at`; returns its kid.
+async fn insert_key(
+    conn: &mut AsyncPgConnection,
+    master: &MasterKey,
+    alg: Alg,
+    activates_at: DateTime<Utc>,
+) -> Result<String> {
+    let kid = crate::crypto::secret::random_token(12);
+    let (der, jwk) = match alg {
+        Alg::Es256 => {
+            let secret = loop {
+                let mut bytes = [0u8; 32];
+                SystemRandom::new().fill(&mut bytes).map_err(|_| Error::internal("random generator failed"))?;
+                // Rejection sampling: almost every 32-byte string is a valid P-256 scalar.
+                if let Ok(key) = SecretKey::from_slice(&bytes) {
+                    break key;
+                }
+            };
+            let point = secret.public_key().to_encoded_point(false);
+            let jwk = PublicJwk {
+                kty: "EC".into(),
+                kid: kid.clone(),
+                use_: "sig".into(),
+                alg: alg.name().into(),
+                crv: "P-256".into(),
+                x: URL_SAFE_NO_PAD.encode(point.x().ok_or_else(|| Error::internal("no x"))?),
+                y: URL_SAFE_NO_PAD.encode(point.y().ok_or_else(|| Error::internal("no y"))?),
+            };
+            (secret.to_pkcs8_der().map_err(Error::internal)?.as_bytes().to_vec(), jwk)
+        }
+        Alg::EdDsa => {
+            let (der, public) = JwtSigner::generate_ed25519().map_err(Error::internal)?;
+            let jwk = PublicJwk {
+                kty: "OKP".into(),
+                kid: kid.clone(),
+                use_: "sig".into(),
+                alg: alg.name().into(),
+                crv: "Ed25519".into(),
+                x: URL_SAFE_NO_PAD.encode(public),
+                y: String::new(),
+            };
+            (der, jwk)
         }
     };
-    let point = secret.public_key().to_encoded_point(false);
-    let kid = crate::crypto::secret::random_token(12);
-    let jwk = PublicJwk {
-        kty: "EC".into(),
-        kid: kid.clone(),
-        use_: "sig".into(),
-        alg: "ES256".into(),
-        crv: "P-256".into(),
-        x: URL_SAFE_NO_PAD.encode(point.x().ok_or_else(|| Error::internal("no x"))?),
-        y: URL_SAFE_NO_PAD.encode(point.y().ok_or_else(|| Error::internal("no y"))?),
-    };
-    let der = secret.to_pkcs8_der().map_err(Error::internal)?;
-    let sealed = master.seal(&seal_context(&kid), der.as_bytes())?;
+    let sealed = master.seal(&seal_context(&kid), &der)?;
     diesel::insert_into(signing_keys::table)
         .values((
             signing_keys::kid.eq(&kid),
-            signing_keys::algorithm.eq("ES256"),
+            signing_keys::algorithm.eq(alg.name()),
             signing_keys::private_sealed.eq(sealed),
             signing_keys::public_jwk.eq(serde_json::to_value(&jwk).map_err(Error::internal)?),
             signing_keys::activates_at.eq(activates_at),
@@ -220,12 +250,12 @@ async fn insert_key(conn: &mut AsyncPgConnection, master: &MasterKey, activates_
 /// `mgpass keys rotate`: creates a key that signs `lead_secs` from now. Refuses when the existing
 /// keys do not open with `master`, because a key sealed under a wrong master key would stop
 /// every correctly configured instance at its next reload.
-pub async fn rotate(pool: &DbPool, master: &MasterKey, lead_secs: i64) -> Result<String> {
+pub async fn rotate(pool: &DbPool, master: &MasterKey, alg: Alg, lead_secs: i64) -> Result<String> {
     let mut conn = pool.get().await?;
     for row in load_rows(&mut conn).await? {
         open_key(master, &row)?;
     }
-    insert_key(&mut conn, master, Utc::now() + chrono::Duration::seconds(lead_secs)).await
+    insert_key(&mut conn, master, alg, Utc::now() + chrono::Duration::seconds(lead_secs)).await
 }
 
 #[derive(Queryable, Selectable)]
@@ -300,11 +330,11 @@ impl KeyRing {
         let kid = crate::crypto::secret::random_token(12);
         let der = secret.to_pkcs8_der().map_err(Error::internal)?;
         let mut loaded = LoadedKeys::default();
-        loaded.verifiers.insert(kid.clone(), Es256Verifier::from_jwk_xy(&x, &y).map_err(|_| Error::internal("jwk"))?);
+        loaded.verifiers.insert(kid.clone(), JwtVerifier::from_jwk(Alg::Es256, &x, &y).map_err(|_| Error::internal("jwk"))?);
         loaded.signers.push(Signer {
             kid: kid.clone(),
             activates_at: Utc::now() - chrono::Duration::seconds(1),
-            key: Es256Signer::from_pkcs8(der.as_bytes()).map_err(Error::internal)?,
+            key: JwtSigner::from_pkcs8(Alg::Es256, der.as_bytes()).map_err(Error::internal)?,
         });
         loaded.jwks.push(PublicJwk { kty: "EC".into(), kid, use_: "sig".into(), alg: "ES256".into(), crv: "P-256".into(), x, y });
         Ok(Self {
@@ -335,7 +365,9 @@ impl KeyRing {
         let mut loaded = LoadedKeys::default();
         for row in rows {
             let jwk: PublicJwk = serde_json::from_value(row.public_jwk.clone()).map_err(Error::internal)?;
-            let decoding = Es256Verifier::from_jwk_xy(&jwk.x, &jwk.y)
+            let alg = Alg::parse(&jwk.alg)
+                .ok_or_else(|| Error::internal(format!("signing key {} has an unknown algorithm", row.kid)))?;
+            let decoding = JwtVerifier::from_jwk(alg, &jwk.x, &jwk.y)
                 .map_err(|_| Error::internal(format!("signing key {} has an invalid public JWK", row.kid)))?;
             loaded.signers.push(Signer {
                 kid: row.kid.clone(),
@@ -374,7 +406,7 @@ impl KeyRing {
                 tracing::info!(kids = ?plan.retire, "signing keys retired");
             }
             if let Some(activates_at) = plan.create_at {
-                let kid = insert_key(conn, master, activates_at).await?;
+                let kid = insert_key(conn, master, policy.algorithm, activates_at).await?;
                 tracing::info!(%kid, %activates_at, "signing key created");
             }
             Ok::<_, Error>(!plan.retire.is_empty() || plan.create_at.is_some())
@@ -463,6 +495,7 @@ mod tests {
 
     fn policy() -> KeyPolicy {
         KeyPolicy {
+            algorithm: Alg::Es256,
             rotation_period: chrono::Duration::days(30),
             publish_lead: chrono::Duration::hours(1),
             check_interval: Duration::from_secs(60),
