@@ -40,6 +40,9 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if let Some(code) = config.identity.default_country_code {
+            crate::identity::identifiers::set_default_country_code(&code.to_string());
+        }
         let pool = db::pool(&config.database.url, config.database.pool_size)?;
         let keys = KeyRing::load(pool.clone(), &config).await?;
         let tokens = TokenIssuer::new(

@@ -86,6 +86,9 @@ pub struct IdentityConfig {
     pub mobile_verification_required_for_login: bool,
     /// Registrations accepted per client IP per hour (0: unlimited).
     pub registrations_per_ip_per_hour: u32,
+    /// Country calling code (digits, e.g. `233`) given to mobile numbers entered in national
+    /// form (`020 123 4567`). Unset: only international numbers are accepted.
+    pub default_country_code: Option<u16>,
     /// Custom user properties, validated on every write.
     pub properties: Vec<PropertyConfig>,
 }
@@ -124,6 +127,7 @@ impl Default for IdentityConfig {
             email_verification_required_for_login: false,
             mobile_verification_required_for_login: false,
             registrations_per_ip_per_hour: 20,
+            default_country_code: None,
             properties: Vec::new(),
         }
     }
@@ -615,6 +619,9 @@ impl Config {
         }
         if !self.bootstrap.admin_password.is_empty() && self.bootstrap.admin_password.len() < self.password.min_length {
             bad.push("bootstrap.admin_password: shorter than password.min_length".into());
+        }
+        if self.identity.default_country_code.is_some_and(|cc| !(1..=999).contains(&cc)) {
+            bad.push("identity.default_country_code: must be a country calling code from 1 to 999, like 233".into());
         }
         if let Err(errors) = crate::identity::policy::IdentityPolicy::from_config(&self.identity) {
             bad.extend(errors);

@@ -203,3 +203,12 @@ async fn email_verification_can_be_required_for_sign_in() {
     let (status, _) = login_status(&server, &server.admin_email, &server.admin_password).await;
     assert_eq!(status, 200, "the bootstrapped admin is verified");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn national_mobile_numbers_take_the_configured_country_code() {
+    let server = TestServer::start_with(&[("MGPASS_IDENTITY__DEFAULT_COUNTRY_CODE", "233")]).await;
+    let (status, body) =
+        register(&server, json!({"user": {"email": "gh@example.com", "mobile": "020 123 4567"}, "password": "a long passphrase"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["mobile"], "+233201234567");
+}
