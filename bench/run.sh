@@ -31,12 +31,6 @@ for tool in h2load wrk curl python3 psql; do
 done
 [ -x "$bin" ] || { echo "bench: $bin is missing; run make build" >&2; exit 1; }
 
-# The identity benchmarks' binaries (server/benches), built before anything is started.
-if [ "${BENCH_IDENTITY:-1}" != 0 ]; then
-  echo "bench: building server/benches"
-  cargo bench -q -p mgpass-server --bench argon2_rate --bench es256_verify --no-run
-fi
-
 tmp=$(mktemp -d /tmp/mgpass-bench.XXXXXX)
 chmod 755 "$tmp" # the Postgres cluster belongs to `nobody` when run as root
 server_pid=""
@@ -62,6 +56,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# The identity benchmarks' binaries (server/benches), built once before anything is started (a
+# later build would recompile whatever changed in the tree meanwhile, mid-run).
+if [ "${BENCH_IDENTITY:-1}" != 0 ]; then
+  echo "bench: building server/benches"
+  cargo bench -q -p mgpass-server --bench argon2_rate --bench es256_verify --no-run --message-format=json \
+    >"$tmp/benches.json" 2>"$tmp/benches.err" || { cat "$tmp/benches.err" >&2; exit 1; }
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 json_get() { python3 -c 'import json,sys; v=json.load(sys.stdin)
@@ -312,7 +314,7 @@ rss_sampled_kb=$(cat "$tmp/rss.peak" 2>/dev/null || echo 0)
 identity_md=""
 if [ "${BENCH_IDENTITY:-1}" != 0 ]; then
   identity_md="$tmp/identity.md"
-  ID_BASE=$base ID_SERVER_PID=$server_pid ID_TOKEN=$token ID_TMP=$tmp ID_OUT=$identity_md ID_CPU_HZ=$hz \
+  ID_BASE=$base ID_SERVER_PID=$server_pid ID_TOKEN=$token ID_TMP=$tmp ID_OUT=$identity_md ID_CPU_HZ=$hz ID_BENCH_JSON="$tmp/benches.json" \
     bench/identity.sh
 fi
 

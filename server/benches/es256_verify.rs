@@ -6,7 +6,7 @@
 //! Paths, from the bare signature check to what the auth layer does with a bearer token:
 //! - `ring`: `UnparsedPublicKey::verify` (ECDSA_P256_SHA256_FIXED) on the token's signed part and
 //!   its already-decoded signature: the library's rate, the baseline;
-//! - `jwt`: `Es256Verifier::verify` (base64 of signature and payload, ring, JSON into a Value);
+//! - `jwt`: `JwtVerifier::verify` (header alg check, base64 of signature and payload, ring, JSON into a Value);
 //! - `keyring`: `KeyRing::verify::<AccessClaims>` (header and kid, key lookup under the lock,
 //!   the above, iss/aud/exp checks, claims decoding): the in-server verification path;
 //! - `authenticate`: `TokenIssuer::authenticate` (keyring + the Principal), the token part of the
@@ -19,7 +19,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use mgpass_server::{
     auth::tokens::{AccessClaims, TokenIssuer},
     crypto::{
-        jwt::Es256Verifier,
+        jwt::{Alg, JwtVerifier},
         keys::{KeyPolicy, KeyRing},
     },
 };
@@ -50,6 +50,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 
     let policy = KeyPolicy {
+        algorithm: Alg::Es256,
         rotation_period: chrono::Duration::days(30),
         publish_lead: chrono::Duration::hours(1),
         check_interval: Duration::from_secs(3600),
@@ -77,7 +78,7 @@ fn main() {
     let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point);
     let (signed, sig_b64) = token.rsplit_once('.').unwrap();
     let signature = URL_SAFE_NO_PAD.decode(sig_b64).unwrap();
-    let verifier = Es256Verifier::from_jwk_xy(&jwk.x, &jwk.y).unwrap();
+    let verifier = JwtVerifier::from_jwk(Alg::Es256, &jwk.x, &jwk.y).unwrap();
 
     // Every path accepts the token before anything is timed.
     public.verify(signed.as_bytes(), &signature).expect("ring verifies");
