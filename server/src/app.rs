@@ -164,6 +164,7 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let router = app.router().await?;
     app.keys.spawn_refresher();
+    crate::crypto::password::spawn_memory_trimmer();
     tracing::info!(%addr, issuer = %app.config.issuer(), "mgpass listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stopped = stop_rx.clone();

@@ -172,15 +172,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// glibc keeps freed memory of large blocks (argon2id's 19 MiB per hash) in its arenas once
-/// it has raised its dynamic mmap threshold, so a server that hashed a few passwords would hold
-/// tens of MB it no longer uses. A fixed threshold returns such blocks to the OS at once, and
-/// two arenas are plenty for a tokio server.
+/// Two glibc arenas are plenty for a tokio server and bound how much freed memory the allocator
+/// can hold on to (see `crypto::password::spawn_memory_trimmer` for the rest).
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before any other thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

@@ -1,7 +1,13 @@
 //! Password hashing with argon2id, always off the async runtime (a hash costs tens of
 //! milliseconds of CPU).
 
-use std::sync::{Arc, LazyLock};
+use std::{
+    sync::{
+        Arc, LazyLock,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use argon2::{
     Algorithm, Argon2, Params, Version,
@@ -12,6 +18,43 @@ use crate::{
     config::PasswordConfig,
     error::{Error, Result},
 };
+
+/// Hashes running now, and when the last one ended (ms since `EPOCH`): the memory trimmer
+/// returns argon2's freed working memory to the OS only once hashing has paused, so a burst of
+/// sign-ins reuses the allocator's memory (no page faults) and an idle server stays small.
+static HASHES_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static LAST_HASH_END_MS: AtomicU64 = AtomicU64::new(0);
+static TRIMMED: AtomicBool = AtomicBool::new(true);
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Runs `work` (an argon2 call) on the blocking pool, tracked for the memory trimmer.
+async fn run_hash<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    HASHES_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    TRIMMED.store(false, Ordering::SeqCst);
+    let result = tokio::task::spawn_blocking(work).await.map_err(Error::internal);
+    LAST_HASH_END_MS.store(EPOCH.elapsed().as_millis() as u64, Ordering::SeqCst);
+    HASHES_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+/// Every 250 ms: once no hash has run for half a second, hands the allocator's free memory (each
+/// argon2id hash uses 19 MiB) back to the OS, once.
+pub fn spawn_memory_trimmer() {
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let idle_ms = (EPOCH.elapsed().as_millis() as u64).saturating_sub(LAST_HASH_END_MS.load(Ordering::SeqCst));
+            if HASHES_IN_FLIGHT.load(Ordering::SeqCst) == 0 && idle_ms >= 500 && !TRIMMED.swap(true, Ordering::SeqCst) {
+                #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            }
+        }
+    });
+}
 
 #[derive(Clone)]
 pub struct PasswordHasherService {
@@ -75,29 +118,27 @@ impl PasswordHasherService {
 
     pub async fn hash(&self, password: String) -> Result<String> {
         let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || {
+        run_hash(move || {
             argon
                 .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
                 .map(|h| h.to_string())
                 .map_err(Error::internal)
         })
-        .await
-        .map_err(Error::internal)?
+        .await?
     }
 
     /// Verifies `password` against `hash`, or against a dummy hash when there is no account, so
     /// both failures take the same time.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
         let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || {
+        run_hash(move || {
             let known = hash.is_some();
             let stored = hash.unwrap_or_else(|| DUMMY_HASH.clone());
             let parsed = PasswordHash::new(&stored).map_err(Error::internal)?;
             let ok = argon.verify_password(password.as_bytes(), &parsed).is_ok();
             Ok(known && ok)
         })
-        .await
-        .map_err(Error::internal)?
+        .await?
     }
 }
 
