@@ -80,14 +80,10 @@ db_url=$(scripts/pg.sh url "$tmp/pg" "$pg_port")
 port=$(free_port)
 base="http://127.0.0.1:$port"
 admin_password="bench-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
-# Binaries that seal their signing keys need a master key (`mgpass keys generate-master`); older
-# ones have no such command and reject the unknown setting, so it is passed only when supported.
-master_env=()
-if master_key=$("$bin" keys generate-master 2>/dev/null) && [ -n "$master_key" ]; then
-  master_env=("MGPASS_SECRETS__MASTER_KEY=$master_key")
-fi
-# A clean environment, as the tests do: no stray MGPASS_* / DATABASE_URL from the caller's shell.
-env -i PATH="$PATH" ${master_env[@]+"${master_env[@]}"} \
+# A throwaway master key (it seals this run's signing keys), and a clean environment, as the
+# tests have: no stray MGPASS_* / DATABASE_URL from the caller's shell.
+master_key=$("$bin" keys generate-master)
+env -i PATH="$PATH" MGPASS_SECRETS__MASTER_KEY="$master_key" \
   MGPASS_DATABASE__URL="$db_url" \
   MGPASS_SERVER__LISTEN="127.0.0.1:$port" \
   MGPASS_BOOTSTRAP__ADMIN_PASSWORD="$admin_password" \

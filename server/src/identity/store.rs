@@ -73,7 +73,7 @@ pub struct UserFilter {
 }
 
 /// Maps a unique-index violation to the identifier that collided.
-fn conflict(err: diesel::result::Error) -> Error {
+pub(crate) fn conflict(err: diesel::result::Error) -> Error {
     if let diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &err {
         return match info.constraint_name() {
             Some("users_mobile_key") => Error::already_exists("MOBILE_TAKEN", "a user with this mobile number exists"),

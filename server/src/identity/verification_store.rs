@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use diesel::{
     prelude::*,
-    result::DatabaseErrorKind,
     sql_types::{Text, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -12,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     db::schema::{pending_identifier_changes, recovery_codes, sessions, totp_factors, users, verification_codes},
-    error::{Error, Result},
+    error::Result,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -156,16 +155,6 @@ pub async fn consume(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) -> Re
 
 // ---- users: the columns the verification flows change -------------------------------------
 
-fn taken(err: diesel::result::Error, kind: &str) -> Error {
-    if let diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) = &err {
-        return match kind {
-            "mobile" => Error::already_exists("MOBILE_TAKEN", "a user with this mobile number exists"),
-            _ => Error::already_exists("EMAIL_TAKEN", "a user with this email address exists"),
-        };
-    }
-    err.into()
-}
-
 pub async fn set_email_verified(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
     diesel::update(users::table.find(user_id))
         .set((users::email_verified.eq(true), users::updated_at.eq(Utc::now())))
@@ -188,7 +177,7 @@ pub async fn set_email(conn: &mut AsyncPgConnection, user_id: Uuid, email: &str,
         .set((users::email.eq(email), users::email_verified.eq(verified), users::updated_at.eq(Utc::now())))
         .execute(conn)
         .await
-        .map_err(|e| taken(e, "email"))?;
+        .map_err(crate::identity::store::conflict)?;
     Ok(())
 }
 
@@ -198,7 +187,7 @@ pub async fn set_mobile(conn: &mut AsyncPgConnection, user_id: Uuid, mobile: &st
         .set((users::mobile.eq(mobile), users::mobile_verified.eq(verified), users::updated_at.eq(Utc::now())))
         .execute(conn)
         .await
-        .map_err(|e| taken(e, "mobile"))?;
+        .map_err(crate::identity::store::conflict)?;
     Ok(())
 }
 

@@ -30,12 +30,7 @@ impl AuthenticationService for AuthenticationGrpc {
             refresh_token: tokens.refresh_token,
             scope: tokens.access.scope,
             user_id: tokens.user_id.to_string(),
-            pending_second_factor: match tokens.pending_second_factor.as_deref() {
-                Some("email") => pb::SecondFactorMethod::Email,
-                Some("mobile") => pb::SecondFactorMethod::Mobile,
-                Some("totp") => pb::SecondFactorMethod::Totp,
-                _ => pb::SecondFactorMethod::Unspecified,
-            } as i32,
+            pending_second_factor: super::second_factor::factor_to_proto(tokens.pending_second_factor.as_deref()) as i32,
         }))
     }
 

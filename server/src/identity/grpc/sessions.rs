@@ -14,12 +14,7 @@ use crate::{
 pub struct SessionGrpc(pub IdentityService);
 
 pub(super) fn session_to_proto(row: SessionRow, current: Option<uuid::Uuid>) -> pb::Session {
-    let pending = match row.pending_second_factor.as_deref() {
-        Some("email") => pb::SecondFactorMethod::Email,
-        Some("mobile") => pb::SecondFactorMethod::Mobile,
-        Some("totp") => pb::SecondFactorMethod::Totp,
-        _ => pb::SecondFactorMethod::Unspecified,
-    };
+    let pending = super::second_factor::factor_to_proto(row.pending_second_factor.as_deref());
     pb::Session {
         id: row.id.to_string(),
         user_id: row.user_id.to_string(),
