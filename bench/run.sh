@@ -59,9 +59,9 @@ trap 'exit 143' TERM
 
 # The identity benchmarks' binaries (server/benches), built once before anything is started (a
 # later build would recompile whatever changed in the tree meanwhile, mid-run).
-if [ "${BENCH_IDENTITY:-1}" != 0 ]; then
+if [ "${BENCH_IDENTITY:-1}" != 0 ] || [ "${BENCH_OAUTH:-1}" != 0 ]; then
   echo "bench: building server/benches"
-  cargo bench -q -p mgpass-server --bench argon2_rate --bench es256_verify --no-run --message-format=json \
+  cargo bench -q -p mgpass-server --bench argon2_rate --bench es256_verify --bench jwt_sign_baselines --no-run --message-format=json \
     >"$tmp/benches.json" 2>"$tmp/benches.err" || { cat "$tmp/benches.err" >&2; exit 1; }
 fi
 
@@ -314,11 +314,19 @@ if [ "${BENCH_IDENTITY:-1}" != 0 ]; then
     bench/identity.sh
 fi
 
+# --- OAuth (issue 4): the token endpoint against a bare signing handler ---------------------------
+oauth_md=""
+if [ "${BENCH_OAUTH:-1}" != 0 ]; then
+  oauth_md="$tmp/oauth.md"
+  OA_BASE=$base OA_SERVER_PID=$server_pid OA_TOKEN=$token OA_TMP=$tmp OA_OUT=$oauth_md OA_CPU_HZ=$hz OA_BENCH_JSON="$tmp/benches.json" \
+    bench/oauth.sh
+fi
+
 # --- Report --------------------------------------------------------------------------------------
 export BENCH_RESULTS="$tmp/results.tsv" BENCH_COMMANDS="$tmp/commands.txt" BENCH_OUT_FILE=$out \
   BENCH_RSS_READY=$rss_ready_kb BENCH_RSS_IDLE=$rss_idle_kb BENCH_RSS_HWM=$rss_hwm_kb \
   BENCH_RSS_SAMPLED=$rss_sampled_kb BENCH_WARMUP_S=$warmup BENCH_ROUND_WARMUP_S=$round_warmup \
-  BENCH_ROUNDS=$rounds BENCH_ROUND_S=$round_secs BENCH_IDENTITY_MD=$identity_md
+  BENCH_ROUNDS=$rounds BENCH_ROUND_S=$round_secs BENCH_IDENTITY_MD=$identity_md BENCH_OAUTH_MD=$oauth_md
 BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ]; then
   BENCH_COMMIT="$BENCH_COMMIT + uncommitted changes in the working tree"
@@ -371,6 +379,10 @@ identity = open(e["BENCH_IDENTITY_MD"]).read() if e.get("BENCH_IDENTITY_MD") els
 if identity:
     print()
     print(identity)
+oauth = open(e["BENCH_OAUTH_MD"]).read() if e.get("BENCH_OAUTH_MD") else ""
+if oauth:
+    print()
+    print(oauth)
 out = e["BENCH_OUT_FILE"]
 if not out:
     raise SystemExit(0)
@@ -437,6 +449,8 @@ doing.
 """
 if identity:
     doc += "\n" + identity
+if oauth:
+    doc += "\n" + oauth
 # Everything from the marker on is written by hand (analysis, profiles) and kept across runs.
 marker = "<!-- Hand-written notes below: bench/run.sh keeps everything from this line on. -->"
 try:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing mgpass needs and the machine lacks: Postgres server
-# binaries and client (Debian packages), and the pinned npm tooling (buf, the grpc-web client).
+# binaries and client and Chromium (Debian packages), the pinned Python test clients (aiosmtpd,
+# authlib, requests), and the pinned npm tooling (buf, the grpc-web client, openid-client,
+# playwright-core).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,8 @@ need_apt=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v runuser >/dev/null || need_apt+=(util-linux)
+# The browser of tests/node/browser_signin.mjs (playwright-core drives it; it never downloads one).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ "${1:-}" = "--bench" ]; then
   command -v h2load >/dev/null || need_apt+=(nghttp2-client)
   command -v wrk >/dev/null || need_apt+=(wrk)
@@ -26,8 +30,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+# The independent OAuth client of tests/python/authlib_code_flow.py, at pinned versions.
+python3 - 2>/dev/null <<'PY' || python3 -m pip install --quiet --disable-pip-version-check authlib==1.9.9 requests==2.34.2
+import importlib.metadata as m
+assert m.version("authlib") == "1.9.9" and m.version("requests") == "2.34.2"
+PY
 
-if [ ! -x node_modules/.bin/buf ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -x node_modules/.bin/buf ] || [ ! -d node_modules/openid-client ] || [ ! -d node_modules/playwright-core ] \
+  || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # `npm install` rather than `npm ci`: the lock omits the optional buf binaries of other
   # platforms, which `npm ci` refuses; install still follows the lock for everything it lists.
   npm install --no-audit --no-fund --loglevel=error >/dev/null

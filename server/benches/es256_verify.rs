@@ -60,17 +60,29 @@ fn main() {
     let _runtime = rt.enter(); // the (never connected) database pool is built inside the runtime
     let keyring = KeyRing::ephemeral(policy).expect("key ring");
     let (iss, aud) = ("http://127.0.0.1:8080".to_string(), "mgpass".to_string());
-    let issuer = TokenIssuer::new(keyring.clone(), iss.clone(), aud.clone(), 3600);
+    // Neither the revocation list nor the role lookup of `issue` runs here, so the pool never
+    // connects.
+    let unused_pool = mgpass_server::db::pool("postgres://unused@127.0.0.1:1/unused", 1).expect("pool");
+    let revoked = mgpass_server::auth::revocation::RevocationList::new(unused_pool.clone());
+    let issuer = TokenIssuer::new(unused_pool, keyring.clone(), revoked, iss.clone(), aud.clone(), 3600);
     // A token as a login issues it: a user with one role, a session, an email.
-    let token = rt
-        .block_on(issuer.issue(
-            uuid::Uuid::new_v4(),
-            Some("kofi.boateng@example.com".into()),
-            vec!["superAdmin".into()],
-            Some(uuid::Uuid::new_v4()),
-        ))
-        .expect("issue")
-        .access_token;
+    let now = chrono::Utc::now().timestamp();
+    let claims = AccessClaims {
+        iss: iss.clone(),
+        sub: uuid::Uuid::new_v4().to_string(),
+        aud: serde_json::Value::String(aud.clone()),
+        iat: now,
+        exp: now + 3600,
+        jti: "bench-jti-0123456789abcdef".into(),
+        email: Some("kofi.boateng@example.com".into()),
+        roles: vec!["superAdmin".into()],
+        scope: "mgpass:admin".into(),
+        orgs: Vec::new(),
+        sid: Some(uuid::Uuid::new_v4().to_string()),
+        client_id: None,
+        org_id: None,
+    };
+    let token = rt.block_on(keyring.sign(&claims)).expect("sign");
     let jwk = rt.block_on(keyring.jwks()).remove(0);
     let mut point = vec![0x04];
     point.extend(URL_SAFE_NO_PAD.decode(&jwk.x).unwrap());

@@ -13,8 +13,25 @@ use mgpass_proto::identity::{
 };
 use tower::ServiceBuilder;
 
+// The admin APIs of applications, API resources and roles.
 use crate::{
-    auth::{AuthLayer, MethodRules, session_check::SessionCheck, tokens::TokenIssuer},
+    access::{grpc::RoleGrpc, role_service::RoleService},
+    oauth::{
+        api_resource_service::ApiResourceService,
+        application_service::ApplicationService,
+        grpc::{ApiResourceGrpc, ApplicationGrpc, TokenGrpc},
+    },
+};
+use mgpass_proto::{
+    access::role_service_server::RoleServiceServer,
+    oauth::{
+        api_resource_service_server::ApiResourceServiceServer, application_service_server::ApplicationServiceServer,
+        token_service_server::TokenServiceServer,
+    },
+};
+
+use crate::{
+    auth::{AuthLayer, MethodRules, revocation::RevocationList, session_check::SessionCheck, tokens::TokenIssuer},
     config::Config,
     crypto::{keys::KeyRing, password::PasswordHasherService},
     db::{self, DbPool},
@@ -26,6 +43,7 @@ use crate::{
         registration::RegistrationLimits,
         service::IdentityService,
     },
+    oauth::OAuthService,
 };
 
 /// Everything a running mgpass holds.
@@ -35,6 +53,9 @@ pub struct App {
     pub pool: DbPool,
     pub keys: KeyRing,
     pub identity: IdentityService,
+    pub oauth: OAuthService,
+    pub revoked: RevocationList,
+    pub session_check: SessionCheck,
     latest_migration: Arc<String>,
 }
 
@@ -45,8 +66,12 @@ impl App {
         }
         let pool = db::pool(&config.database.url, config.database.pool_size)?;
         let keys = KeyRing::load(pool.clone(), &config).await?;
+        let revoked = RevocationList::new(pool.clone());
+        revoked.poll().await?;
         let tokens = TokenIssuer::new(
+            pool.clone(),
             keys.clone(),
+            revoked.clone(),
             config.issuer(),
             config.tokens.audience.clone(),
             config.tokens.access_token_ttl_secs,
@@ -67,12 +92,36 @@ impl App {
             &config.issuer(),
         )?);
         identity.ensure_property_indexes().await?;
-        Ok(Self { config: Arc::new(config), pool, keys, identity, latest_migration: Arc::new(db::latest_migration()) })
+        // One session cache, shared by the auth layer, the OAuth grants and the call that
+        // completes a second factor.
+        let session_check = SessionCheck::new(identity.clone());
+        let oauth = OAuthService::new(
+            pool.clone(),
+            keys.clone(),
+            identity.clone(),
+            config.oauth.clone(),
+            config.issuer(),
+            config.tokens.audience.clone(),
+            revoked.clone(),
+            session_check.clone(),
+        );
+        Ok(Self {
+            config: Arc::new(config),
+            pool,
+            keys,
+            identity,
+            oauth,
+            revoked,
+            session_check,
+            latest_migration: Arc::new(db::latest_migration()),
+        })
     }
 
     fn tokens(&self) -> TokenIssuer {
         TokenIssuer::new(
+            self.pool.clone(),
             self.keys.clone(),
+            self.revoked.clone(),
             self.config.issuer(),
             self.config.tokens.audience.clone(),
             self.config.tokens.access_token_ttl_secs,
@@ -89,8 +138,15 @@ impl App {
         health.set_serving::<RegistrationServiceServer<RegistrationGrpc>>().await;
         health.set_serving::<VerificationServiceServer<VerificationGrpc>>().await;
         health.set_serving::<SecondFactorServiceServer<SecondFactorGrpc>>().await;
-        // One session cache, shared by the auth layer and the call that completes a second factor.
-        let session_check = SessionCheck::new(self.identity.clone());
+        health.set_serving::<ApplicationServiceServer<ApplicationGrpc>>().await;
+        health.set_serving::<ApiResourceServiceServer<ApiResourceGrpc>>().await;
+        health.set_serving::<RoleServiceServer<RoleGrpc>>().await;
+        health.set_serving::<TokenServiceServer<TokenGrpc>>().await;
+        let clients = self.oauth.clients.clone();
+        let applications = ApplicationService::new(self.pool.clone(), clients.clone(), self.config.oauth.clone());
+        let api_resources = ApiResourceService::new(self.pool.clone(), clients.clone());
+        let roles = RoleService::new(self.pool.clone(), clients);
+        let session_check = self.session_check.clone();
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -112,6 +168,10 @@ impl App {
                 identity: self.identity.clone(),
                 sessions: session_check.clone(),
             }))
+            .add_service(ApplicationServiceServer::new(ApplicationGrpc(applications)))
+            .add_service(ApiResourceServiceServer::new(ApiResourceGrpc(api_resources)))
+            .add_service(RoleServiceServer::new(RoleGrpc(roles)))
+            .add_service(TokenServiceServer::new(TokenGrpc(self.oauth.clone())))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha);
@@ -134,7 +194,9 @@ impl App {
             .route("/", get(home))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(ready))
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(crate::oauth::http::router(self.oauth.clone()))
+            .merge(crate::oauth::web::router_with(self.oauth.clone(), &self.config));
         Ok(mgpass_gateway::router(
             self.grpc_service().await?,
             mgpass_proto::descriptor_pool(),
@@ -164,6 +226,7 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let router = app.router().await?;
     app.keys.spawn_refresher();
+    app.revoked.spawn_poller();
     crate::crypto::password::spawn_memory_trimmer();
     tracing::info!(%addr, issuer = %app.config.issuer(), "mgpass listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

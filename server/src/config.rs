@@ -24,6 +24,72 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub sessions: SessionConfig,
     pub verification: VerificationConfig,
+    pub oauth: OAuthConfig,
+    pub branding: BrandingConfig,
+}
+
+/// The OAuth 2.1 / OpenID Connect authorization server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// Lifetime of authorization codes (single use).
+    pub authorization_code_ttl_secs: u32,
+    /// Lifetime of a device authorization (RFC 8628) waiting for its user.
+    pub device_code_ttl_secs: u32,
+    /// Seconds a device must wait between two polls.
+    pub device_poll_interval_secs: u32,
+    /// Access-token lifetime of applications created without one.
+    pub default_access_token_ttl_secs: u32,
+    /// Refresh-token lifetime of applications created without one.
+    pub default_refresh_token_ttl_secs: u32,
+    /// ID-token lifetime of applications created without one.
+    pub default_id_token_ttl_secs: u32,
+    /// How long an instance trusts its cached copy of an application and its secrets; a rotated
+    /// or deleted secret stops working on every instance within this time.
+    pub client_cache_ttl_ms: u64,
+    /// How long an interaction of the hosted pages (an authorization request waiting for sign-in
+    /// or consent) stays valid.
+    pub interaction_ttl_secs: u32,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            authorization_code_ttl_secs: 60,
+            device_code_ttl_secs: 600,
+            device_poll_interval_secs: 5,
+            default_access_token_ttl_secs: 900,
+            default_refresh_token_ttl_secs: 30 * 86_400,
+            default_id_token_ttl_secs: 3600,
+            client_cache_ttl_ms: 1000,
+            interaction_ttl_secs: 1800,
+        }
+    }
+}
+
+/// The look of the hosted pages for the whole deployment; each application may override it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrandingConfig {
+    /// Product name shown in page titles and headings.
+    pub product_name: String,
+    /// Logo URL (https or a data: URI); empty: the name only.
+    pub logo_uri: String,
+    /// Buttons and links, as `#rrggbb`.
+    pub primary_color: String,
+    /// Page background, as `#rrggbb`.
+    pub background_color: String,
+}
+
+impl Default for BrandingConfig {
+    fn default() -> Self {
+        Self {
+            product_name: "mgpass".into(),
+            logo_uri: String::new(),
+            primary_color: "#1f4fd8".into(),
+            background_color: "#f5f6fa".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +286,8 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             sessions: SessionConfig::default(),
             verification: VerificationConfig::default(),
+            oauth: OAuthConfig::default(),
+            branding: BrandingConfig::default(),
         }
     }
 }
@@ -641,9 +709,32 @@ impl Config {
         } else if let Err(why) = crate::crypto::sealed::MasterKey::from_base64(&self.secrets.master_key) {
             bad.push(format!("secrets.master_key: {why}"));
         }
+        let o = &self.oauth;
+        if !(10..=600).contains(&o.authorization_code_ttl_secs) {
+            bad.push("oauth.authorization_code_ttl_secs: must be between 10 and 600".into());
+        }
+        if !(60..=3600).contains(&o.device_code_ttl_secs) || !(1..=60).contains(&o.device_poll_interval_secs) {
+            bad.push("oauth.device_code_ttl_secs (60..3600) or device_poll_interval_secs (1..60): out of range".into());
+        }
+        if !(30..=86_400).contains(&o.default_access_token_ttl_secs) || !(30..=86_400).contains(&o.default_id_token_ttl_secs) {
+            bad.push("oauth.default_access_token_ttl_secs and default_id_token_ttl_secs: must be between 30 and 86400".into());
+        }
+        if o.default_refresh_token_ttl_secs < 60 || o.client_cache_ttl_ms > 60_000 || o.interaction_ttl_secs < 60 {
+            bad.push("oauth: refresh ttl below 60 s, client cache above 60 s or interaction ttl below 60 s".into());
+        }
+        for (name, color) in [("primary_color", &self.branding.primary_color), ("background_color", &self.branding.background_color)] {
+            if !is_hex_color(color) {
+                bad.push(format!("branding.{name}: `{color}` must look like #1f4fd8"));
+            }
+        }
         crate::delivery::check_config(&self.delivery, &mut bad);
         self.verification.check(&self.delivery, &mut bad);
         if bad.is_empty() { Ok(()) } else { Err(ConfigError(bad)) }
+    }
+
+    /// Whether cookies must be `Secure` (the public URL is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer().starts_with("https://")
     }
 
     /// The validated master key.
@@ -659,4 +750,9 @@ impl Config {
             self.server.public_url.trim_end_matches('/').to_string()
         }
     }
+}
+
+/// `#rrggbb`: the only colour form the hosted pages accept, so branding cannot inject CSS.
+pub fn is_hex_color(value: &str) -> bool {
+    value.len() == 7 && value.starts_with('#') && value[1..].chars().all(|c| c.is_ascii_hexdigit())
 }

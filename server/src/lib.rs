@@ -1,6 +1,7 @@
 //! mgpass server: the domains (identity today; oauth, access, org and loyalty next), their
 //! Postgres stores, and the wiring that serves them on one port.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;
@@ -10,4 +11,5 @@ pub mod db;
 pub mod delivery;
 pub mod error;
 pub mod identity;
+pub mod oauth;
 pub mod paging;

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 pub use mgpass_proto as proto;
 
+pub mod browser;
+pub mod oauth;
 pub mod sms;
 pub mod smtp;
 

@@ -3,6 +3,7 @@
 //! alike (REST reaches the gRPC router in process, through this layer).
 
 mod layer;
+pub mod revocation;
 pub mod session_check;
 pub mod tokens;
 
@@ -17,7 +18,10 @@ pub const ADMIN_SCOPE: &str = "mgpass:admin";
 /// extensions.
 #[derive(Debug, Clone)]
 pub struct Principal {
+    /// The user, or for a machine-to-machine token the application's id.
     pub user_id: Uuid,
+    /// The OAuth client the token was issued to (for an M2M token, the subject itself).
+    pub client_id: Option<String>,
     /// The session of a user's access token (absent for tokens not tied to a session).
     pub session_id: Option<Uuid>,
     pub roles: Vec<String>,

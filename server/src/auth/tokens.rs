@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    auth::{ADMIN_SCOPE, Principal},
+    access::role_store,
+    auth::{Principal, revocation::RevocationList},
+    db::DbPool,
     crypto::{keys::KeyRing, secret::random_token},
     error::{Error, Result},
 };
@@ -22,7 +24,8 @@ pub struct OrgClaim {
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    /// A string, or an array when the token is for several audiences.
+    pub aud: serde_json::Value,
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
@@ -37,6 +40,12 @@ pub struct AccessClaims {
     /// The session the token belongs to; revoking the session stops the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The OAuth client the token was issued to (RFC 9068); absent for first-party sign-ins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The organization of an organization token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
 }
 
 /// An issued access token.
@@ -48,20 +57,41 @@ pub struct IssuedToken {
 
 #[derive(Clone)]
 pub struct TokenIssuer {
+    pool: DbPool,
     keys: KeyRing,
+    revoked: RevocationList,
     issuer: String,
     audience: String,
     ttl_secs: u32,
 }
 
-/// The scopes a user's global roles give. Super admins manage everything.
-pub fn scopes_for_roles(roles: &[String]) -> Vec<String> {
-    if roles.iter().any(|r| r == "superAdmin") { vec![ADMIN_SCOPE.to_string()] } else { Vec::new() }
+/// The scopes a user's global roles give on the mgpass API (the `roles` table; the system roles
+/// `superAdmin` and `admin` give `mgpass:admin`).
+async fn scopes_for_roles(pool: &DbPool, audience: &str, roles: &[String]) -> Result<Vec<String>> {
+    let mut conn = pool.get().await?;
+    let mut scopes: Vec<String> = Vec::new();
+    for role in role_store::user_roles_by_name(&mut conn, roles).await? {
+        for grant in role.resource_scopes().into_iter().filter(|g| g.resource == audience) {
+            for scope in grant.scopes {
+                if !scopes.contains(&scope) {
+                    scopes.push(scope);
+                }
+            }
+        }
+    }
+    Ok(scopes)
 }
 
 impl TokenIssuer {
-    pub fn new(keys: KeyRing, issuer: String, audience: String, ttl_secs: u32) -> Self {
-        Self { keys, issuer, audience, ttl_secs }
+    pub fn new(
+        pool: DbPool,
+        keys: KeyRing,
+        revoked: RevocationList,
+        issuer: String,
+        audience: String,
+        ttl_secs: u32,
+    ) -> Self {
+        Self { pool, keys, revoked, issuer, audience, ttl_secs }
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -76,11 +106,11 @@ impl TokenIssuer {
         session_id: Option<Uuid>,
     ) -> Result<IssuedToken> {
         let now = Utc::now().timestamp();
-        let scope = scopes_for_roles(&roles).join(" ");
+        let scope = scopes_for_roles(&self.pool, &self.audience, &roles).await?.join(" ");
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: user_id.to_string(),
-            aud: self.audience.clone(),
+            aud: serde_json::Value::String(self.audience.clone()),
             iat: now,
             exp: now + i64::from(self.ttl_secs),
             jti: random_token(16),
@@ -89,6 +119,8 @@ impl TokenIssuer {
             scope: scope.clone(),
             orgs: Vec::new(),
             sid: session_id.map(|s| s.to_string()),
+            client_id: None,
+            org_id: None,
         };
         Ok(IssuedToken { access_token: self.keys.sign(&claims).await?, expires_in: self.ttl_secs, scope })
     }
@@ -96,6 +128,9 @@ impl TokenIssuer {
     /// Verifies a bearer token and returns its principal.
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
         let claims: AccessClaims = self.keys.verify(token, &self.issuer, &self.audience).await?;
+        if self.revoked.is_revoked(&claims.jti) {
+            return Err(Error::unauthenticated("UNAUTHENTICATED", "the access token was revoked"));
+        }
         let user_id = Uuid::parse_str(&claims.sub)
             .map_err(|_| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?;
         let session_id = match claims.sid.as_deref() {
@@ -107,6 +142,7 @@ impl TokenIssuer {
         };
         Ok(Principal {
             user_id,
+            client_id: claims.client_id,
             session_id,
             roles: claims.roles,
             scopes: claims.scope.split_whitespace().map(str::to_string).collect(),

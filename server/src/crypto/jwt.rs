@@ -65,6 +65,13 @@ pub fn kid(token: &str) -> Result<String, JwtError> {
     header.kid.ok_or(JwtError::Malformed)
 }
 
+/// The `typ` of a token's header (`at+jwt` for access tokens, `JWT` for ID tokens).
+pub fn typ(token: &str) -> Option<String> {
+    let header_b64 = token.split('.').next()?;
+    let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).ok()?).ok()?;
+    header.typ
+}
+
 fn header_alg(token: &str) -> Option<Alg> {
     let header_b64 = token.split('.').next()?;
     let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).ok()?).ok()?;
@@ -142,11 +149,15 @@ impl JwtSigner {
         Ok((der.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
     }
 
-    pub fn sign<C: Serialize>(&self, kid: &str, typ: &str, claims: &C) -> Result<String, String> {
-        let alg = match self.0 {
+    pub fn alg(&self) -> Alg {
+        match self.0 {
             SigningKey::Es256(_) => Alg::Es256,
             SigningKey::EdDsa(_) => Alg::EdDsa,
-        };
+        }
+    }
+
+    pub fn sign<C: Serialize>(&self, kid: &str, typ: &str, claims: &C) -> Result<String, String> {
+        let alg = self.alg();
         let header = Header { alg: alg.name().into(), typ: Some(typ.into()), kid: Some(kid.into()) };
         let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|e| e.to_string())?);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|e| e.to_string())?);

@@ -435,7 +435,14 @@ impl KeyRing {
         self.loaded.read().await.jwks.clone()
     }
 
+    /// Signs an access token (`typ: at+jwt`, RFC 9068).
     pub async fn sign<C: Serialize>(&self, claims: &C) -> Result<String> {
+        self.sign_typed("at+jwt", claims).await
+    }
+
+    /// Signs with the current key and returns the token and the algorithm used (ID tokens need
+    /// it for `at_hash`).
+    pub async fn sign_typed<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String> {
         let loaded = self.loaded.read().await;
         let now = Utc::now();
         let signer = loaded
@@ -443,7 +450,14 @@ impl KeyRing {
             .iter()
             .find(|s| s.activates_at <= now)
             .ok_or_else(|| Error::internal("no active signing key"))?;
-        signer.key.sign(&signer.kid, "at+jwt", claims).map_err(Error::internal)
+        signer.key.sign(&signer.kid, typ, claims).map_err(Error::internal)
+    }
+
+    /// The algorithm of the key that signs now.
+    pub async fn signing_alg(&self) -> Alg {
+        let loaded = self.loaded.read().await;
+        let now = Utc::now();
+        loaded.signers.iter().find(|s| s.activates_at <= now).map(|s| s.key.alg()).unwrap_or(self.policy.algorithm)
     }
 
     /// Reloads the keys unless that was done less than a second ago.
@@ -458,10 +472,25 @@ impl KeyRing {
         }
     }
 
-    /// Verifies signature, `iss`, `aud` and `exp` against any published key and returns the claims.
-    pub async fn verify<C: DeserializeOwned>(&self, token: &str, issuer: &str, audience: &str) -> Result<C> {
+    /// Verifies signature, header `typ`, `iss` and `exp` against any published key and returns the
+    /// claims; the audience is the caller's to check.
+    pub async fn verify_signed(&self, token: &str, issuer: &str, typ: &str) -> Result<serde_json::Value> {
+        let claims = self.verify_signed_ignoring_expiry(token, issuer, typ).await?;
+        let exp = claims["exp"].as_i64().ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?;
+        if exp + (self.policy.leeway_secs as i64) < Utc::now().timestamp() {
+            return Err(Error::unauthenticated("TOKEN_EXPIRED", "the access token has expired"));
+        }
+        Ok(claims)
+    }
+
+    /// Verifies signature, header `typ` and `iss`, but not `exp`: for hints (an expired ID token
+    /// still names its user at logout).
+    pub async fn verify_signed_ignoring_expiry(&self, token: &str, issuer: &str, typ: &str) -> Result<serde_json::Value> {
         let invalid = || Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid");
         let kid = jwt::kid(token).map_err(|_| invalid())?;
+        if !jwt::typ(token).is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
+            return Err(invalid());
+        }
         if !self.loaded.read().await.verifiers.contains_key(&kid) {
             self.reload_for_unknown_kid().await;
         }
@@ -473,19 +502,26 @@ impl KeyRing {
         if claims["iss"].as_str() != Some(issuer) {
             return Err(invalid());
         }
-        let audience_ok = match &claims["aud"] {
-            serde_json::Value::String(aud) => aud == audience,
-            serde_json::Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(audience)),
-            _ => false,
-        };
-        if !audience_ok {
+        Ok(claims)
+    }
+
+    /// Verifies an access token (`typ: at+jwt`) for `audience` and returns its claims.
+    pub async fn verify<C: DeserializeOwned>(&self, token: &str, issuer: &str, audience: &str) -> Result<C> {
+        let invalid = || Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid");
+        let claims = self.verify_signed(token, issuer, "at+jwt").await?;
+        if !audience_contains(&claims, audience) {
             return Err(invalid());
         }
-        let exp = claims["exp"].as_i64().ok_or_else(invalid)?;
-        if exp + (self.policy.leeway_secs as i64) < Utc::now().timestamp() {
-            return Err(Error::unauthenticated("TOKEN_EXPIRED", "the access token has expired"));
-        }
         serde_json::from_value(claims).map_err(|_| invalid())
+    }
+}
+
+/// Whether the `aud` claim (a string or an array) names `audience`.
+pub fn audience_contains(claims: &serde_json::Value, audience: &str) -> bool {
+    match &claims["aud"] {
+        serde_json::Value::String(aud) => aud == audience,
+        serde_json::Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
     }
 }
 

@@ -46,6 +46,9 @@ diesel::table! {
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
         revoked_reason -> Nullable<Text>,
+        scope -> Text,
+        resource -> Nullable<Text>,
+        auth_time -> Timestamptz,
     }
 }
 
@@ -70,7 +73,6 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, refresh_tokens);
 
 diesel::table! {
     outbox (id) {
@@ -136,3 +138,165 @@ diesel::table! {
         used_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    api_resources (id) {
+        id -> Uuid,
+        indicator -> Text,
+        name -> Text,
+        description -> Text,
+        scopes -> Jsonb,
+        system -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    applications (id) {
+        id -> Uuid,
+        client_id -> Text,
+        name -> Text,
+        description -> Text,
+        app_type -> Text,
+        redirect_uris -> Array<Text>,
+        post_logout_redirect_uris -> Array<Text>,
+        grant_types -> Array<Text>,
+        allowed_scopes -> Array<Text>,
+        allowed_resources -> Jsonb,
+        allowed_origins -> Array<Text>,
+        access_token_ttl_secs -> Int4,
+        refresh_token_ttl_secs -> Int4,
+        id_token_ttl_secs -> Int4,
+        first_party -> Bool,
+        require_pkce -> Bool,
+        branding -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    client_secrets (id) {
+        id -> Uuid,
+        application_id -> Uuid,
+        secret_hash -> Bytea,
+        hint -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Bytea,
+        application_id -> Uuid,
+        user_id -> Uuid,
+        browser_session_id -> Nullable<Uuid>,
+        redirect_uri -> Text,
+        scope -> Text,
+        resource -> Nullable<Text>,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        auth_time -> Timestamptz,
+        amr -> Array<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        grant_session_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    device_authorizations (device_code_hash) {
+        device_code_hash -> Bytea,
+        user_code -> Text,
+        application_id -> Uuid,
+        scope -> Text,
+        resource -> Nullable<Text>,
+        status -> Text,
+        user_id -> Nullable<Uuid>,
+        auth_time -> Nullable<Timestamptz>,
+        amr -> Array<Text>,
+        interval_secs -> Int4,
+        last_polled_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    consents (user_id, application_id) {
+        user_id -> Uuid,
+        application_id -> Uuid,
+        scopes -> Array<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    browser_sessions (token_hash) {
+        token_hash -> Bytea,
+        session_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    revoked_access_tokens (jti) {
+        jti -> Text,
+        expires_at -> Timestamptz,
+        revoked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    roles (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        scopes -> Jsonb,
+        default_for_new_users -> Bool,
+        m2m_only -> Bool,
+        system -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    application_roles (application_id, role_id) {
+        application_id -> Uuid,
+        role_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(client_secrets -> applications (application_id));
+diesel::joinable!(browser_sessions -> sessions (session_id));
+diesel::joinable!(application_roles -> roles (role_id));
+diesel::joinable!(application_roles -> applications (application_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    signing_keys,
+    sessions,
+    refresh_tokens,
+    login_throttle,
+    outbox,
+    verification_codes,
+    pending_identifier_changes,
+    totp_factors,
+    recovery_codes,
+    api_resources,
+    applications,
+    client_secrets,
+    authorization_codes,
+    device_authorizations,
+    consents,
+    browser_sessions,
+    revoked_access_tokens,
+    roles,
+    application_roles,
+);

@@ -21,10 +21,8 @@ use crate::{
     },
 };
 
-/// Global roles that exist from the start.
+/// Global roles that exist from the start (rows of `roles` with `system` set).
 pub const SYSTEM_ROLES: [&str; 3] = ["superAdmin", "admin", "user"];
-/// The role of a user created without roles.
-pub const DEFAULT_ROLE: &str = "user";
 
 /// The writable fields of a user.
 #[derive(Debug, Default, Clone)]
@@ -71,13 +69,6 @@ pub(super) fn parse_id(id: &str) -> Result<Uuid> {
 
 pub(super) fn not_found() -> Error {
     Error::not_found("USER_NOT_FOUND", "no such user")
-}
-
-fn check_roles(roles: &[String]) -> Result<()> {
-    match roles.iter().find(|r| !SYSTEM_ROLES.contains(&r.as_str())) {
-        Some(unknown) => Err(Error::invalid("UNKNOWN_ROLE", "roles", format!("role `{unknown}` does not exist"))),
-        None => Ok(()),
-    }
 }
 
 /// Bounds on free-text fields, so a client cannot store megabytes in a name.
@@ -160,8 +151,6 @@ impl IdentityService {
         let mut properties = fields.properties;
         self.policy.check_properties(&mut properties, true, require_properties)?;
         check_lengths(&fields.given_name, &fields.family_name, &fields.full_name, &fields.avatar_url)?;
-        let roles = if fields.roles.is_empty() { vec![DEFAULT_ROLE.to_string()] } else { fields.roles };
-        check_roles(&roles)?;
         let password_hash = match password.filter(|p| !p.is_empty()) {
             Some(p) => {
                 self.hasher.check_policy(&p)?;
@@ -172,22 +161,28 @@ impl IdentityService {
         let avatar_url =
             if fields.avatar_url.is_empty() { self.default_avatar(email.as_deref()) } else { fields.avatar_url };
         let mut conn = self.pool.get().await?;
-        store::insert(
-            &mut conn,
-            NewUser {
-                id: Uuid::now_v7(),
-                email,
-                mobile,
-                given_name: fields.given_name,
-                family_name: fields.family_name,
-                full_name: fields.full_name,
-                avatar_url,
-                password_hash,
-                email_verified,
-                roles,
-                properties: serde_json::Value::Object(properties),
-            },
-        )
+        // The roles (asked for, or the `default_for_new_users` ones) are read and share-locked in
+        // the transaction that inserts the user, so none can be deleted in between.
+        conn.transaction(async |conn| {
+            let roles = crate::access::role_service::roles_for_new_user(conn, &fields.roles).await?;
+            store::insert(
+                conn,
+                NewUser {
+                    id: Uuid::now_v7(),
+                    email,
+                    mobile,
+                    given_name: fields.given_name,
+                    family_name: fields.family_name,
+                    full_name: fields.full_name,
+                    avatar_url,
+                    password_hash,
+                    email_verified,
+                    roles,
+                    properties: serde_json::Value::Object(properties),
+                },
+            )
+            .await
+        })
         .await
     }
 
@@ -220,10 +215,8 @@ impl IdentityService {
                 "family_name" => changes.family_name = Some(f.family_name.clone()),
                 "full_name" => changes.full_name = Some(f.full_name.clone()),
                 "avatar_url" => changes.avatar_url = Some(f.avatar_url.clone()),
-                "roles" => {
-                    check_roles(&f.roles)?;
-                    changes.roles = Some(f.roles.clone());
-                }
+                // Checked against the `roles` table in the transaction below.
+                "roles" => changes.roles = Some(f.roles.clone()),
                 "properties" => {
                     let mut properties = f.properties.clone();
                     self.policy.check_properties(&mut properties, false, true)?;
@@ -249,6 +242,11 @@ impl IdentityService {
         // Read, check the result against the identifier and name rules, write: in one
         // transaction with the row locked, so concurrent updates cannot combine into an invalid user.
         conn.transaction(async |conn| {
+            // Roles before the user: the lock order of role assignment, so the two cannot deadlock.
+            let roles_changed = changes.roles.is_some();
+            if let Some(roles) = changes.roles.take() {
+                changes.roles = Some(crate::access::role_service::check_changed_user_roles(conn, &roles).await?);
+            }
             let current = store::get_for_update(conn, id).await?.ok_or_else(not_found)?;
             let email = changes.email.clone().unwrap_or(current.email.clone());
             let mobile = changes.mobile.clone().unwrap_or(current.mobile.clone());
@@ -258,7 +256,11 @@ impl IdentityService {
                 changes.family_name.as_deref().unwrap_or(&current.family_name),
                 changes.full_name.as_deref().unwrap_or(&current.full_name),
             )?;
-            store::update(conn, id, changes).await?.ok_or_else(not_found)
+            let user = store::update(conn, id, changes).await?.ok_or_else(not_found)?;
+            if roles_changed {
+                crate::access::role_service::ensure_super_admin_held(conn).await?;
+            }
+            Ok(user)
         })
         .await
     }

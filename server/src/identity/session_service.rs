@@ -200,6 +200,10 @@ impl IdentityService {
             .transaction(async |conn| {
                 let Some(row) = store::lock_refresh_token(conn, &digest).await? else { return Ok(Outcome::Invalid) };
                 let Some(session) = store::get_session(conn, row.session_id).await? else { return Ok(Outcome::Invalid) };
+                // Refresh tokens of OAuth grants belong to their client and its token endpoint.
+                if !session.application_id.is_empty() {
+                    return Ok(Outcome::Invalid);
+                }
                 if row.used_at.is_some() {
                     store::revoke(conn, session.user_id, Some(session.id), None, "refresh_token_reused").await?;
                     return Ok(Outcome::Reused);
@@ -280,6 +284,11 @@ impl IdentityService {
             .map(|i| format!("account:{}", i.to_lowercase()))
             .collect();
         store::clear_throttle(&mut conn, &keys).await
+    }
+
+    /// The absolute lifetime of sessions, however often they are refreshed.
+    pub fn session_max_lifetime_secs(&self) -> u32 {
+        self.sessions.max_lifetime_secs
     }
 
     /// Whether a session may still be used, for the auth layer.

@@ -11,11 +11,18 @@ use serde_json::{Value, json};
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// Starts mgpass delivering to `smtp` (and `sms`), polling fast, with `extra` settings.
-pub async fn start(smtp: &SmtpServer, sms: Option<&SmsProvider>, extra: &[(&str, &str)]) -> TestServer {
+pub async fn start(
+    smtp: &SmtpServer,
+    sms: Option<&SmsProvider>,
+    extra: &[(&str, &str)],
+) -> TestServer {
     let smtp_url = smtp.url();
     let mut env: Vec<(String, String)> = vec![
         ("MGPASS_DELIVERY__SMTP_URL".into(), smtp_url),
-        ("MGPASS_DELIVERY__EMAIL_FROM".into(), "mgpass <no-reply@mgpass.test>".into()),
+        (
+            "MGPASS_DELIVERY__EMAIL_FROM".into(),
+            "mgpass <no-reply@mgpass.test>".into(),
+        ),
         ("MGPASS_DELIVERY__POLL_INTERVAL_MS".into(), "100".into()),
     ];
     if let Some(sms) = sms {
@@ -26,8 +33,16 @@ pub async fn start(smtp: &SmtpServer, sms: Option<&SmsProvider>, extra: &[(&str,
     TestServer::start_with(&refs).await
 }
 
-pub async fn call(server: &TestServer, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut req = server.http.request(method.parse().unwrap(), server.url(path));
+pub async fn call(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = server
+        .http
+        .request(method.parse().unwrap(), server.url(path));
     if let Some(token) = token {
         req = req.bearer_auth(token);
     }
@@ -39,7 +54,12 @@ pub async fn call(server: &TestServer, method: &str, path: &str, token: Option<&
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-pub async fn post(server: &TestServer, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+pub async fn post(
+    server: &TestServer,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
     call(server, "POST", path, token, Some(body)).await
 }
 
@@ -48,13 +68,25 @@ pub async fn get(server: &TestServer, path: &str, token: &str) -> (u16, Value) {
 }
 
 pub async fn login(server: &TestServer, identifier: &str, password: &str) -> (u16, Value) {
-    post(server, "/v1/auth/login", None, json!({"identifier": identifier, "password": password})).await
+    post(
+        server,
+        "/v1/auth/login",
+        None,
+        json!({"identifier": identifier, "password": password}),
+    )
+    .await
 }
 
 /// Creates a user as the administrator; returns its id.
 pub async fn create_user(server: &TestServer, user: Value, password: &str) -> String {
     let admin = server.admin_token().await;
-    let (status, body) = post(server, "/v1/users", Some(&admin), json!({"user": user, "password": password})).await;
+    let (status, body) = post(
+        server,
+        "/v1/users",
+        Some(&admin),
+        json!({"user": user, "password": password}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body["user"]["id"].as_str().unwrap().to_string()
 }
@@ -71,7 +103,9 @@ pub fn code_in(text: &str) -> String {
 
 /// The first http(s) link of a message.
 pub fn link_in(text: &str) -> String {
-    let start = text.find("http").unwrap_or_else(|| panic!("no link in: {text}"));
+    let start = text
+        .find("http")
+        .unwrap_or_else(|| panic!("no link in: {text}"));
     text[start..].split_whitespace().next().unwrap().to_string()
 }
 
@@ -98,8 +132,15 @@ pub async fn nth_sms(sms: &SmsProvider, n: usize, to: &str) -> String {
 
 /// The whole database as SQL text (pg_dump), to prove a secret is stored nowhere in clear.
 pub fn dump(server: &TestServer) -> String {
-    let out = Command::new("pg_dump").args(["--data-only", &server.database_url]).output().expect("pg_dump runs");
-    assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("pg_dump")
+        .args(["--data-only", &server.database_url])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -109,13 +150,17 @@ pub fn dump_contains(dump: &str, secret: &str) -> bool {
     dump.match_indices(secret).any(|(i, _)| {
         let before = dump[..i].chars().next_back();
         let after = dump[i + secret.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+        !before.is_some_and(|c| c.is_ascii_alphanumeric())
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
     })
 }
 
 /// The `retry_after_seconds` of an error body's ErrorInfo.
 pub fn retry_after(body: &Value) -> Option<u64> {
-    body["details"].as_array()?.iter().find_map(|d| d["metadata"]["retry_after_seconds"].as_str()?.parse().ok())
+    body["details"]
+        .as_array()?
+        .iter()
+        .find_map(|d| d["metadata"]["retry_after_seconds"].as_str()?.parse().ok())
 }
 
 /// Lets the one-second session cache of the auth layer expire.
@@ -125,7 +170,13 @@ pub async fn past_session_cache() {
 
 /// Registers a user through public registration; returns its id.
 pub async fn register_user(server: &TestServer, user: Value, password: &str) -> String {
-    let (status, body) = post(server, "/v1/auth/register", None, json!({"user": user, "password": password})).await;
+    let (status, body) = post(
+        server,
+        "/v1/auth/register",
+        None,
+        json!({"user": user, "password": password}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body["user"]["id"].as_str().unwrap().to_string()
 }

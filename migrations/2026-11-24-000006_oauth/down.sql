@@ -1,0 +1,11 @@
+ALTER TABLE sessions DROP COLUMN auth_time;
+ALTER TABLE sessions DROP COLUMN resource;
+ALTER TABLE sessions DROP COLUMN scope;
+DROP TABLE revoked_access_tokens;
+DROP TABLE browser_sessions;
+DROP TABLE consents;
+DROP TABLE device_authorizations;
+DROP TABLE authorization_codes;
+DROP TABLE client_secrets;
+DROP TABLE applications;
+DROP TABLE api_resources;

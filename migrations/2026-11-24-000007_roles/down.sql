@@ -1,0 +1,3 @@
+DROP TABLE application_roles;
+DROP TABLE roles;
+DELETE FROM api_resources WHERE indicator = 'mgpass';
