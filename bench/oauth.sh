@@ -53,20 +53,21 @@ client_id=$(echo "$app" | jget application.clientId)
 app_id=$(echo "$app" | jget application.id)
 secret=$(echo "$app" | jget clientSecret)
 api POST "/v1/roles/$role_id:assign" "{\"applicationIds\":[\"$app_id\"]}" >/dev/null
-basic="authorization: Basic $(printf '%s:%s' "$client_id" "$secret" | base64 -w0)"
+basic="Basic $(printf '%s:%s' "$client_id" "$secret" | base64 -w0)"
 grant="grant_type=client_credentials&resource=$(python3 -c 'import urllib.parse,sys; print(urllib.parse.quote(sys.argv[1], safe=""))' "$resource")"
-token=$(curl -sS -H "$basic" -d "$grant" "$OA_BASE/oauth2/token" | jget access_token)
-curl -sS -H "$basic" -d "token=$token" "$OA_BASE/oauth2/introspect" | grep -q '"active":true' \
+token=$(curl -sS -H "authorization: $basic" -d "$grant" "$OA_BASE/oauth2/token" | jget access_token)
+curl -sS -H "authorization: $basic" -d "token=$token" "$OA_BASE/oauth2/introspect" | grep -q '"active":true' \
   || { echo "oauth: introspection of a fresh token is not active" >&2; exit 1; }
 
 cat >"$runs/post.lua" <<'EOF'
--- A form POST with basic auth: wrk's args are the body and the authorization header.
+-- A form POST: wrk's args are the body and the Authorization header's value. The request is
+-- built once in init (wrk's own request was built before init could change it).
+local req
 init = function(args)
-  wrk.method = "POST"
-  wrk.body = args[1]
-  wrk.headers["content-type"] = "application/x-www-form-urlencoded"
-  if args[2] ~= "" then wrk.headers["authorization"] = args[2] end
+  local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["Authorization"] = args[2] }
+  req = wrk.format("POST", nil, headers, args[1])
 end
+request = function() return req end
 EOF
 
 # --- The baseline server ---------------------------------------------------------------------------
@@ -88,7 +89,7 @@ run() { # key pid url body auth
 }
 echo "oauth: $conns connections, $rounds rounds of ${round_secs}s"
 for r in $(seq 1 "$rounds"); do
-  run baseline-http "$baseline_pid" "http://127.0.0.1:$bport/token" "$grant" "" "$r"
+  run baseline-http "$baseline_pid" "http://127.0.0.1:$bport/token" "$grant" "$basic" "$r"
   run client-credentials "$OA_SERVER_PID" "$OA_BASE/oauth2/token" "$grant" "$basic" "$r"
   run introspection "$OA_SERVER_PID" "$OA_BASE/oauth2/introspect" "token=$token" "$basic" "$r"
   "$baseline_bin" raw --secs "$round_secs" >"$runs/raw.$r.out"
@@ -134,8 +135,9 @@ print(f"| raw ES256 JWT signing, all cores (no HTTP) | {statistics.mean(raw):.0f
 cc, intro = rows["client-credentials"], rows["introspection"]
 verdict = lambda ok: "PASS" if ok else "MISS"
 print()
-print(f"- client_credentials: {cc[0]:.0f}/s (target ≥ 20,000) with p99 {cc[2]:.2f} ms (target < 10 ms): {verdict(cc[0] >= 20000 and cc[2] < 10)}")
-print(f"- introspection: {intro[0]:.0f}/s (target ≥ 15,000): {verdict(intro[0] >= 15000)}")
+# A failed request makes the figure meaningless: it counts only with every answer a 200.
+print(f"- client_credentials: {cc[0]:.0f}/s (target ≥ 20,000) with p99 {cc[2]:.2f} ms (target < 10 ms), {cc[4]} failed: {verdict(cc[0] >= 20000 and cc[2] < 10 and cc[4] == 0)}")
+print(f"- introspection: {intro[0]:.0f}/s (target ≥ 15,000), {intro[4]} failed: {verdict(intro[0] >= 15000 and intro[4] == 0)}")
 print(f"- for scale (published, other machines): panva oidc-provider ~3,600 JWT/s on this machine size, Ory Hydra 513/s on 2 CPUs, ZITADEL 2,006/s on 6 vCPUs.")
 EOF
 cat "$OA_OUT"

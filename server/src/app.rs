@@ -196,7 +196,7 @@ impl App {
             .route("/readyz", get(ready))
             .with_state(self.clone())
             .merge(crate::oauth::http::router(self.oauth.clone()))
-            .merge(crate::oauth::web::router_with(self.oauth.clone(), &self.config));
+            .merge(crate::oauth::web::router(self.oauth.clone(), &self.config));
         Ok(mgpass_gateway::router(
             self.grpc_service().await?,
             mgpass_proto::descriptor_pool(),

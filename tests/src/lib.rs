@@ -202,6 +202,35 @@ pub fn bearer(token: &str) -> tonic::metadata::MetadataValue<tonic::metadata::As
     format!("Bearer {token}").parse().unwrap()
 }
 
+/// A tonic request carrying a bearer token.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert("authorization", bearer(token));
+    req
+}
+
+/// A REST call with a bearer token (none when empty): the status and the JSON body (Null when
+/// the body is not JSON).
+pub async fn rest(server: &TestServer, token: &str, method: &str, path: impl AsRef<str>, body: Option<Value>) -> (u16, Value) {
+    let mut req = server.http.request(method.parse().unwrap(), server.url(path.as_ref()));
+    if !token.is_empty() {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// One SQL statement through `psql` against a test database; its unaligned output.
+pub fn psql(database_url: &str, sql: &str) -> String {
+    let out = Command::new("psql").args([database_url, "-qAtc", sql]).output().expect("psql runs");
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// The `google.rpc.ErrorInfo` reason of a REST error body.
 pub fn rest_reason(body: &Value) -> String {
     body["details"]

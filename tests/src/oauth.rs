@@ -3,21 +3,8 @@
 
 use serde_json::{Value, json};
 
+pub use crate::rest;
 use crate::TestServer;
-
-/// A REST call with a bearer token (none when empty): the status and the JSON body.
-pub async fn rest(server: &TestServer, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = server.http.request(method.parse().unwrap(), server.url(path));
-    if !token.is_empty() {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
 
 /// Creates an API resource with these scopes; returns its indicator.
 pub async fn create_resource(server: &TestServer, admin: &str, indicator: &str, scopes: &[&str]) -> String {

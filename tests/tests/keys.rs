@@ -10,7 +10,7 @@ use std::{
 };
 
 use base64::Engine;
-use mgpass_e2e::{TestServer, fresh_database, mgpass_bin, run_mgpass};
+use mgpass_e2e::{TestServer, fresh_database, mgpass_bin, psql, run_mgpass};
 use serde_json::Value;
 
 /// Checks every second, publishes 2 s before signing, 1 s of clock leeway.
@@ -37,12 +37,6 @@ fn shared_database() -> String {
 
 fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.expect("kid")
-}
-
-fn psql(database_url: &str, sql: &str) -> String {
-    let out = Command::new("psql").args([database_url, "-qAtc", sql]).output().expect("psql runs");
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn now_secs() -> f64 {

@@ -2,37 +2,9 @@
 //! against the real binary and a real Postgres, with the error contract, secrets stored only
 //! hashed, rotation with overlap, and authorization.
 
-use std::process::Command;
-
-use mgpass_e2e::{TestServer, bearer, grpc_reason, proto::oauth as pb, rest_reason};
+use mgpass_e2e::{TestServer, authed, grpc_reason, proto::oauth as pb, psql, rest, rest_reason};
 use pb::{api_resource_service_client::ApiResourceServiceClient, application_service_client::ApplicationServiceClient};
 use serde_json::{Value, json};
-
-/// A REST call with a bearer token (none when empty); the status and the JSON body.
-async fn rest(server: &TestServer, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = server.http.request(method.parse().unwrap(), server.url(path));
-    if !token.is_empty() {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-fn psql(database_url: &str, sql: &str) -> String {
-    let out = Command::new("psql").args([database_url, "-qAtc", sql]).output().expect("psql runs");
-    assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
-    req.metadata_mut().insert("authorization", bearer(token));
-    req
-}
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect()).unwrap_or_default()

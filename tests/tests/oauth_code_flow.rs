@@ -133,6 +133,15 @@ async fn openidconnect_crate_code_flow_refresh_userinfo_logout() {
     assert_eq!(at_hash, &expected);
     assert_eq!(claims(id_token.to_string().as_str())["amr"], json!(["pwd"]));
 
+    // A token for no API is good for UserInfo only, never for the user's account at the mgpass
+    // API (a third-party app must not change the password with it).
+    let access = tokens.access_token().secret();
+    assert_eq!(claims(access)["aud"], server.url("/oauth2/userinfo"));
+    let (status, _) = rest(&server, access, "GET", "/v1/me", None).await;
+    assert_eq!(status, 401);
+    let (status, own) = rest(&server, &server.login("esi@example.com", PASSWORD).await, "GET", "/v1/me", None).await;
+    assert_eq!(status, 200, "{own}");
+
     // Userinfo through the crate.
     let info: openidconnect::core::CoreUserInfoClaims =
         client.user_info(tokens.access_token().clone(), None).unwrap().request_async(&http).await.expect("userinfo");

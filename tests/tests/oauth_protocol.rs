@@ -408,3 +408,44 @@ async fn forged_tokens_are_refused() {
     let (_, i) = form(&server, "/oauth2/introspect", Some((&app.client_id, &app.secret)), &[("token", &good)]).await;
     assert_eq!(i["active"], true);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_for_browser_clients_follows_allowed_origins() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let spa = create_app(
+        &server,
+        &admin,
+        json!({"name": "SPA", "applicationType": "APPLICATION_TYPE_SPA",
+               "redirectUris": ["https://spa.example.com/cb"], "allowedOrigins": ["https://spa.example.com"]}),
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        server
+            .http
+            .request(reqwest::Method::OPTIONS, server.url("/oauth2/token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let ok = preflight("https://spa.example.com").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://spa.example.com");
+    assert!(ok.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    let evil = preflight("https://evil.example.com").await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+    // The answer itself (here an error: the code is made up) carries the header for the app's origin only.
+    let post = |origin: &'static str| {
+        server
+            .http
+            .post(server.url("/oauth2/token"))
+            .header("origin", origin)
+            .form(&[("grant_type", "authorization_code"), ("client_id", spa.client_id.as_str()), ("code", "x"), ("redirect_uri", "https://spa.example.com/cb"), ("code_verifier", &"a".repeat(43))])
+            .send()
+    };
+    let resp = post("https://spa.example.com").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "https://spa.example.com");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let resp = post("https://evil.example.com").await.unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+}

@@ -2,34 +2,9 @@
 //! applications over REST and gRPC, default roles of new users, the last super admin, and
 //! concurrent assignments.
 
-use mgpass_e2e::{TestServer, bearer, grpc_reason, proto::access as pb, rest_reason};
+use mgpass_e2e::{TestServer, authed, grpc_reason, proto::access as pb, rest, rest_reason};
 use pb::role_service_client::RoleServiceClient;
 use serde_json::{Value, json};
-
-async fn rest(
-    server: &TestServer,
-    token: &str,
-    method: &str,
-    path: impl AsRef<str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = server.http.request(method.parse().unwrap(), server.url(path.as_ref()));
-    if !token.is_empty() {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
-    req.metadata_mut().insert("authorization", bearer(token));
-    req
-}
 
 fn strings(v: &Value) -> Vec<String> {
     let mut out: Vec<String> =

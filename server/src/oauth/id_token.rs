@@ -11,7 +11,10 @@ use crate::{
     crypto::{jwt::Alg, secret::random_token},
     error::Result,
     identity::store::UserRow,
-    oauth::{OAuthService, model::ApplicationRow},
+    oauth::{
+        OAuthService,
+        model::{ApplicationRow, OIDC_SCOPES},
+    },
 };
 
 /// A minted access token.
@@ -29,8 +32,8 @@ pub enum Subject<'a> {
 }
 
 /// The audience of a user's OIDC access token besides the API resource: the UserInfo endpoint
-/// accepts only tokens that name it (Auth0 does the same), so a token for a third-party API
-/// cannot be replayed against the mgpass management API.
+/// accepts only tokens that name it (Auth0 does the same), and never a token for the mgpass API
+/// alone.
 pub fn userinfo_audience(issuer: &str) -> String {
     format!("{issuer}/oauth2/userinfo")
 }
@@ -49,10 +52,16 @@ impl OAuthService {
         let has = |s: &str| scope.split(' ').any(|x| x == s);
         let (sub, email, roles, sid, aud) = match subject {
             Subject::User { user, session_id } => {
-                let mut aud = vec![Value::String(audience.to_string())];
-                if has("openid") {
-                    aud.push(Value::String(userinfo_audience(&self.issuer)));
-                }
+                // A token with no API scope is only good for UserInfo: it must not open the
+                // mgpass API (a third-party app asking for `openid profile` could otherwise act
+                // on the user's account there).
+                let userinfo = Value::String(userinfo_audience(&self.issuer));
+                let has_api_scope = scope.split(' ').any(|s| !s.is_empty() && !OIDC_SCOPES.contains(&s));
+                let aud = match (has_api_scope, has("openid")) {
+                    (true, true) => vec![Value::String(audience.to_string()), userinfo],
+                    (true, false) => vec![Value::String(audience.to_string())],
+                    (false, _) => vec![userinfo],
+                };
                 (
                     user.id.to_string(),
                     if has("email") { user.email.clone() } else { None },

@@ -157,12 +157,11 @@ pub(super) async fn layer(State(web): State<Web>, mut req: Request, next: Next) 
         .remove::<FormTargets>()
         .unwrap_or_default();
     let headers = res.headers_mut();
-    if browser.fresh_csrf {
-        if let Ok(v) =
+    if browser.fresh_csrf
+        && let Ok(v) =
             HeaderValue::from_str(&set_cookie(CSRF_COOKIE, Some(&browser.csrf), web.secure))
-        {
-            headers.append(header::SET_COOKIE, v);
-        }
+    {
+        headers.append(header::SET_COOKIE, v);
     }
     let mut form_action = String::from("'self'");
     for target in targets.0 {

@@ -22,8 +22,7 @@ fn shown(status: StatusCode, message: impl Into<String>) -> Shown {
 fn seconds_in(message: &str) -> Option<u64> {
     message
         .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty())
-        .last()
+        .rfind(|w| !w.is_empty())
         .and_then(|w| w.parse().ok())
 }
 

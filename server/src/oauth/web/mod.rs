@@ -71,35 +71,9 @@ impl Deref for Web {
     }
 }
 
-/// The pages with the deployment's defaults (no verification flows, default branding). The
-/// server uses [`router_with`].
-pub fn router(oauth: OAuthService) -> Router {
-    let mut verification = VerificationConfig::default();
-    for flow in [
-        &mut verification.email_verification,
-        &mut verification.mobile_verification,
-        &mut verification.password_reset_by_email,
-        &mut verification.password_reset_by_mobile,
-        &mut verification.magic_link,
-    ] {
-        flow.is_active = false;
-    }
-    let secure = oauth.issuer().starts_with("https://");
-    let ttl = oauth.config.interaction_ttl_secs;
-    build(
-        oauth,
-        BrandingConfig::default(),
-        secure,
-        RegistrationLimits::new(20),
-        8,
-        verification,
-        ttl,
-    )
-}
-
 /// The pages, configured from `config` (branding, cookies, registration limits, which
 /// verification flows are on).
-pub fn router_with(oauth: OAuthService, config: &Config) -> Router {
+pub fn router(oauth: OAuthService, config: &Config) -> Router {
     build(
         oauth,
         config.branding.clone(),

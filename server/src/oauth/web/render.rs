@@ -181,10 +181,10 @@ impl Web {
 
     /// The branding for a page acting for `client_id` (the deployment's when none or unknown).
     pub(super) async fn brand(&self, client_id: Option<&str>) -> Brand {
-        if let Some(client_id) = client_id {
-            if let Ok(app) = self.oauth.application(client_id).await {
-                return Brand::new(&self.branding, Some((&app.name, &app.branding())));
-            }
+        if let Some(client_id) = client_id
+            && let Ok(app) = self.oauth.application(client_id).await
+        {
+            return Brand::new(&self.branding, Some((&app.name, &app.branding())));
         }
         Brand::new(&self.branding, None)
     }

@@ -202,13 +202,13 @@ pub(super) async fn page(State(web): State<Web>, b: Browser, Query(q): Query<Pag
         Ok(ix) => ix,
         Err(reply) => return reply,
     };
-    if ix.is_none() {
-        if let Ok(Some(session)) = web.browser_session(&b).await {
-            if session.pending_second_factor.is_some() {
-                return Reply::redirect("/oauth2/second-factor");
-            }
-            return web.signed_in_page(&b, &session).await;
+    if ix.is_none()
+        && let Ok(Some(session)) = web.browser_session(&b).await
+    {
+        if session.pending_second_factor.is_some() {
+            return Reply::redirect("/oauth2/second-factor");
         }
+        return web.signed_in_page(&b, &session).await;
     }
     // The identifier: from the page's link, else the client's `login_hint`.
     let hint = ix

@@ -162,15 +162,15 @@ pub(super) async fn submit(
             if sent { "&sent=1" } else { "" }
         ))
     };
-    if registered.email_verification_needed {
-        if let Some(email) = &registered.user.email {
-            return verify("email", email, email_sent.is_some());
-        }
+    if registered.email_verification_needed
+        && let Some(email) = &registered.user.email
+    {
+        return verify("email", email, email_sent.is_some());
     }
-    if registered.mobile_verification_needed {
-        if let Some(mobile) = &registered.user.mobile {
-            return verify("mobile", mobile, mobile_sent.is_some());
-        }
+    if registered.mobile_verification_needed
+        && let Some(mobile) = &registered.user.mobile
+    {
+        return verify("mobile", mobile, mobile_sent.is_some());
     }
     // Nothing to verify first: the new account signs in at once.
     let identifier = match identity.policy().primary {

@@ -37,23 +37,23 @@ pub async fn find_browser_session(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
 ) -> Result<Option<BrowserSession>> {
-    let row: Option<(Uuid, Uuid, Vec<String>, Option<String>, DateTime<Utc>)> =
-        browser_sessions::table
-            .inner_join(sessions::table.inner_join(users::table))
-            .filter(browser_sessions::token_hash.eq(token_hash))
-            .filter(sessions::revoked_at.is_null())
-            .filter(sessions::expires_at.gt(Utc::now()))
-            .filter(users::status.eq("active"))
-            .select((
-                sessions::id,
-                sessions::user_id,
-                sessions::amr,
-                sessions::pending_second_factor,
-                sessions::auth_time,
-            ))
-            .first(conn)
-            .await
-            .optional()?;
+    type Row = (Uuid, Uuid, Vec<String>, Option<String>, DateTime<Utc>);
+    let row: Option<Row> = browser_sessions::table
+        .inner_join(sessions::table.inner_join(users::table))
+        .filter(browser_sessions::token_hash.eq(token_hash))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(Utc::now()))
+        .filter(users::status.eq("active"))
+        .select((
+            sessions::id,
+            sessions::user_id,
+            sessions::amr,
+            sessions::pending_second_factor,
+            sessions::auth_time,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
     Ok(row.map(
         |(session_id, user_id, amr, pending_second_factor, auth_time)| BrowserSession {
             session_id,
