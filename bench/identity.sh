@@ -180,8 +180,9 @@ table = [
 names = {"ring": "raw ES256 verify, ring `UnparsedPublicKey::verify`",
          "jwt": "`JwtVerifier::verify` (alg check + base64 + ring + JSON)",
          "keyring": "in-server path `KeyRing::verify::<AccessClaims>`",
-         "authenticate": "`TokenIssuer::authenticate` (keyring + Principal)"}
-for k in ("ring", "jwt", "keyring", "authenticate"):
+         "authenticate": "`TokenIssuer::authenticate` (keyring + Principal)",
+         "cached": "`KeyRing::verify` of a token already verified (cache by SHA-256)"}
+for k in ("ring", "jwt", "keyring", "authenticate", "cached"):
     per = ", ".join(f"{float(x):.0f}" for x in vrounds[k].split())
     table.append(f"| {names[k]} | `es256_verify` bench | 1 thread | {vr[k]:.0f}/s ({1e6 / vr[k]:.1f} us) | | | | | {per} |")
 

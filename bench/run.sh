@@ -322,11 +322,18 @@ if [ "${BENCH_OAUTH:-1}" != 0 ]; then
     bench/oauth.sh
 fi
 
+# --- Access control (issue 5): CheckPermission decisions on cached data ---------------------------
+access_md=""
+if [ "${BENCH_ACCESS:-1}" != 0 ]; then
+  access_md="$tmp/access.md"
+  AC_BASE=$base AC_TOKEN=$token AC_TMP=$tmp AC_OUT=$access_md bench/access.sh
+fi
+
 # --- Report --------------------------------------------------------------------------------------
 export BENCH_RESULTS="$tmp/results.tsv" BENCH_COMMANDS="$tmp/commands.txt" BENCH_OUT_FILE=$out \
   BENCH_RSS_READY=$rss_ready_kb BENCH_RSS_IDLE=$rss_idle_kb BENCH_RSS_HWM=$rss_hwm_kb \
   BENCH_RSS_SAMPLED=$rss_sampled_kb BENCH_WARMUP_S=$warmup BENCH_ROUND_WARMUP_S=$round_warmup \
-  BENCH_ROUNDS=$rounds BENCH_ROUND_S=$round_secs BENCH_IDENTITY_MD=$identity_md BENCH_OAUTH_MD=$oauth_md
+  BENCH_ROUNDS=$rounds BENCH_ROUND_S=$round_secs BENCH_IDENTITY_MD=$identity_md BENCH_OAUTH_MD=$oauth_md BENCH_ACCESS_MD=$access_md
 BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ]; then
   BENCH_COMMIT="$BENCH_COMMIT + uncommitted changes in the working tree"
@@ -380,6 +387,7 @@ if identity:
     print()
     print(identity)
 oauth = open(e["BENCH_OAUTH_MD"]).read() if e.get("BENCH_OAUTH_MD") else ""
+access = open(e["BENCH_ACCESS_MD"]).read() if e.get("BENCH_ACCESS_MD") else ""
 if oauth:
     print()
     print(oauth)
@@ -451,6 +459,8 @@ if identity:
     doc += "\n" + identity
 if oauth:
     doc += "\n" + oauth
+if access:
+    doc += "\n" + access
 # Everything from the marker on is written by hand (analysis, profiles) and kept across runs.
 marker = "<!-- Hand-written notes below: bench/run.sh keeps everything from this line on. -->"
 try:

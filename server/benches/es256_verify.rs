@@ -9,6 +9,8 @@
 //! - `jwt`: `JwtVerifier::verify` (header alg check, base64 of signature and payload, ring, JSON into a Value);
 //! - `keyring`: `KeyRing::verify::<AccessClaims>` (header and kid, key lookup under the lock,
 //!   the above, iss/aud/exp checks, claims decoding): the in-server verification path;
+//! - `cached`: `KeyRing::verify` of a token verified before (the server keeps verified tokens by
+//!   SHA-256; expiry and revocation are still checked on every use);
 //! - `authenticate`: `TokenIssuer::authenticate` (keyring + the Principal), the token part of the
 //!   auth layer (its session check and rate limit are not included).
 //! Every path runs `--secs / --rounds` seconds per round, the paths interleaved in each round.
@@ -58,7 +60,10 @@ fn main() {
         retire_after: chrono::Duration::hours(2),
     };
     let _runtime = rt.enter(); // the (never connected) database pool is built inside the runtime
-    let keyring = KeyRing::ephemeral(policy).expect("key ring");
+    // Without the cache of verified tokens: every path below checks the signature each time,
+    // except `cached`, which shows what a token presented again costs.
+    let cached = KeyRing::ephemeral(policy).expect("key ring");
+    let keyring = cached.clone().without_verification_cache();
     let (iss, aud) = ("http://127.0.0.1:8080".to_string(), "mgpass".to_string());
     // Neither the revocation list nor the role lookup of `issue` runs here, so the pool never
     // connects.
@@ -98,7 +103,8 @@ fn main() {
     rt.block_on(keyring.verify::<AccessClaims>(&token, &iss, &aud)).expect("keyring verifies");
     rt.block_on(issuer.authenticate(&token)).expect("authenticates");
 
-    let names = ["ring", "jwt", "keyring", "authenticate"];
+    rt.block_on(cached.verify::<AccessClaims>(&token, &iss, &aud)).expect("cached ring verifies");
+    let names = ["ring", "jwt", "keyring", "authenticate", "cached"];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for _ in 0..rounds {
         rates[0].push(rate(window, || public.verify(signed.as_bytes(), std::hint::black_box(&signature)).unwrap()));
@@ -122,6 +128,17 @@ fn main() {
             while start.elapsed() < window {
                 for _ in 0..32 {
                     std::hint::black_box(issuer.authenticate(std::hint::black_box(&token)).await.unwrap());
+                }
+                n += 32;
+            }
+            n as f64 / start.elapsed().as_secs_f64()
+        }));
+        rates[4].push(rt.block_on(async {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < window {
+                for _ in 0..32 {
+                    std::hint::black_box(cached.verify::<AccessClaims>(std::hint::black_box(&token), &iss, &aud).await.unwrap());
                 }
                 n += 32;
             }

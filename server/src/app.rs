@@ -13,6 +13,36 @@ use mgpass_proto::identity::{
 };
 use tower::ServiceBuilder;
 
+// API keys and the audit log.
+use crate::{
+    access::{api_key_service::ApiKeyService, grpc::ApiKeyGrpc},
+    admin::{audit_layer::AuditLayer, audit_service::AuditLog, grpc::AuditGrpc},
+    auth::api_keys::ApiKeyAuthenticator,
+};
+use mgpass_proto::{access::api_key_service_server::ApiKeyServiceServer, admin::audit_service_server::AuditServiceServer};
+
+// Organizations: their members, roles, invitations and feature flags.
+use crate::org::{
+    access::OrgAccess,
+    flag_service::FlagService,
+    grpc::{InvitationGrpc, OrgRoleGrpc, OrganizationGrpc},
+    invitation_service::InvitationService,
+    org_role_service::OrgRoleService,
+    organization_service::OrganizationService,
+};
+use mgpass_proto::org::{
+    invitation_service_server::InvitationServiceServer, org_role_service_server::OrgRoleServiceServer,
+    organization_service_server::OrganizationServiceServer,
+};
+
+// User groups, permissions and decisions.
+use crate::access::{
+    group_service::GroupService,
+    grpc::{GroupGrpc, PermissionGrpc},
+    permission_service::PermissionService,
+};
+use mgpass_proto::access::{group_service_server::GroupServiceServer, permission_service_server::PermissionServiceServer};
+
 // The admin APIs of applications, API resources and roles.
 use crate::{
     access::{grpc::RoleGrpc, role_service::RoleService},
@@ -56,6 +86,8 @@ pub struct App {
     pub oauth: OAuthService,
     pub revoked: RevocationList,
     pub session_check: SessionCheck,
+    /// Cached permission decisions, dropped on every access change (groups and permissions).
+    pub decisions: crate::access::decision::Decisions,
     latest_migration: Arc<String>,
 }
 
@@ -105,7 +137,9 @@ impl App {
             revoked.clone(),
             session_check.clone(),
         );
+        let decisions = crate::access::decision::Decisions::new(pool.clone());
         Ok(Self {
+            decisions,
             config: Arc::new(config),
             pool,
             keys,
@@ -147,6 +181,31 @@ impl App {
         let api_resources = ApiResourceService::new(self.pool.clone(), clients.clone());
         let roles = RoleService::new(self.pool.clone(), clients);
         let session_check = self.session_check.clone();
+        health.set_serving::<ApiKeyServiceServer<ApiKeyGrpc>>().await;
+        // User groups, the backends' permissions and the decision API.
+        let groups = GroupService::new(self.pool.clone(), self.config.access.clone(), self.decisions.clone());
+        let permission_service = PermissionService::new(self.pool.clone(), self.decisions.clone());
+        health.set_serving::<GroupServiceServer<GroupGrpc>>().await;
+        health.set_serving::<PermissionServiceServer<PermissionGrpc>>().await;
+        health.set_serving::<AuditServiceServer<AuditGrpc>>().await;
+        let api_key_auth = ApiKeyAuthenticator::new(self.pool.clone());
+        let permissions = crate::oauth::api_resource_service::mgpass_permission_scopes().iter().map(|s| s.name.clone());
+        let audit_log = AuditLog::new(self.pool.clone());
+        let org_access = OrgAccess::new(self.pool.clone());
+        let api_keys =
+            ApiKeyService::new(self.pool.clone(), permissions, api_key_auth.clone()).with_org_access(org_access.clone());
+        let organizations = OrganizationService::new(self.pool.clone(), org_access.clone(), &self.config.organizations)?;
+        let org_roles = OrgRoleService::new(self.pool.clone(), org_access.clone());
+        let invitations = InvitationService::new(
+            self.pool.clone(),
+            org_access.clone(),
+            crate::delivery::Outbox::new(&self.config.delivery, self.config.master_key())?,
+            &self.config.organizations,
+            &self.config.issuer(),
+        );
+        health.set_serving::<OrganizationServiceServer<OrganizationGrpc>>().await;
+        health.set_serving::<OrgRoleServiceServer<OrgRoleGrpc>>().await;
+        health.set_serving::<InvitationServiceServer<InvitationGrpc>>().await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -172,6 +231,16 @@ impl App {
             .add_service(ApiResourceServiceServer::new(ApiResourceGrpc(api_resources)))
             .add_service(RoleServiceServer::new(RoleGrpc(roles)))
             .add_service(TokenServiceServer::new(TokenGrpc(self.oauth.clone())))
+            .add_service(ApiKeyServiceServer::new(ApiKeyGrpc(api_keys)))
+            .add_service(GroupServiceServer::new(GroupGrpc(groups)))
+            .add_service(PermissionServiceServer::new(PermissionGrpc(permission_service)))
+            .add_service(AuditServiceServer::new(AuditGrpc(audit_log.clone())))
+            .add_service(OrganizationServiceServer::new(OrganizationGrpc {
+                orgs: organizations,
+                flags: FlagService::new(self.pool.clone()),
+            }))
+            .add_service(OrgRoleServiceServer::new(OrgRoleGrpc(org_roles)))
+            .add_service(InvitationServiceServer::new(InvitationGrpc(invitations)))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha);
@@ -183,7 +252,11 @@ impl App {
                 session_check,
                 self.config.server.rate_limit_per_ip,
                 self.config.server.allow_query_access_token,
-            ))
+            )
+            .with_api_keys(api_key_auth)
+            .with_org_scope(crate::auth::org_scope::OrgScope::from_pool(&mgpass_proto::descriptor_pool(), org_access)))
+            // Inside the auth layer: it sees the caller's principal.
+            .layer(AuditLayer::new(&mgpass_proto::descriptor_pool(), audit_log))
             .service(routes);
         Ok(GrpcService::new(layered))
     }
@@ -227,6 +300,8 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     let router = app.router().await?;
     app.keys.spawn_refresher();
     app.revoked.spawn_poller();
+    db::janitor::spawn(app.pool.clone(), Duration::from_secs(app.config.server.janitor_interval_secs));
+    app.decisions.spawn_listener(app.config.database.url.clone());
     crate::crypto::password::spawn_memory_trimmer();
     tracing::info!(%addr, issuer = %app.config.issuer(), "mgpass listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -26,6 +26,59 @@ pub struct Config {
     pub verification: VerificationConfig,
     pub oauth: OAuthConfig,
     pub branding: BrandingConfig,
+    pub access: AccessConfig,
+    pub organizations: OrganizationsConfig,
+}
+
+/// Organizations (tenants), the Mindbricks `tenantSettings`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrganizationsConfig {
+    /// `tenantRegisterIsPublic`: any signed-in user may create an organization and owns it
+    /// (`true`), or only administrators (`org.organizations.create`) create them.
+    pub registration_public: bool,
+    /// Custom organization properties (`tenantProperties`), declared and checked like
+    /// `identity.properties`.
+    pub properties: Vec<PropertyConfig>,
+    /// Avatar URL of organizations created without one; `{name_sha256}` is replaced by the hex
+    /// SHA-256 of the name.
+    pub avatar_template: String,
+    /// The link of invitation emails, with `{token}` where the token goes; empty:
+    /// `<server.public_url>/invitations/{token}`.
+    pub invitation_link_url: String,
+}
+
+impl Default for OrganizationsConfig {
+    fn default() -> Self {
+        Self {
+            registration_public: true,
+            properties: Vec::new(),
+            avatar_template: "https://www.gravatar.com/avatar/{name_sha256}?d=identicon".into(),
+            invitation_link_url: String::new(),
+        }
+    }
+}
+
+/// Access control: user groups (the Mindbricks `userGroupsActive` / `userGroupsInTenantLevel`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// User groups exist (`userGroupsActive`); off: GroupService answers `FEATURE_DISABLED`.
+    pub user_groups_active: bool,
+    /// Organizations have their own groups (`userGroupsInTenantLevel`); needs user_groups_active.
+    pub user_groups_in_tenant_level: bool,
+    /// Avatar of a group created without one; `{name_sha256}` is the hex SHA-256 of its name.
+    pub group_avatar_template: String,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            user_groups_active: false,
+            user_groups_in_tenant_level: false,
+            group_avatar_template: "https://www.gravatar.com/avatar/{name_sha256}?d=identicon".into(),
+        }
+    }
 }
 
 /// The OAuth 2.1 / OpenID Connect authorization server.
@@ -217,6 +270,8 @@ pub struct ServerConfig {
     /// Accept an access token in the `access_token` query parameter of REST calls (after the
     /// `Authorization` header and the `mgpass_at` cookie). Off: URLs end up in logs and histories.
     pub allow_query_access_token: bool,
+    /// How often expired codes, grant state, delivered messages and ended sessions are deleted.
+    pub janitor_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -288,6 +343,8 @@ impl Default for Config {
             verification: VerificationConfig::default(),
             oauth: OAuthConfig::default(),
             branding: BrandingConfig::default(),
+            access: AccessConfig::default(),
+            organizations: OrganizationsConfig::default(),
         }
     }
 }
@@ -302,6 +359,7 @@ impl Default for ServerConfig {
             rate_limit_per_ip: 0,
             shutdown_grace_secs: 20,
             allow_query_access_token: false,
+            janitor_interval_secs: 3600,
         }
     }
 }
@@ -630,6 +688,9 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let mut bad = Vec::new();
+        if self.access.user_groups_in_tenant_level && !self.access.user_groups_active {
+            bad.push("access.user_groups_in_tenant_level: needs access.user_groups_active".into());
+        }
         if self.server.listen.parse::<SocketAddr>().is_err() {
             bad.push(format!("server.listen: `{}` is not an address like 127.0.0.1:8080", self.server.listen));
         }
@@ -640,6 +701,9 @@ impl Config {
         }
         if !matches!(self.server.log_format.as_str(), "text" | "json") {
             bad.push(format!("server.log_format: `{}` must be `text` or `json`", self.server.log_format));
+        }
+        if self.server.janitor_interval_secs == 0 {
+            bad.push("server.janitor_interval_secs: must be at least 1".into());
         }
         if self.server.max_body_bytes < 1024 {
             bad.push("server.max_body_bytes: must be at least 1024".into());
@@ -693,6 +757,15 @@ impl Config {
         }
         if let Err(errors) = crate::identity::policy::IdentityPolicy::from_config(&self.identity) {
             bad.extend(errors);
+        }
+        if let Err(errors) = crate::identity::policy::parse_properties("organizations", &self.organizations.properties) {
+            bad.extend(errors);
+        }
+        if self.organizations.properties.iter().any(|p| p.unique) {
+            bad.push("organizations.properties: `unique` is not supported for organization properties".into());
+        }
+        if !self.organizations.invitation_link_url.is_empty() && !self.organizations.invitation_link_url.contains("{token}") {
+            bad.push("organizations.invitation_link_url: must contain `{token}`".into());
         }
         let s = &self.sessions;
         if s.refresh_token_ttl_secs < 60 || s.max_lifetime_secs < s.refresh_token_ttl_secs {

@@ -2,6 +2,7 @@
 //! Postgres stores, and the wiring that serves them on one port.
 
 pub mod access;
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
@@ -12,4 +13,5 @@ pub mod delivery;
 pub mod error;
 pub mod identity;
 pub mod oauth;
+pub mod org;
 pub mod paging;

@@ -19,7 +19,9 @@ use prost_reflect::{DescriptorPool, Value};
 use tower::{Layer, Service};
 
 use crate::{
-    auth::{Principal, session_check::SessionCheck, tokens::TokenIssuer},
+    auth::{
+        Principal, api_keys::ApiKeyAuthenticator, org_scope::OrgScope, session_check::SessionCheck, tokens::TokenIssuer,
+    },
     error::Error,
 };
 
@@ -86,6 +88,10 @@ struct AuthState {
     sessions: SessionCheck,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     allow_query_token: bool,
+    /// Set once by [`AuthLayer::with_api_keys`]; without it every `mgp_` key is refused.
+    api_keys: std::sync::OnceLock<ApiKeyAuthenticator>,
+    /// Set once by [`AuthLayer::with_org_scope`]; without it permissions are global only.
+    org_scope: std::sync::OnceLock<OrgScope>,
 }
 
 #[derive(Clone)]
@@ -102,7 +108,15 @@ impl AuthLayer {
         allow_query_token: bool,
     ) -> Self {
         let limiter = NonZeroU32::new(rate_per_ip).map(|n| RateLimiter::keyed(Quota::per_second(n)));
-        let state = Arc::new(AuthState { rules, tokens, sessions, limiter, allow_query_token });
+        let state = Arc::new(AuthState {
+            rules,
+            tokens,
+            sessions,
+            limiter,
+            allow_query_token,
+            api_keys: std::sync::OnceLock::new(),
+            org_scope: std::sync::OnceLock::new(),
+        });
         if state.limiter.is_some() {
             // Forget idle clients so the limiter's memory stays bounded.
             let weak = Arc::downgrade(&state);
@@ -118,6 +132,19 @@ impl AuthLayer {
             });
         }
         Self { state }
+    }
+
+    /// Accepts `mgp_` API keys as bearer credentials.
+    pub fn with_api_keys(self, api_keys: ApiKeyAuthenticator) -> Self {
+        let _ = self.state.api_keys.set(api_keys);
+        self
+    }
+
+    /// Lets a caller's role in the organization a request names give the method's permission
+    /// (see [`crate::auth::org_scope`]).
+    pub fn with_org_scope(self, org_scope: OrgScope) -> Self {
+        let _ = self.state.org_scope.set(org_scope);
+        self
     }
 }
 
@@ -184,11 +211,15 @@ fn second_factor_needed(factor: &str) -> Error {
 }
 
 impl AuthState {
-    async fn admit(&self, rule: &Rule, path: &str, headers: &http::HeaderMap) -> Result<Option<Principal>, Error> {
+    async fn admit(
+        &self,
+        rule: &Rule,
+        path: &str,
+        headers: &http::HeaderMap,
+        org: Option<uuid::Uuid>,
+    ) -> Result<Option<Principal>, Error> {
         let authenticated = match credential(headers, self.allow_query_token) {
-            Some(token) if token.starts_with("mgp_") => {
-                Err(Error::unauthenticated("UNAUTHENTICATED", "the API key is invalid or revoked"))
-            }
+            Some(token) if token.starts_with("mgp_") => self.authenticate_api_key(token, headers).await.map(Some),
             Some(token) => self.authenticate(token, path).await.map(Some),
             None => Ok(None),
         };
@@ -201,7 +232,7 @@ impl AuthState {
             Rule::Permission(permission) => {
                 let principal = authenticated?
                     .ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "authentication required"))?;
-                if principal.has_permission(permission) {
+                if self.permitted(&principal, permission, org).await? {
                     Ok(Some(principal))
                 } else {
                     Err(Error::permission_denied("PERMISSION_DENIED", format!("permission `{permission}` required")))
@@ -230,6 +261,41 @@ impl AuthState {
         Ok(principal)
     }
 
+    /// An `mgp_` API key, accepted only from the `Authorization` header (the cookie and the query
+    /// parameter carry JWTs only).
+    async fn authenticate_api_key(&self, key: &str, headers: &http::HeaderMap) -> Result<Principal, Error> {
+        match (bearer(headers), self.api_keys.get()) {
+            (Some(b), Some(api_keys)) if b == key => api_keys.authenticate(key).await,
+            _ => Err(Error::unauthenticated("UNAUTHENTICATED", "the API key is invalid, expired or revoked")),
+        }
+    }
+
+    /// The permission check: global, or through the caller's role in the organization the
+    /// request names.
+    async fn permitted(&self, principal: &Principal, permission: &str, org: Option<uuid::Uuid>) -> Result<bool, Error> {
+        match self.org_scope.get() {
+            Some(scope) => scope.allows(principal, permission, org).await,
+            None => Ok(principal.has_permission(permission)),
+        }
+    }
+
+    /// For a permission method whose request names an organization, that organization: the body
+    /// is buffered, read and put back. Other calls pass untouched.
+    async fn request_organization(
+        &self,
+        rule: &Rule,
+        path: &str,
+        request: http::Request<axum::body::Body>,
+    ) -> Result<(http::Request<axum::body::Body>, Option<uuid::Uuid>), Error> {
+        let Some(scope) = self.org_scope.get().filter(|s| matches!(rule, Rule::Permission(_)) && s.applies(path)) else {
+            return Ok((request, None));
+        };
+        let (parts, body) = request.into_parts();
+        let bytes = crate::auth::org_scope::buffer(body).await?;
+        let org = scope.organization_of(path, &bytes);
+        Ok((http::Request::from_parts(parts, axum::body::Body::from(bytes)), org))
+    }
+
     fn rate_limited(&self, ip: Option<IpAddr>) -> bool {
         match (&self.limiter, ip) {
             (Some(limiter), Some(ip)) => limiter.check_key(&ip).is_err(),
@@ -238,14 +304,13 @@ impl AuthState {
     }
 }
 
-impl<S, B> Service<http::Request<B>> for AuthService<S>
+impl<S> Service<http::Request<axum::body::Body>> for AuthService<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>
+    S: Service<http::Request<axum::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
@@ -255,7 +320,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
         // Take the service that was driven to readiness, leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -273,7 +338,11 @@ where
                 return Ok(status.into_http());
             };
             let path = request.uri().path().to_string();
-            match state.admit(&rule, &path, request.headers()).await {
+            let (mut request, org) = match state.request_organization(&rule, &path, request).await {
+                Ok(read) => read,
+                Err(err) => return Ok(tonic::Status::from(err).into_http()),
+            };
+            match state.admit(&rule, &path, request.headers(), org).await {
                 Ok(Some(principal)) => {
                     request.extensions_mut().insert(principal);
                 }

@@ -2,7 +2,9 @@
 //! permission (`mgpass.options.v1.auth`) before any service code runs, for gRPC, grpc-web and REST
 //! alike (REST reaches the gRPC router in process, through this layer).
 
+pub mod api_keys;
 mod layer;
+pub mod org_scope;
 pub mod revocation;
 pub mod session_check;
 pub mod tokens;
@@ -14,9 +16,19 @@ use uuid::Uuid;
 /// The scope that authorizes every management API.
 pub const ADMIN_SCOPE: &str = "mgpass:admin";
 
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A JWT access token (header, cookie or query parameter).
+    #[default]
+    Jwt,
+    /// An `mgp_` API key (`Authorization: Bearer mgp_...`).
+    ApiKey,
+}
+
 /// Who is calling, as established by the auth layer and read by services from the request
 /// extensions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Principal {
     /// The user, or for a machine-to-machine token the application's id.
     pub user_id: Uuid,
@@ -26,13 +38,24 @@ pub struct Principal {
     pub session_id: Option<Uuid>,
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
+    /// How the caller authenticated.
+    pub credential_kind: CredentialKind,
+    /// The API key used, for [`CredentialKind::ApiKey`].
+    pub api_key_id: Option<Uuid>,
+    /// The organization an organization API key acts as (`user_id` is then the organization's
+    /// id too, as an M2M token's subject is its application).
+    pub api_key_organization_id: Option<Uuid>,
+    /// The organization of an organization token (`org_id`): its scopes act in that
+    /// organization only (see `auth::org_scope`).
+    pub org_id: Option<Uuid>,
 }
 
 impl Principal {
     /// Whether the principal holds `permission`. `mgpass:admin` holds every permission; the
     /// access-control domain will add role- and grant-based permissions here.
+    /// An organization token holds nothing globally.
     pub fn has_permission(&self, permission: &str) -> bool {
-        self.scopes.iter().any(|s| s == ADMIN_SCOPE || s == permission)
+        self.org_id.is_none() && self.scopes.iter().any(|s| s == ADMIN_SCOPE || s == permission)
     }
 }
 

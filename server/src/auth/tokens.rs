@@ -107,6 +107,7 @@ impl TokenIssuer {
     ) -> Result<IssuedToken> {
         let now = Utc::now().timestamp();
         let scope = scopes_for_roles(&self.pool, &self.audience, &roles).await?.join(" ");
+        let orgs = crate::org::org_claims(&mut *self.pool.get().await?, user_id).await?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: user_id.to_string(),
@@ -117,7 +118,7 @@ impl TokenIssuer {
             email,
             roles,
             scope: scope.clone(),
-            orgs: Vec::new(),
+            orgs,
             sid: session_id.map(|s| s.to_string()),
             client_id: None,
             org_id: None,
@@ -146,6 +147,14 @@ impl TokenIssuer {
             session_id,
             roles: claims.roles,
             scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
+            org_id: match claims.org_id.as_deref() {
+                Some(org) => Some(
+                    Uuid::parse_str(org)
+                        .map_err(|_| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?,
+                ),
+                None => None,
+            },
+            ..Principal::default()
         })
     }
 }

@@ -158,6 +158,48 @@ pub struct KeyRing {
     last_lookup: Arc<Mutex<Option<Instant>>>,
     /// Held by each reload, so that a slow reload never replaces a newer one's keys.
     reloading: Arc<Mutex<()>>,
+    /// Tokens whose signature was already checked: resource servers present the same token
+    /// again and again, and the P-256 verification is most of the cost of checking one.
+    verified: VerifiedTokens,
+}
+
+/// Signature checks already done, by SHA-256 of the token: (header `typ`, claims). A token's
+/// bytes never change, so neither does the outcome; what can change (expiry, revocation, the
+/// session) is checked on every use by the callers. Bounded; starts over when full.
+#[derive(Clone, Default)]
+struct VerifiedTokens {
+    map: Arc<std::sync::RwLock<HashMap<[u8; 32], (String, serde_json::Value)>>>,
+    /// Off only in benchmarks that measure the signature check itself.
+    disabled: bool,
+}
+
+const MAX_VERIFIED_TOKENS: usize = 20_000;
+
+impl VerifiedTokens {
+    fn key(token: &str) -> [u8; 32] {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        key
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<(String, serde_json::Value)> {
+        if self.disabled {
+            return None;
+        }
+        self.map.read().expect("verified tokens lock").get(key).cloned()
+    }
+
+    fn insert(&self, key: [u8; 32], typ: String, claims: serde_json::Value) {
+        if self.disabled {
+            return;
+        }
+        let mut map = self.map.write().expect("verified tokens lock");
+        if map.len() >= MAX_VERIFIED_TOKENS {
+            map.clear();
+        }
+        map.insert(key, (typ, claims));
+    }
 }
 
 fn seal_context(kid: &str) -> String {
@@ -314,6 +356,7 @@ impl KeyRing {
             loaded: Arc::default(),
             last_lookup: Arc::default(),
             reloading: Arc::default(),
+            verified: VerifiedTokens::default(),
         };
         ring.check().await?;
         Ok(ring)
@@ -344,7 +387,15 @@ impl KeyRing {
             loaded: Arc::new(RwLock::new(loaded)),
             last_lookup: Arc::default(),
             reloading: Arc::default(),
+            verified: VerifiedTokens::default(),
         })
+    }
+
+    /// The same ring without the cache of already verified tokens, so that every verification
+    /// checks the signature (for `server/benches/es256_verify.rs`).
+    pub fn without_verification_cache(mut self) -> Self {
+        self.verified = VerifiedTokens { disabled: true, ..VerifiedTokens::default() };
+        self
     }
 
     /// Reloads, then rotates and retires what is due, and reloads again if anything changed.
@@ -487,18 +538,27 @@ impl KeyRing {
     /// still names its user at logout).
     pub async fn verify_signed_ignoring_expiry(&self, token: &str, issuer: &str, typ: &str) -> Result<serde_json::Value> {
         let invalid = || Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid");
-        let kid = jwt::kid(token).map_err(|_| invalid())?;
-        if !jwt::typ(token).is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
+        let cache_key = VerifiedTokens::key(token);
+        let (token_typ, claims) = match self.verified.get(&cache_key) {
+            Some(hit) => hit,
+            None => {
+                let kid = jwt::kid(token).map_err(|_| invalid())?;
+                let token_typ = jwt::typ(token).unwrap_or_default();
+                if !self.loaded.read().await.verifiers.contains_key(&kid) {
+                    self.reload_for_unknown_kid().await;
+                }
+                let claims: serde_json::Value = {
+                    let loaded = self.loaded.read().await;
+                    let key = loaded.verifiers.get(&kid).ok_or_else(invalid)?;
+                    key.verify(token).map_err(|_| invalid())?
+                };
+                self.verified.insert(cache_key, token_typ.clone(), claims.clone());
+                (token_typ, claims)
+            }
+        };
+        if !token_typ.eq_ignore_ascii_case(typ) {
             return Err(invalid());
         }
-        if !self.loaded.read().await.verifiers.contains_key(&kid) {
-            self.reload_for_unknown_kid().await;
-        }
-        let claims: serde_json::Value = {
-            let loaded = self.loaded.read().await;
-            let key = loaded.verifiers.get(&kid).ok_or_else(invalid)?;
-            key.verify(token).map_err(|_| invalid())?
-        };
         if claims["iss"].as_str() != Some(issuer) {
             return Err(invalid());
         }

@@ -19,7 +19,11 @@ const VERSION: u8 = 1;
 
 /// The master key. Cloning shares the key; it is never logged.
 #[derive(Clone)]
-pub struct MasterKey(Aes256Gcm);
+pub struct MasterKey {
+    cipher: Aes256Gcm,
+    /// HMAC key from which purpose-bound subkeys are derived ([`MasterKey::mac`]).
+    derive: ring::hmac::Key,
+}
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,7 +39,19 @@ impl MasterKey {
             return Err(format!("must decode to 32 bytes, not {}", bytes.len()));
         }
         let bytes: [u8; 32] = bytes.try_into().expect("length checked");
-        Ok(Self(Aes256Gcm::new(&Key::<Aes256Gcm>::from(bytes))))
+        Ok(Self {
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(bytes)),
+            derive: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes),
+        })
+    }
+
+    /// HMAC-SHA256 of `message` under a subkey bound to `purpose`. For low-entropy secrets (six
+    /// digit codes) a plain hash in the database could be reversed by trying every code; keyed,
+    /// a database dump alone reveals nothing.
+    pub fn mac(&self, purpose: &str, message: &[u8]) -> Vec<u8> {
+        let subkey = ring::hmac::sign(&self.derive, format!("mgpass/{purpose}").as_bytes());
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, subkey.as_ref());
+        ring::hmac::sign(&key, message).as_ref().to_vec()
     }
 
     /// A fresh random key, base64, for `mgpass keys generate-master`.
@@ -49,7 +65,7 @@ impl MasterKey {
         let mut nonce = [0u8; 12];
         SystemRandom::new().fill(&mut nonce).map_err(|_| Error::internal("random generator failed"))?;
         let sealed = self
-            .0
+            .cipher
             .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: context.as_bytes() })
             .map_err(|_| Error::internal("encryption failed"))?;
         let mut out = Vec::with_capacity(1 + nonce.len() + sealed.len());
@@ -65,7 +81,7 @@ impl MasterKey {
         }
         let (nonce, ciphertext) = sealed[1..].split_at(12);
         let nonce: [u8; 12] = nonce.try_into().expect("length checked");
-        self.0
+        self.cipher
             .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: context.as_bytes() })
             .map_err(|_| Error::internal("sealed value does not open with this master key"))
     }
@@ -74,6 +90,15 @@ impl MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_are_keyed_and_bound_to_their_purpose() {
+        let key = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
+        let other = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
+        assert_eq!(key.mac("codes", b"123456"), key.mac("codes", b"123456"));
+        assert_ne!(key.mac("codes", b"123456"), other.mac("codes", b"123456"));
+        assert_ne!(key.mac("codes", b"123456"), key.mac("other", b"123456"));
+    }
 
     #[test]
     fn seals_and_opens_bound_to_context() {

@@ -1,5 +1,6 @@
 //! The Postgres pool and the embedded migrations.
 
+pub mod janitor;
 pub mod schema;
 
 use diesel::{QueryableByName, sql_types::{Nullable, Text}};

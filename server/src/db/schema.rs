@@ -273,10 +273,202 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Bytea,
+        previous_key_hash -> Nullable<Bytea>,
+        previous_key_expires_at -> Nullable<Timestamptz>,
+        user_id -> Nullable<Uuid>,
+        organization_id -> Nullable<Uuid>,
+        creator_user_id -> Uuid,
+        scopes -> Array<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Uuid,
+        credential_kind -> Text,
+        actor_user_id -> Nullable<Uuid>,
+        actor_application_id -> Nullable<Text>,
+        actor_api_key_id -> Nullable<Uuid>,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Text,
+        organization_id -> Nullable<Uuid>,
+        request -> Nullable<Jsonb>,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        success -> Bool,
+        error_reason -> Text,
+        ip_address -> Text,
+        user_agent -> Text,
+        request_id -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(client_secrets -> applications (application_id));
 diesel::joinable!(browser_sessions -> sessions (session_id));
 diesel::joinable!(application_roles -> roles (role_id));
 diesel::joinable!(application_roles -> applications (application_id));
+
+diesel::table! {
+    user_groups (id) {
+        id -> Uuid,
+        organization_id -> Nullable<Uuid>,
+        name -> Text,
+        description -> Text,
+        avatar_url -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_group_members (group_id, user_id) {
+        group_id -> Uuid,
+        user_id -> Uuid,
+        adder_user_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    permission_groups (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    permissions (id) {
+        id -> Uuid,
+        group_id -> Uuid,
+        name -> Text,
+        full_name -> Text,
+        description -> Text,
+        position -> Int4,
+    }
+}
+
+diesel::table! {
+    permission_grants (id) {
+        id -> Uuid,
+        permission_id -> Uuid,
+        role_id -> Nullable<Uuid>,
+        org_role_id -> Nullable<Uuid>,
+        user_id -> Nullable<Uuid>,
+        group_id -> Nullable<Uuid>,
+        organization_id -> Nullable<Uuid>,
+        object_type -> Text,
+        object_id -> Text,
+        creator_user_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    abac_rules (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        object_type -> Text,
+        condition -> Text,
+        enabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    abac_rule_permissions (rule_id, permission_id) {
+        rule_id -> Uuid,
+        permission_id -> Uuid,
+    }
+}
+
+diesel::joinable!(user_group_members -> user_groups (group_id));
+diesel::joinable!(permissions -> permission_groups (group_id));
+diesel::joinable!(permission_grants -> permissions (permission_id));
+diesel::joinable!(abac_rule_permissions -> permissions (permission_id));
+diesel::joinable!(abac_rule_permissions -> abac_rules (rule_id));
+
+diesel::table! {
+    organizations (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        avatar_url -> Text,
+        owner_user_id -> Uuid,
+        properties -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    org_roles (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        name -> Text,
+        description -> Text,
+        scopes -> Jsonb,
+        system -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    org_members (organization_id, user_id) {
+        organization_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    org_invitations (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        email -> Text,
+        role -> Text,
+        token_hash -> Bytea,
+        inviter_user_id -> Nullable<Uuid>,
+        status -> Text,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+        accepter_user_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    org_feature_flags (organization_id, name) {
+        organization_id -> Uuid,
+        name -> Text,
+        bool_value -> Nullable<Bool>,
+        string_value -> Nullable<Text>,
+        include_in_token -> Bool,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(org_members -> organizations (organization_id));
+diesel::joinable!(org_members -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -299,4 +491,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_access_tokens,
     roles,
     application_roles,
+    api_keys,
+    audit_events,
+    user_groups,
+    user_group_members,
+    permission_groups,
+    permissions,
+    permission_grants,
+    abac_rules,
+    abac_rule_permissions,
+    organizations,
+    org_roles,
+    org_members,
+    org_invitations,
+    org_feature_flags,
 );

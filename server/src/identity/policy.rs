@@ -52,26 +52,78 @@ pub struct IdentityPolicy {
     pub properties: Vec<Property>,
 }
 
-fn property(cfg: &crate::config::PropertyConfig) -> std::result::Result<Property, String> {
+fn property(section: &str, cfg: &crate::config::PropertyConfig) -> std::result::Result<Property, String> {
     let valid_name = cfg.name.len() <= 40
         && cfg.name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && cfg.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid_name {
-        return Err(format!("identity.properties: `{}` is not a valid property name", cfg.name));
+        return Err(format!("{section}.properties: `{}` is not a valid property name", cfg.name));
     }
     let kind = match cfg.kind.as_str() {
         "string" => PropertyKind::String,
         "integer" => PropertyKind::Integer,
         "boolean" => PropertyKind::Boolean,
         "enum" if !cfg.values.is_empty() => PropertyKind::Enum(cfg.values.clone()),
-        "enum" => return Err(format!("identity.properties.{}: an enum needs `values`", cfg.name)),
-        other => return Err(format!("identity.properties.{}: unknown type `{other}`", cfg.name)),
+        "enum" => return Err(format!("{section}.properties.{}: an enum needs `values`", cfg.name)),
+        other => return Err(format!("{section}.properties.{}: unknown type `{other}`", cfg.name)),
     };
     let prop = Property { name: cfg.name.clone(), kind, required: cfg.required, default: cfg.default.clone(), unique: cfg.unique };
     if let Some(default) = &prop.default {
-        check_value(&prop, default).map_err(|e| format!("identity.properties.{}: default {e}", cfg.name))?;
+        check_value(&prop, default).map_err(|e| format!("{section}.properties.{}: default {e}", cfg.name))?;
     }
     Ok(prop)
+}
+
+/// Reads the custom properties declared under `<section>.properties` (users under `identity`,
+/// organizations under `organizations`); every problem is reported.
+pub fn parse_properties(
+    section: &str,
+    cfgs: &[crate::config::PropertyConfig],
+) -> std::result::Result<Vec<Property>, Vec<String>> {
+    let mut bad = Vec::new();
+    let mut properties = Vec::new();
+    for p in cfgs {
+        match property(section, p) {
+            Ok(prop) if properties.iter().any(|q: &Property| q.name == prop.name) => {
+                bad.push(format!("{section}.properties: `{}` is declared twice", prop.name));
+            }
+            Ok(prop) => properties.push(prop),
+            Err(e) => bad.push(e),
+        }
+    }
+    if bad.is_empty() { Ok(properties) } else { Err(bad) }
+}
+
+/// Validates custom property values against their declarations. On creation (`creating`),
+/// defaults fill the gaps and required properties must be present; on update, the given map
+/// replaces the stored one and the same rules apply to the result.
+pub fn check_property_values(
+    properties: &[Property],
+    props: &mut Map<String, Value>,
+    creating: bool,
+    require: bool,
+) -> Result<()> {
+    if let Some(unknown) = props.keys().find(|k| !properties.iter().any(|p| &p.name == *k)) {
+        return Err(invalid_property(unknown, "is not declared".into()));
+    }
+    for prop in properties {
+        match props.get(&prop.name) {
+            Some(Value::Null) | None => {
+                props.remove(&prop.name);
+                if creating {
+                    if let Some(default) = &prop.default {
+                        props.insert(prop.name.clone(), default.clone());
+                        continue;
+                    }
+                }
+                if prop.required && require {
+                    return Err(invalid_property(&prop.name, "is required".into()));
+                }
+            }
+            Some(value) => check_value(prop, value).map_err(|e| invalid_property(&prop.name, e))?,
+        }
+    }
+    Ok(())
 }
 
 fn check_value(prop: &Property, value: &Value) -> std::result::Result<(), String> {
@@ -139,16 +191,10 @@ impl IdentityPolicy {
                 false
             }
         };
-        let mut properties = Vec::new();
-        for p in &cfg.properties {
-            match property(p) {
-                Ok(prop) if properties.iter().any(|q: &Property| q.name == prop.name) => {
-                    bad.push(format!("identity.properties: `{}` is declared twice", prop.name));
-                }
-                Ok(prop) => properties.push(prop),
-                Err(e) => bad.push(e),
-            }
-        }
+        let properties = parse_properties("identity", &cfg.properties).unwrap_or_else(|errors| {
+            bad.extend(errors);
+            Vec::new()
+        });
         if !bad.is_empty() {
             return Err(bad);
         }
@@ -211,27 +257,7 @@ impl IdentityPolicy {
     /// properties must be present; on update, the given map replaces the stored one and the same
     /// rules apply to the result.
     pub fn check_properties(&self, props: &mut Map<String, Value>, creating: bool, require: bool) -> Result<()> {
-        if let Some(unknown) = props.keys().find(|k| !self.properties.iter().any(|p| &p.name == *k)) {
-            return Err(invalid_property(unknown, "is not declared".into()));
-        }
-        for prop in &self.properties {
-            match props.get(&prop.name) {
-                Some(Value::Null) | None => {
-                    props.remove(&prop.name);
-                    if creating {
-                        if let Some(default) = &prop.default {
-                            props.insert(prop.name.clone(), default.clone());
-                            continue;
-                        }
-                    }
-                    if prop.required && require {
-                        return Err(invalid_property(&prop.name, "is required".into()));
-                    }
-                }
-                Some(value) => check_value(prop, value).map_err(|e| invalid_property(&prop.name, e))?,
-            }
-        }
-        Ok(())
+        check_property_values(&self.properties, props, creating, require)
     }
 
     /// The property of a unique index name (`users_prop_<name>_key`).

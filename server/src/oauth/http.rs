@@ -94,6 +94,8 @@ fn error_response(err: Error, basic_auth: bool) -> Response {
     }
     let error = if reason == "DEVICE_CODE_EXPIRED" {
         "expired_token".to_string()
+    } else if reason == "NOT_ORGANIZATION_MEMBER" {
+        "access_denied".to_string()
     } else if PROTOCOL.contains(&reason) {
         reason.to_ascii_lowercase()
     } else {
@@ -153,7 +155,7 @@ fn param<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     form.get(name).map(String::as_str).filter(|s| !s.is_empty())
 }
 
-fn token_json(t: TokenResponse) -> Response {
+fn token_json(t: TokenResponse, issued_token_type: Option<&str>) -> Response {
     let mut body = json!({
         "access_token": t.access_token,
         "token_type": "Bearer",
@@ -165,6 +167,10 @@ fn token_json(t: TokenResponse) -> Response {
     }
     if let Some(i) = t.id_token {
         body["id_token"] = json!(i);
+    }
+    // RFC 8693 §2.2.1: an exchange names the type of what it issued.
+    if let Some(kind) = issued_token_type {
+        body["issued_token_type"] = json!(kind);
     }
     let mut res = Json(body).into_response();
     no_store(res.headers_mut());
@@ -201,6 +207,19 @@ async fn token(State(oauth): State<OAuthService>, headers: HeaderMap, Form(form)
                 .client_credentials(&auth.client_id, secret, param(&form, "scope").unwrap_or_default(), param(&form, "resource"))
                 .await
         }
+        Some(g) if g == GrantKind::TokenExchange.wire_name() => {
+            oauth
+                .exchange_token(crate::oauth::exchange::ExchangeRequest {
+                    client_id: &auth.client_id,
+                    client_secret: secret,
+                    subject_token: param(&form, "subject_token").unwrap_or_default(),
+                    subject_token_type: param(&form, "subject_token_type"),
+                    organization_id: param(&form, "organization_id").unwrap_or_default(),
+                    scope: param(&form, "scope").unwrap_or_default(),
+                    resource: param(&form, "resource"),
+                })
+                .await
+        }
         Some(g) if g == GrantKind::DeviceCode.wire_name() => {
             oauth.poll_device(&auth.client_id, secret, param(&form, "device_code").unwrap_or_default()).await
         }
@@ -208,7 +227,10 @@ async fn token(State(oauth): State<OAuthService>, headers: HeaderMap, Form(form)
         None => Err(Error::invalid("INVALID_REQUEST", "grant_type", "grant_type is required")),
     };
     let mut res = match result {
-        Ok(t) => token_json(t),
+        Ok(t) => {
+            let exchanged = param(&form, "grant_type") == Some(GrantKind::TokenExchange.wire_name());
+            token_json(t, exchanged.then_some(crate::oauth::exchange::ACCESS_TOKEN_TYPE))
+        }
         Err(err) => error_response(err, basic),
     };
     cors(&oauth, &headers, &mut res, Some(&auth.client_id)).await;
@@ -357,7 +379,10 @@ async fn userinfo_claims(oauth: &OAuthService, headers: &HeaderMap) -> Result<Va
         .ok_or(invalid)?;
     let mut out = serde_json::Map::new();
     out.insert("sub".into(), json!(user.id.to_string()));
-    out.extend(user_claims(&user, &scope));
+    let orgs = crate::org::org_claims(&mut conn, user.id)
+        .await
+        .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"))?;
+    out.extend(user_claims(&user, &scope, &orgs));
     Ok(Value::Object(out))
 }
 
@@ -378,7 +403,8 @@ async fn discovery(State(oauth): State<OAuthService>) -> Response {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": [
-            "authorization_code", "refresh_token", "client_credentials", GrantKind::DeviceCode.wire_name()
+            "authorization_code", "refresh_token", "client_credentials", GrantKind::DeviceCode.wire_name(),
+            GrantKind::TokenExchange.wire_name()
         ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256", "EdDSA"],

@@ -50,6 +50,10 @@ impl OAuthService {
         let now = Utc::now().timestamp();
         let ttl = app.access_token_ttl_secs.max(1) as u32;
         let has = |s: &str| scope.split(' ').any(|x| x == s);
+        let orgs = match &subject {
+            Subject::User { user, .. } => crate::org::org_claims(&mut *self.pool.get().await?, user.id).await?,
+            Subject::Application => Vec::new(),
+        };
         let (sub, email, roles, sid, aud) = match subject {
             Subject::User { user, session_id } => {
                 // A token with no API scope is only good for UserInfo: it must not open the
@@ -84,7 +88,7 @@ impl OAuthService {
             email,
             roles,
             scope: scope.to_string(),
-            orgs: Vec::<OrgClaim>::new(),
+            orgs,
             sid,
             client_id: Some(app.client_id.clone()),
             org_id: None,
@@ -125,7 +129,8 @@ impl OAuthService {
         if let Some(access_token) = access_token {
             claims.insert("at_hash".into(), json!(token_hash(self.keys.signing_alg().await, access_token)));
         }
-        claims.extend(user_claims(user, scope));
+        let orgs = crate::org::org_claims(&mut *self.pool.get().await?, user.id).await?;
+        claims.extend(user_claims(user, scope, &orgs));
         self.keys.sign_typed("JWT", &Value::Object(claims)).await
     }
 }
@@ -141,8 +146,9 @@ pub fn token_hash(alg: Alg, token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2])
 }
 
-/// The standard claims the granted scopes release (OIDC Core §5.4), plus `orgs`.
-pub fn user_claims(user: &UserRow, scope: &str) -> Map<String, Value> {
+/// The standard claims the granted scopes release (OIDC Core §5.4), plus `orgs` (the user's
+/// memberships, always).
+pub fn user_claims(user: &UserRow, scope: &str, orgs: &[OrgClaim]) -> Map<String, Value> {
     let has = |s: &str| scope.split(' ').any(|x| x == s);
     let mut claims = Map::new();
     if has("profile") {
@@ -177,8 +183,7 @@ pub fn user_claims(user: &UserRow, scope: &str) -> Map<String, Value> {
             claims.insert("phone_number_verified".into(), json!(user.mobile_verified));
         }
     }
-    // Organizations arrive with the access-control issue; the claim's shape is fixed already.
-    claims.insert("orgs".into(), json!(Vec::<OrgClaim>::new()));
+    claims.insert("orgs".into(), json!(orgs));
     claims
 }
 

@@ -12,6 +12,7 @@ pub mod application_store;
 pub mod authorize;
 pub mod clients;
 pub mod device;
+pub mod exchange;
 pub mod grant_store;
 pub mod grants;
 pub mod grpc;

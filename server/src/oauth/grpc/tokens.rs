@@ -79,10 +79,28 @@ impl TokenService for TokenGrpc {
 
     async fn exchange_token(
         &self,
-        _request: Request<pb::ExchangeTokenRequest>,
+        request: Request<pb::ExchangeTokenRequest>,
     ) -> Result<Response<pb::ExchangeTokenResponse>, Status> {
-        // Organization tokens (RFC 8693) need organizations, which arrive with access control.
-        Err(Status::unimplemented("token exchange for organization tokens is not available yet"))
+        let r = request.into_inner();
+        let t = self
+            .0
+            .exchange_token(crate::oauth::exchange::ExchangeRequest {
+                client_id: &r.client_id,
+                client_secret: opt(&r.client_secret),
+                subject_token: &r.subject_token,
+                subject_token_type: opt(&r.subject_token_type),
+                organization_id: &r.organization_id,
+                scope: &r.scope,
+                resource: opt(&r.resource),
+            })
+            .await?;
+        Ok(Response::new(pb::ExchangeTokenResponse {
+            access_token: t.access_token,
+            issued_token_type: crate::oauth::exchange::ACCESS_TOKEN_TYPE.into(),
+            token_type: "Bearer".into(),
+            expires_in: secs(t.expires_in),
+            scope: t.scope,
+        }))
     }
 
     async fn start_device_authorization(
@@ -167,7 +185,8 @@ impl TokenService for TokenGrpc {
             .await?
             .ok_or_else(|| Error::not_found("USER_NOT_FOUND", "the user no longer exists"))?;
         let scope = if principal.client_id.is_some() { principal.scopes.join(" ") } else { "openid profile email phone".into() };
-        let c = user_claims(&user, &scope);
+        let orgs = crate::org::org_claims(&mut conn, user.id).await?;
+        let c = user_claims(&user, &scope, &orgs);
         let text = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let flag = |k: &str| c.get(k).and_then(|v| v.as_bool()).unwrap_or_default();
         Ok(Response::new(pb::GetUserInfoResponse {
@@ -181,7 +200,7 @@ impl TokenService for TokenGrpc {
             email_verified: flag("email_verified"),
             phone_number: text("phone_number"),
             phone_number_verified: flag("phone_number_verified"),
-            orgs: Vec::new(),
+            orgs: orgs.into_iter().map(|o| pb::OrganizationClaim { id: o.id, role: o.role }).collect(),
         }))
     }
 }

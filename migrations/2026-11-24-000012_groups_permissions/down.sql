@@ -1,0 +1,11 @@
+DROP TRIGGER users_roles_changed ON users;
+DROP TRIGGER roles_changed ON roles;
+DROP TRIGGER application_roles_changed ON application_roles;
+DROP TABLE abac_rule_permissions;
+DROP TABLE abac_rules;
+DROP TABLE permission_grants;
+DROP TABLE permissions;
+DROP TABLE permission_groups;
+DROP TABLE user_group_members;
+DROP TABLE user_groups;
+DROP FUNCTION mgpass_access_changed();

@@ -1,0 +1,5 @@
+//! The tonic adapters of administration: protobuf in, domain call, protobuf out. No rules here.
+
+mod audit;
+
+pub use audit::AuditGrpc;

@@ -1,0 +1,192 @@
+//! User groups end to end: the deployment switches, CRUD with names unique per scope, isolation
+//! of organization groups, members, authorization, and concurrent writes.
+
+use mgpass_e2e::{TestServer, authed, grpc_reason, proto::access as pb, rest, rest_reason};
+use pb::group_service_client::GroupServiceClient;
+use serde_json::{Value, json};
+
+const ACTIVE: [(&str, &str); 2] =
+    [("MGPASS_ACCESS__USER_GROUPS_ACTIVE", "true"), ("MGPASS_ACCESS__USER_GROUPS_IN_TENANT_LEVEL", "true")];
+
+async fn create_user(server: &TestServer, token: &str, email: &str) -> String {
+    let (status, body) = rest(
+        server,
+        token,
+        "POST",
+        "/v1/users",
+        Some(json!({"user": {"email": email, "givenName": "Group", "familyName": "Member"}, "password": "a long enough password"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["user"]["id"].as_str().unwrap().to_string()
+}
+
+async fn create_group(server: &TestServer, token: &str, path: &str, name: &str) -> (u16, Value) {
+    rest(server, token, "POST", path, Some(json!({"name": name, "description": "d"}))).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn switches_turn_groups_off() {
+    let server = TestServer::start().await;
+    let token = server.admin_token().await;
+    let (status, body) = create_group(&server, &token, "/v1/groups", "staff").await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "FEATURE_DISABLED"), "{body}");
+    let (status, body) = rest(&server, &token, "GET", "/v1/groups", None).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "FEATURE_DISABLED"), "{body}");
+    drop(server);
+
+    let server = TestServer::start_with(&ACTIVE[..1]).await;
+    let token = server.admin_token().await;
+    let (status, body) = create_group(&server, &token, "/v1/groups", "staff").await;
+    assert_eq!(status, 200, "{body}");
+    let org = uuid::Uuid::new_v4();
+    let (status, body) = create_group(&server, &token, &format!("/v1/organizations/{org}/groups"), "staff").await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "FEATURE_DISABLED"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crud_members_and_isolation() {
+    let server = TestServer::start_with(&ACTIVE).await;
+    let token = server.admin_token().await;
+
+    // Global group; names are unique per scope, case-insensitively.
+    let (status, body) = create_group(&server, &token, "/v1/groups", "Editors").await;
+    assert_eq!(status, 200, "{body}");
+    let group = body["group"].clone();
+    let gid = group["id"].as_str().unwrap().to_string();
+    assert!(group["avatarUrl"].as_str().unwrap().starts_with("https://"), "{group}");
+    assert!(group.get("organizationId").is_none_or(|o| o == ""), "{group}");
+    let (status, body) = create_group(&server, &token, "/v1/groups", "editors").await;
+    assert_eq!((status, rest_reason(&body).as_str()), (409, "GROUP_NAME_TAKEN"), "{body}");
+    for bad in ["", "   ", &"x".repeat(101)] {
+        let (status, body) = create_group(&server, &token, "/v1/groups", bad).await;
+        assert_eq!((status, rest_reason(&body).as_str()), (400, "INVALID_ARGUMENT"), "{bad:?}: {body}");
+    }
+
+    // Organization groups: the same name in two organizations, each invisible to the other.
+    let (org_a, org_b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let (status, body) = create_group(&server, &token, &format!("/v1/organizations/{org_a}/groups"), "Editors").await;
+    assert_eq!(status, 200, "{body}");
+    let ga = body["group"]["id"].as_str().unwrap().to_string();
+    assert_eq!(body["group"]["organizationId"], org_a.to_string());
+    let (status, _) = create_group(&server, &token, &format!("/v1/organizations/{org_b}/groups"), "Editors").await;
+    assert_eq!(status, 200);
+    for path in [format!("/v1/organizations/{org_b}/groups/{ga}"), format!("/v1/groups/{ga}")] {
+        let (status, body) = rest(&server, &token, "GET", &path, None).await;
+        assert_eq!((status, rest_reason(&body).as_str()), (404, "GROUP_NOT_FOUND"), "{path}: {body}");
+        let (status, body) = rest(&server, &token, "DELETE", &path, None).await;
+        assert_eq!((status, rest_reason(&body).as_str()), (404, "GROUP_NOT_FOUND"), "{path}: {body}");
+    }
+    let (status, body) = rest(&server, &token, "GET", format!("/v1/organizations/{org_a}/groups/{ga}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, listed) = rest(&server, &token, "GET", "/v1/groups", None).await;
+    assert_eq!(listed["groups"].as_array().unwrap().len(), 1, "global listing holds only global groups: {listed}");
+    let (_, listed) = rest(&server, &token, "GET", format!("/v1/organizations/{org_a}/groups"), None).await;
+    assert_eq!(listed["groups"].as_array().unwrap().len(), 1, "{listed}");
+    let (status, body) = rest(&server, &token, "GET", "/v1/groups/not-a-uuid", None).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "INVALID_ID"), "{body}");
+
+    // Update: masked fields only; an org group cannot be renamed through another organization.
+    let (status, body) = rest(
+        &server,
+        &token,
+        "PATCH",
+        format!("/v1/groups/{gid}?updateMask=name,description"),
+        Some(json!({"name": "Writers", "description": "they write"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["group"]["name"].as_str(), body["group"]["description"].as_str()),
+        (Some("Writers"), Some("they write"))
+    );
+    let (status, body) =
+        rest(&server, &token, "PATCH", format!("/v1/groups/{gid}?updateMask=memberCount"), Some(json!({"name": "x"})))
+            .await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "INVALID_UPDATE_MASK"), "{body}");
+    let (status, body) = rest(
+        &server,
+        &token,
+        "PATCH",
+        format!("/v1/organizations/{org_b}/groups/{ga}?updateMask=name"),
+        Some(json!({"name": "stolen"})),
+    )
+    .await;
+    assert_eq!((status, rest_reason(&body).as_str()), (404, "GROUP_NOT_FOUND"), "{body}");
+
+    // Members.
+    let alice = create_user(&server, &token, "alice@example.com").await;
+    let (status, body) =
+        rest(&server, &token, "POST", format!("/v1/groups/{gid}/members"), Some(json!({"userId": alice}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["member"]["email"], "alice@example.com");
+    assert!(!body["member"]["adderUserId"].as_str().unwrap_or_default().is_empty(), "{body}");
+    let (status, body) =
+        rest(&server, &token, "POST", format!("/v1/groups/{gid}/members"), Some(json!({"userId": alice}))).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (409, "ALREADY_GROUP_MEMBER"), "{body}");
+    let ghost = uuid::Uuid::new_v4().to_string();
+    let (status, body) =
+        rest(&server, &token, "POST", format!("/v1/groups/{gid}/members"), Some(json!({"userId": ghost}))).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (404, "USER_NOT_FOUND"), "{body}");
+    let (_, body) = rest(&server, &token, "GET", format!("/v1/groups/{gid}"), None).await;
+    assert_eq!(body["group"]["memberCount"], 1, "{body}");
+    let (_, body) = rest(&server, &token, "GET", format!("/v1/groups/{gid}/members"), None).await;
+    assert_eq!(body["members"][0]["userId"], alice.as_str(), "{body}");
+    let (_, body) = rest(&server, &token, "GET", format!("/v1/groups?userId={alice}"), None).await;
+    assert_eq!(body["groups"].as_array().unwrap().len(), 1, "{body}");
+    let (status, _) = rest(&server, &token, "DELETE", format!("/v1/groups/{gid}/members/{alice}"), None).await;
+    assert_eq!(status, 200);
+    let (status, body) = rest(&server, &token, "DELETE", format!("/v1/groups/{gid}/members/{alice}"), None).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (404, "GROUP_MEMBER_NOT_FOUND"), "{body}");
+
+    // Authorization: no credential, and a user without the permission.
+    let (status, _) = rest(&server, "", "GET", "/v1/groups", None).await;
+    assert_eq!(status, 401);
+    let alice_token = server.login("alice@example.com", "a long enough password").await;
+    let (status, body) = create_group(&server, &alice_token, "/v1/groups", "mine").await;
+    assert_eq!((status, rest_reason(&body).as_str()), (403, "PERMISSION_DENIED"), "{body}");
+
+    // Delete, then gone over gRPC too.
+    let (status, _) = rest(&server, &token, "DELETE", format!("/v1/groups/{gid}"), None).await;
+    assert_eq!(status, 200);
+    let mut client = GroupServiceClient::new(server.channel().await);
+    let err = client
+        .get_group(authed(pb::GetGroupRequest { group_id: gid.clone(), organization_id: String::new() }, &token))
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), grpc_reason(&err).as_str()), (tonic::Code::NotFound, "GROUP_NOT_FOUND"));
+    assert_eq!(
+        mgpass_e2e::psql(
+            &server.database_url,
+            &format!("SELECT count(*) FROM user_group_members WHERE group_id = '{gid}'")
+        ),
+        "0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writes_make_one_group_and_one_membership() {
+    let server = TestServer::start_with(&ACTIVE).await;
+    let token = server.admin_token().await;
+    let creates = (0..20).map(|i| {
+        let (server, token) = (&server, &token);
+        async move { create_group(server, token, "/v1/groups", if i % 2 == 0 { "Team" } else { "TEAM" }).await.0 }
+    });
+    let statuses = futures::future::join_all(creates).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+    let gid = mgpass_e2e::psql(&server.database_url, "SELECT id FROM user_groups");
+
+    let bob = create_user(&server, &token, "bob@example.com").await;
+    let adds =
+        (0..20).map(|_| {
+            let (server, token, gid, bob) = (&server, &token, &gid, &bob);
+            async move {
+                rest(server, token, "POST", format!("/v1/groups/{gid}/members"), Some(json!({"userId": bob}))).await.0
+            }
+        });
+    let statuses = futures::future::join_all(adds).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+    assert_eq!(mgpass_e2e::psql(&server.database_url, "SELECT count(*) FROM user_group_members"), "1");
+}
