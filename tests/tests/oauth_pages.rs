@@ -4,7 +4,7 @@
 //! security headers and branding; then the authorization code flow through the pages (consent,
 //! `prompt=none`, `max_age`), device code approval and RP-initiated logout.
 
-mod verification_support;
+use crate::verification_support;
 
 use std::{collections::BTreeMap, process::Command, time::Duration};
 
@@ -12,7 +12,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use mgpass_e2e::{TestServer, smtp::SmtpServer};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use verification_support::{code_in, create_user, link_in, nth_email, post, start};
+use crate::verification_support::{code_in, create_user, link_in, nth_email, post, start};
 
 const PW: &str = "a long passphrase 3";
 const REDIRECT: &str = "https://app.example.com/callback";

@@ -2,7 +2,6 @@
 //! session's token is refused everywhere else until the code is verified), TOTP authenticators
 //! with codes computed by an independent implementation, recovery codes, replay and tries.
 
-mod verification_support;
 
 use mgpass_e2e::{
     bearer, grpc_reason,
@@ -13,7 +12,7 @@ use mgpass_e2e::{
 };
 use serde_json::{Value, json};
 use totp_rs::{Builder, Secret};
-use verification_support::*;
+use crate::verification_support::*;
 
 const PW: &str = "a long passphrase 2";
 const EMAIL_2FA: [(&str, &str); 2] = [

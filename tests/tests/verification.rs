@@ -3,11 +3,10 @@
 //! password reset by email and by mobile, magic links, identifier changes, the administrator's
 //! forced reset, tries, resend windows, testMode, and secrets never stored in clear.
 
-mod verification_support;
 
 use mgpass_e2e::{rest_reason, sms::SmsProvider, smtp::SmtpServer};
 use serde_json::json;
-use verification_support::*;
+use crate::verification_support::*;
 
 const PW: &str = "a long passphrase 1";
 const EMAIL_ON: (&str, &str) = ("MGPASS_VERIFICATION__EMAIL_VERIFICATION__IS_ACTIVE", "true");

@@ -1,7 +1,6 @@
 //! Helpers of the verification and second-factor tests: a server wired to the real SMTP sink
 //! and SMS provider, REST calls, and reading codes and links out of delivered messages.
 
-#![allow(dead_code)]
 
 use std::{process::Command, time::Duration};
 
