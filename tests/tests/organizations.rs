@@ -682,3 +682,132 @@ async fn organization_tokens_by_token_exchange() {
         .unwrap_err();
     assert_eq!((err.code(), grpc_reason(&err).as_str()), (tonic::Code::NotFound, "ORGANIZATION_NOT_FOUND"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organization_tokens_by_the_authorization_code_flow() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use mgpass_e2e::browser::{Browser, query};
+
+    const REDIRECT: &str = "https://console.example.com/cb";
+    const VERIFIER: &str = "org-flow-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let (_, a_token) = user(&server, &admin, "boss@example.com").await;
+    let (b, _) = user(&server, &admin, "staff@example.com").await;
+    let (_, c_token) = user(&server, &admin, "outsider@example.com").await;
+    let org = create_my_org(&server, &a_token, "Flow Inc").await;
+    let other = create_my_org(&server, &c_token, "Not Yours").await;
+    assert_eq!(add_member(&server, &a_token, &org, &b, "member").await.0, 200);
+    let app = mgpass_e2e::oauth::create_app(
+        &server,
+        &admin,
+        json!({
+            "name": "Console", "applicationType": "APPLICATION_TYPE_SPA", "firstParty": true,
+            "redirectUris": [REDIRECT],
+            "grantTypes": ["GRANT_TYPE_AUTHORIZATION_CODE", "GRANT_TYPE_REFRESH_TOKEN"],
+            "allowedScopes": ["openid", "offline_access"],
+            "allowedResources": [{"resource": "mgpass", "scopes": ["org.members.read", "org.members.create"]}]
+        }),
+    )
+    .await;
+    let challenge = URL_SAFE_NO_PAD.encode(mgpass_server::crypto::secret::digest(VERIFIER));
+    let authorize = |organization: &str| {
+        format!(
+            "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={REDIRECT}&scope=openid%20offline_access%20org.members.read%20org.members.create&code_challenge={challenge}&code_challenge_method=S256&organization={organization}",
+            app.client_id
+        )
+    };
+    let redeem = |code: String| {
+        let (server, client_id) = (&server, app.client_id.clone());
+        async move {
+            mgpass_e2e::oauth::form(
+                server,
+                "/oauth2/token",
+                None,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", &client_id),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", VERIFIER),
+                ],
+            )
+            .await
+        }
+    };
+
+    // A member gets an organization token: `org_id`, and only what the member role holds.
+    let browser = Browser::new(&server.url(""));
+    let page = browser.authorize(&authorize(&org), "staff@example.com", PW).await;
+    let callback = query(page.left_to.as_deref().expect("back at the client"));
+    let (status, body) = redeem(callback["code"].clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let access = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(access["org_id"], org.as_str(), "{access}");
+    let scopes: Vec<&str> = access["scope"].as_str().unwrap().split(' ').collect();
+    assert!(scopes.contains(&"org.members.read") && !scopes.contains(&"org.members.create"), "{access}");
+    assert_eq!(claims(body["id_token"].as_str().unwrap())["org_id"], org.as_str());
+    let org_token = body["access_token"].as_str().unwrap().to_string();
+    let (status, _) = rest(&server, &org_token, "GET", format!("/v1/organizations/{org}/members"), None).await;
+    assert_eq!(status, 200);
+
+    // Refreshing keeps it an organization token.
+    let refresh = body["refresh_token"].as_str().expect("a refresh token").to_string();
+    let (status, body) = mgpass_e2e::oauth::form(
+        &server,
+        "/oauth2/token",
+        None,
+        &[("grant_type", "refresh_token"), ("client_id", &app.client_id), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["org_id"], org.as_str());
+    let refresh = body["refresh_token"].as_str().unwrap().to_string();
+
+    // Another organization: access_denied back at the client, and no code.
+    let page = browser.authorize(&authorize(&other), "staff@example.com", PW).await;
+    let callback = query(page.left_to.as_deref().expect("back at the client"));
+    assert_eq!(callback.get("error").map(String::as_str), Some("access_denied"), "{callback:?}");
+    assert!(!callback.contains_key("code"));
+    // Not an id: refused before anything else.
+    let page = browser.authorize(&authorize("acme"), "staff@example.com", PW).await;
+    let callback = query(page.left_to.as_deref().expect("back at the client"));
+    assert_eq!(callback.get("error").map(String::as_str), Some("invalid_request"), "{callback:?}");
+
+    // A resource server introspecting the organization token sees it active while the
+    // membership lasts, and inactive once it ends.
+    let api = mgpass_e2e::oauth::create_app(
+        &server,
+        &admin,
+        json!({"name": "Backend", "applicationType": "APPLICATION_TYPE_M2M", "grantTypes": ["GRANT_TYPE_CLIENT_CREDENTIALS"]}),
+    )
+    .await;
+    let introspect = || {
+        let (server, api, token) = (&server, &api, org_token.clone());
+        async move {
+            mgpass_e2e::oauth::form(
+                server,
+                "/oauth2/introspect",
+                Some((&api.client_id, &api.secret)),
+                &[("token", &token)],
+            )
+            .await
+        }
+    };
+    let (status, body) = introspect().await;
+    assert_eq!((status, &body["active"], &body["org_id"]), (200, &json!(true), &json!(org)), "{body}");
+
+    // Removed from the organization: the refresh fails (and the grant ends).
+    let (status, _) = rest(&server, &a_token, "DELETE", format!("/v1/organizations/{org}/members/{b}"), None).await;
+    assert_eq!(status, 200);
+    let (status, body) = introspect().await;
+    assert_eq!((status, &body["active"]), (200, &json!(false)), "{body}");
+    let (status, body) = mgpass_e2e::oauth::form(
+        &server,
+        "/oauth2/token",
+        None,
+        &[("grant_type", "refresh_token"), ("client_id", &app.client_id), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+}

@@ -49,6 +49,7 @@ diesel::table! {
         scope -> Text,
         resource -> Nullable<Text>,
         auth_time -> Timestamptz,
+        organization_id -> Nullable<Uuid>,
     }
 }
 
@@ -205,6 +206,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
         grant_session_id -> Nullable<Uuid>,
+        organization_id -> Nullable<Uuid>,
     }
 }
 

@@ -39,6 +39,9 @@ pub struct AuthorizeParams {
     pub resource: Option<String>,
     pub response_mode: Option<String>,
     pub ui_locales: Option<String>,
+    /// An organization id: the tokens become organization tokens (`org_id`, the scopes of the
+    /// user's role there), as Auth0's parameter of the same name.
+    pub organization: Option<String>,
 }
 
 /// A validated authorization request: the client is known, the redirect URI is registered, and
@@ -60,6 +63,9 @@ pub struct AuthorizationRequest {
     pub prompt_consent: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The organization the tokens are for; the user must be a member when the code is issued.
+    #[serde(default)]
+    pub organization: Option<Uuid>,
 }
 
 /// Why an authorization request failed, and where the answer goes.
@@ -133,7 +139,11 @@ impl OAuthService {
     /// Validates `/oauth2/authorize` parameters. Until the client and its redirect URI are known
     /// good, errors are [`AuthorizeError::Page`]; after that they redirect.
     pub async fn validate_authorize(&self, params: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
-        let client_id = params.client_id.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| page("invalid_request", "client_id is missing"))?;
+        let client_id = params
+            .client_id
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| page("invalid_request", "client_id is missing"))?;
         let app = match self.clients.get(client_id).await {
             Ok(app) => app,
             Err(Error::NotFound { .. }) => return Err(page("invalid_client", "no application has this client_id")),
@@ -174,7 +184,10 @@ impl OAuthService {
             (None, Some(_)) => return Err(fail("invalid_request", "code_challenge is missing")),
             (None, None) => {
                 if !app.app_type().is_confidential() || app.require_pkce {
-                    return Err(fail("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256"));
+                    return Err(fail(
+                        "invalid_request",
+                        "PKCE is required: send code_challenge with code_challenge_method=S256",
+                    ));
                 }
             }
         }
@@ -182,7 +195,9 @@ impl OAuthService {
         let checked = scopes::check_requested(&app, &requested, params.resource.as_deref(), &self.default_audience);
         let checked = match checked {
             Ok(c) => c,
-            Err(Error::InvalidArgument { reason: "INVALID_TARGET", message, .. }) => return Err(fail("invalid_target", &message)),
+            Err(Error::InvalidArgument { reason: "INVALID_TARGET", message, .. }) => {
+                return Err(fail("invalid_target", &message));
+            }
             Err(err) => return Err(fail("invalid_scope", &err.to_string())),
         };
         let prompts: Vec<&str> = params.prompt.as_deref().unwrap_or("").split(' ').filter(|p| !p.is_empty()).collect();
@@ -194,7 +209,18 @@ impl OAuthService {
             return Err(fail("invalid_request", "prompt=none cannot be combined with other values"));
         }
         let max_age = match params.max_age.as_deref().filter(|m| !m.is_empty()) {
-            Some(m) => Some(m.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(|| fail("invalid_request", "max_age must be a number of seconds"))?),
+            Some(m) => Some(
+                m.parse::<i64>()
+                    .ok()
+                    .filter(|m| *m >= 0)
+                    .ok_or_else(|| fail("invalid_request", "max_age must be a number of seconds"))?,
+            ),
+            None => None,
+        };
+        let organization = match params.organization.as_deref().filter(|o| !o.is_empty()) {
+            Some(o) => Some(
+                Uuid::parse_str(o).map_err(|_| fail("invalid_request", "organization is not an organization id"))?,
+            ),
             None => None,
         };
         Ok(AuthorizationRequest {
@@ -210,6 +236,7 @@ impl OAuthService {
             prompt_consent: prompts.contains(&"consent"),
             max_age,
             login_hint: params.login_hint.clone().filter(|h| !h.is_empty()),
+            organization,
         })
     }
 
@@ -233,7 +260,11 @@ impl OAuthService {
             return Ok(None);
         }
         let mut conn = self.pool.get().await?;
-        let consented = if request.prompt_consent { Vec::new() } else { store::consented_scopes(&mut conn, user_id, app.id).await? };
+        let consented = if request.prompt_consent {
+            Vec::new()
+        } else {
+            store::consented_scopes(&mut conn, user_id, app.id).await?
+        };
         let missing: Vec<&String> = request.scopes.iter().filter(|s| !consented.contains(s)).collect();
         if missing.is_empty() && !(request.scopes.is_empty() && request.prompt_consent) {
             return Ok(None);
@@ -262,16 +293,21 @@ impl OAuthService {
 
     /// Issues a code for the approved request and returns the redirect URL carrying it (with
     /// `state` and `iss`, RFC 9207).
-    pub async fn complete_authorization(&self, request: &AuthorizationRequest, user: &AuthenticatedUser) -> Result<String> {
+    pub async fn complete_authorization(
+        &self,
+        request: &AuthorizationRequest,
+        user: &AuthenticatedUser,
+    ) -> Result<String> {
         let app = self.clients.get(&request.client_id).await?;
         // The application may have changed since the request was validated.
         if !redirect_uri_allowed(&app, &request.redirect_uri) {
             return Err(Error::invalid("INVALID_REQUEST", "redirect_uri", "redirect_uri is no longer registered"));
         }
-        let requested = match scopes::check_requested(&app, &request.scopes, request.resource.as_deref(), &self.default_audience) {
-            Ok(r) => r,
-            Err(err) => return Ok(self.error_redirect(request, "invalid_scope", &err.to_string())),
-        };
+        let requested =
+            match scopes::check_requested(&app, &request.scopes, request.resource.as_deref(), &self.default_audience) {
+                Ok(r) => r,
+                Err(err) => return Ok(self.error_redirect(request, "invalid_scope", &err.to_string())),
+            };
         let user_row = {
             let mut conn = self.pool.get().await?;
             users::get(&mut conn, user.user_id).await?
@@ -279,7 +315,20 @@ impl OAuthService {
         let Some(user_row) = user_row.filter(|u| u.status == "active") else {
             return Ok(self.error_redirect(request, "access_denied", "the account is not active"));
         };
-        let api = self.user_scopes(&app, &user_row, &requested).await?;
+        let api = match request.organization {
+            None => self.user_scopes(&app, &user_row, &requested).await?,
+            Some(org) => {
+                let mut conn = self.pool.get().await?;
+                let Some((_, role_scopes)) = crate::org::member_token_scopes(&mut conn, org, user_row.id).await? else {
+                    return Ok(self.error_redirect(
+                        request,
+                        "access_denied",
+                        "you are not a member of this organization",
+                    ));
+                };
+                scopes::grant_api_scopes(&app, &requested, &role_scopes, false)
+            }
+        };
         let code = secret::random_token(32);
         let now = Utc::now();
         let row = CodeRow {
@@ -298,6 +347,7 @@ impl OAuthService {
             expires_at: now + chrono::Duration::seconds(i64::from(self.config.authorization_code_ttl_secs)),
             used_at: None,
             grant_session_id: None,
+            organization_id: request.organization,
         };
         let mut conn = self.pool.get().await?;
         store::insert_code(&mut conn, &row).await?;

@@ -117,7 +117,9 @@ impl OAuthService {
             };
             match store::insert_device(&mut conn, &row).await {
                 Ok(()) => break,
-                Err(Error::AlreadyExists { .. }) | Err(Error::Internal(_)) if attempt < 2 => user_code = new_user_code(),
+                Err(Error::AlreadyExists { .. }) | Err(Error::Internal(_)) if attempt < 2 => {
+                    user_code = new_user_code()
+                }
                 Err(err) => return Err(err),
             }
         }
@@ -180,7 +182,12 @@ impl OAuthService {
     }
 
     /// The device's poll of the token endpoint (RFC 8628 §3.4, §3.5).
-    pub async fn poll_device(&self, client_id: &str, client_secret: Option<&str>, device_code: &str) -> Result<TokenResponse> {
+    pub async fn poll_device(
+        &self,
+        client_id: &str,
+        client_secret: Option<&str>,
+        device_code: &str,
+    ) -> Result<TokenResponse> {
         enum Outcome {
             Pending,
             SlowDown,
@@ -227,6 +234,8 @@ impl OAuthService {
                                 auth_time: row.auth_time.unwrap_or(now),
                                 amr: row.amr.clone(),
                                 expires_at: now + session_ttl,
+                                // The device grant has no `organization` parameter.
+                                organization_id: None,
                             },
                         )
                         .await?;
@@ -259,7 +268,10 @@ impl OAuthService {
             }
             Outcome::Denied => return Err(Error::permission_denied("ACCESS_DENIED", "the user denied the request")),
             Outcome::Expired => {
-                return Err(Error::FailedPrecondition { reason: "DEVICE_CODE_EXPIRED", message: "the device code has expired".into() });
+                return Err(Error::FailedPrecondition {
+                    reason: "DEVICE_CODE_EXPIRED",
+                    message: "the device code has expired".into(),
+                });
             }
             Outcome::Approved(row, session_id) => (row, session_id),
         };
@@ -270,7 +282,8 @@ impl OAuthService {
             .ok_or_else(|| crate::oauth::grants::invalid_grant("the user is not active"))?;
         drop(conn);
         let requested = scopes::parse_scope(&row.scope);
-        let (oidc, api): (Vec<String>, Vec<String>) = requested.into_iter().partition(|s| OIDC_SCOPES.contains(&s.as_str()));
+        let (oidc, api): (Vec<String>, Vec<String>) =
+            requested.into_iter().partition(|s| OIDC_SCOPES.contains(&s.as_str()));
         let audience = row.resource.clone().unwrap_or_else(|| self.default_audience.to_string());
         let checked = scopes::RequestedScopes { oidc: oidc.clone(), api, audience: audience.clone(), empty: false };
         let api = self.user_scopes(&app, &user, &checked).await?;
@@ -286,6 +299,7 @@ impl OAuthService {
             auth_time: row.auth_time.unwrap_or_else(Utc::now),
             amr: row.amr.clone(),
             refresh,
+            organization: None,
         })
         .await
     }

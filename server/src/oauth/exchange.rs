@@ -19,7 +19,7 @@ use crate::{
         model::{GrantKind, OIDC_SCOPES},
         scopes,
     },
-    org::{flag_service, org_role_store, org_store, permissions},
+    org::flag_service,
 };
 
 /// The only subject token type accepted, and the type of the issued token.
@@ -96,9 +96,8 @@ impl OAuthService {
         let org = Uuid::parse_str(req.organization_id).map_err(|_| not_member())?;
 
         let mut conn = self.pool.get().await?;
-        let member = org_store::get_member(&mut conn, org, user_id).await?.ok_or_else(not_member)?;
-        let role = org_role_store::by_name(&mut conn, org, &member.role).await?.ok_or_else(not_member)?;
-        let role_scopes = permissions::token_scopes(&role.name, role.system, &role.resource_scopes());
+        let (role, role_scopes) =
+            crate::org::member_token_scopes(&mut conn, org, user_id).await?.ok_or_else(not_member)?;
 
         let mut asked = scopes::parse_scope(req.scope);
         let want_flags = asked.iter().any(|s| s == FLAGS_SCOPE);
@@ -130,7 +129,7 @@ impl OAuthService {
                 email: None,
                 roles: Vec::new(),
                 scope: scope.clone(),
-                orgs: vec![OrgClaim { id: org.to_string(), role: member.role.clone() }],
+                orgs: vec![OrgClaim { id: org.to_string(), role }],
                 sid: Some(session_id.to_string()),
                 client_id: Some(app.client_id.clone()),
                 org_id: Some(org.to_string()),

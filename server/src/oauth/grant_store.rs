@@ -29,6 +29,7 @@ pub struct CodeRow {
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub grant_session_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
 }
 
 pub async fn insert_code(conn: &mut AsyncPgConnection, code: &CodeRow) -> Result<()> {
@@ -39,18 +40,22 @@ pub async fn insert_code(conn: &mut AsyncPgConnection, code: &CodeRow) -> Result
 /// Marks a code of this application used and returns it, if it was unused. Exactly one of any
 /// number of concurrent redemptions gets the row (the update takes the row lock; the others then
 /// see `used_at`). Another application's code is left untouched.
-pub async fn claim_code(conn: &mut AsyncPgConnection, code_hash: &[u8], application_id: Uuid) -> Result<Option<CodeRow>> {
+pub async fn claim_code(
+    conn: &mut AsyncPgConnection,
+    code_hash: &[u8],
+    application_id: Uuid,
+) -> Result<Option<CodeRow>> {
     Ok(diesel::update(
         authorization_codes::table
             .find(code_hash)
             .filter(authorization_codes::used_at.is_null())
             .filter(authorization_codes::application_id.eq(application_id)),
     )
-        .set(authorization_codes::used_at.eq(Utc::now()))
-        .returning(CodeRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?)
+    .set(authorization_codes::used_at.eq(Utc::now()))
+    .returning(CodeRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
 }
 
 pub async fn find_code(conn: &mut AsyncPgConnection, code_hash: &[u8]) -> Result<Option<CodeRow>> {
@@ -75,6 +80,7 @@ pub struct NewGrantSession {
     pub auth_time: DateTime<Utc>,
     pub amr: Vec<String>,
     pub expires_at: DateTime<Utc>,
+    pub organization_id: Option<Uuid>,
 }
 
 pub async fn insert_grant_session(conn: &mut AsyncPgConnection, s: NewGrantSession) -> Result<()> {
@@ -88,6 +94,7 @@ pub async fn insert_grant_session(conn: &mut AsyncPgConnection, s: NewGrantSessi
             sessions::auth_time.eq(s.auth_time),
             sessions::amr.eq(s.amr),
             sessions::expires_at.eq(s.expires_at),
+            sessions::organization_id.eq(s.organization_id),
         ))
         .execute(conn)
         .await?;
@@ -107,6 +114,7 @@ pub struct GrantSessionRow {
     pub amr: Vec<String>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub organization_id: Option<Uuid>,
 }
 
 pub async fn get_grant_session(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<GrantSessionRow>> {
@@ -195,7 +203,11 @@ pub async fn lock_device(conn: &mut AsyncPgConnection, device_code_hash: &[u8]) 
         .optional()?)
 }
 
-pub async fn set_device_polled(conn: &mut AsyncPgConnection, device_code_hash: &[u8], interval_secs: i32) -> Result<()> {
+pub async fn set_device_polled(
+    conn: &mut AsyncPgConnection,
+    device_code_hash: &[u8],
+    interval_secs: i32,
+) -> Result<()> {
     diesel::update(device_authorizations::table.find(device_code_hash))
         .set((
             device_authorizations::last_polled_at.eq(Utc::now()),
@@ -214,7 +226,11 @@ pub async fn set_device_status(conn: &mut AsyncPgConnection, device_code_hash: &
     Ok(())
 }
 
-pub async fn consented_scopes(conn: &mut AsyncPgConnection, user_id: Uuid, application_id: Uuid) -> Result<Vec<String>> {
+pub async fn consented_scopes(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    application_id: Uuid,
+) -> Result<Vec<String>> {
     Ok(consents::table
         .find((user_id, application_id))
         .select(consents::scopes)
@@ -225,7 +241,12 @@ pub async fn consented_scopes(conn: &mut AsyncPgConnection, user_id: Uuid, appli
 }
 
 /// Adds scopes to a user's consent for an application (never removes any).
-pub async fn add_consent(conn: &mut AsyncPgConnection, user_id: Uuid, application_id: Uuid, scopes: &[String]) -> Result<()> {
+pub async fn add_consent(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    application_id: Uuid,
+    scopes: &[String],
+) -> Result<()> {
     diesel::sql_query(
         "INSERT INTO consents (user_id, application_id, scopes) VALUES ($1, $2, $3)
          ON CONFLICT (user_id, application_id) DO UPDATE

@@ -65,6 +65,8 @@ pub(crate) struct UserGrant<'a> {
     pub amr: Vec<String>,
     /// Whether to add a refresh token (rotation hands one out on every refresh).
     pub refresh: bool,
+    /// The organization of an organization token (`org_id`).
+    pub organization: Option<Uuid>,
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]`.
@@ -151,6 +153,7 @@ impl OAuthService {
                             auth_time: row.auth_time,
                             amr: row.amr.clone(),
                             expires_at: Utc::now() + session_ttl,
+                            organization_id: row.organization_id,
                         },
                     )
                     .await?;
@@ -183,7 +186,8 @@ impl OAuthService {
                 (None, Some(_)) => return Err(invalid_grant("no code_challenge was sent for this code")),
                 (None, None) => {}
             }
-            let user = users::get(&mut conn, row.user_id).await?.ok_or_else(|| invalid_grant("the user no longer exists"))?;
+            let user =
+                users::get(&mut conn, row.user_id).await?.ok_or_else(|| invalid_grant("the user no longer exists"))?;
             if user.status != "active" {
                 return Err(invalid_grant("the user is suspended"));
             }
@@ -214,6 +218,7 @@ impl OAuthService {
             auth_time: row.auth_time,
             amr: row.amr.clone(),
             refresh,
+            organization: row.organization_id,
         })
         .await
     }
@@ -242,7 +247,7 @@ impl OAuthService {
         let access = self
             .mint_access_token(
                 grant.app,
-                Subject::User { user: grant.user, session_id: grant.session_id },
+                Subject::User { user: grant.user, session_id: grant.session_id, organization: grant.organization },
                 &grant.audience,
                 &scope,
             )
@@ -257,6 +262,7 @@ impl OAuthService {
                     grant.auth_time,
                     &grant.amr,
                     grant.session_id,
+                    grant.organization,
                     Some(&access.token),
                 )
                 .await?,
@@ -322,8 +328,13 @@ impl OAuthService {
                 }
                 session_store::mark_refresh_token_used(conn, &digest).await?;
                 let token = format!("{REFRESH_TOKEN_PREFIX}{}", secret::random_token(32));
-                session_store::insert_refresh_token(conn, session.id, secret::digest(&token), (now + ttl).min(session.expires_at))
-                    .await?;
+                session_store::insert_refresh_token(
+                    conn,
+                    session.id,
+                    secret::digest(&token),
+                    (now + ttl).min(session.expires_at),
+                )
+                .await?;
                 session_store::touch_session(conn, session.id).await?;
                 Ok::<_, Error>(Outcome::Rotated(session, token))
             })
@@ -341,7 +352,8 @@ impl OAuthService {
             Outcome::Invalid => return Err(invalid_grant("the refresh token is invalid or expired")),
         };
         self.sessions.forget(session.id);
-        let user = users::get(&mut conn, session.user_id).await?.ok_or_else(|| invalid_grant("the user no longer exists"))?;
+        let user =
+            users::get(&mut conn, session.user_id).await?.ok_or_else(|| invalid_grant("the user no longer exists"))?;
         if user.status != "active" {
             return Err(invalid_grant("the user is suspended"));
         }
@@ -356,13 +368,24 @@ impl OAuthService {
             }
             None => granted,
         };
-        // Roles may have changed since the grant: API scopes are narrowed by today's roles.
-        let roles = role_scopes_of(&mut conn, &user).await?;
+        // Roles may have changed since the grant: API scopes are narrowed by today's roles (for an
+        // organization grant, today's role in the organization, which the user must still hold).
+        let roles = match session.organization_id {
+            None => role_scopes_of(&mut conn, &user).await?,
+            Some(org) => match crate::org::member_token_scopes(&mut conn, org, user.id).await? {
+                Some((_, scopes)) => scopes,
+                None => {
+                    store::revoke_session(&mut conn, session.id, "organization_membership_ended").await?;
+                    return Err(invalid_grant("the user is no longer a member of the organization"));
+                }
+            },
+        };
         drop(conn);
         let audience = session.resource.clone().unwrap_or_else(|| self.default_audience.to_string());
         let (oidc, api): (Vec<String>, Vec<String>) =
             asked.into_iter().partition(|s| crate::oauth::model::OIDC_SCOPES.contains(&s.as_str()));
-        let api = api.into_iter().filter(|s| roles.iter().any(|r| r.resource == audience && r.scopes.contains(s))).collect();
+        let api =
+            api.into_iter().filter(|s| roles.iter().any(|r| r.resource == audience && r.scopes.contains(s))).collect();
         let mut response = self
             .issue_user_tokens(UserGrant {
                 app: &app,
@@ -375,6 +398,7 @@ impl OAuthService {
                 auth_time: session.auth_time,
                 amr: session.amr.clone(),
                 refresh: false,
+                organization: session.organization_id,
             })
             .await?;
         response.refresh_token = Some(token);

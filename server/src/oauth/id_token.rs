@@ -26,7 +26,11 @@ pub struct AccessToken {
 
 /// Who an access token is about.
 pub enum Subject<'a> {
-    User { user: &'a UserRow, session_id: Uuid },
+    User {
+        user: &'a UserRow,
+        session_id: Uuid,
+        organization: Option<Uuid>,
+    },
     /// A machine-to-machine application (client credentials): `sub` is the application's id.
     Application,
 }
@@ -50,12 +54,16 @@ impl OAuthService {
         let now = Utc::now().timestamp();
         let ttl = app.access_token_ttl_secs.max(1) as u32;
         let has = |s: &str| scope.split(' ').any(|x| x == s);
+        let org_id = match &subject {
+            Subject::User { organization, .. } => organization.map(|o| o.to_string()),
+            Subject::Application => None,
+        };
         let orgs = match &subject {
             Subject::User { user, .. } => crate::org::org_claims(&mut *self.pool.get().await?, user.id).await?,
             Subject::Application => Vec::new(),
         };
         let (sub, email, roles, sid, aud) = match subject {
-            Subject::User { user, session_id } => {
+            Subject::User { user, session_id, .. } => {
                 // A token with no API scope is only good for UserInfo: it must not open the
                 // mgpass API (a third-party app asking for `openid profile` could otherwise act
                 // on the user's account there).
@@ -91,7 +99,7 @@ impl OAuthService {
             orgs,
             sid,
             client_id: Some(app.client_id.clone()),
-            org_id: None,
+            org_id,
         };
         let token = self.keys.sign(&claims).await?;
         Ok(AccessToken { token, expires_in: ttl, scope: scope.to_string() })
@@ -108,6 +116,7 @@ impl OAuthService {
         auth_time: DateTime<Utc>,
         amr: &[String],
         session_id: Uuid,
+        organization: Option<Uuid>,
         access_token: Option<&str>,
     ) -> Result<String> {
         let now = Utc::now().timestamp();
@@ -122,6 +131,9 @@ impl OAuthService {
         claims.insert("sid".into(), json!(session_id.to_string()));
         if !amr.is_empty() {
             claims.insert("amr".into(), json!(amr));
+        }
+        if let Some(organization) = organization {
+            claims.insert("org_id".into(), json!(organization.to_string()));
         }
         if let Some(nonce) = nonce {
             claims.insert("nonce".into(), json!(nonce));

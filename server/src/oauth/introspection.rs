@@ -95,6 +95,11 @@ impl OAuthService {
             }
         }
         let text = |k: &str| claims[k].as_str().unwrap_or_default().to_string();
+        // An organization token speaks for the user's role there: it dies with the membership.
+        let org_id = text("org_id");
+        if !org_id.is_empty() && !self.is_member(&org_id, &text("sub")).await? {
+            return Ok(Introspection::default());
+        }
         Ok(Introspection {
             active: true,
             scope: text("scope"),
@@ -106,9 +111,17 @@ impl OAuthService {
             aud: audiences(&claims),
             iss: text("iss"),
             jti: jti.to_string(),
-            org_id: text("org_id"),
+            org_id,
             sid: sid.to_string(),
         })
+    }
+
+    async fn is_member(&self, organization: &str, user: &str) -> Result<bool> {
+        let (Ok(organization), Ok(user)) = (Uuid::parse_str(organization), Uuid::parse_str(user)) else {
+            return Ok(false);
+        };
+        let mut conn = self.pool.get().await?;
+        Ok(crate::org::org_store::get_member(&mut conn, organization, user).await?.is_some())
     }
 
     /// A refresh token is active for the client it was issued to, while unused, unexpired and

@@ -70,3 +70,16 @@ pub async fn org_claims(
         .map(|m| crate::auth::tokens::OrgClaim { id: m.organization_id.to_string(), role: m.role })
         .collect())
 }
+
+/// What a member's organization role gives in organization tokens: the role's name and its
+/// scopes by resource; `None` when the user is not a member. Both ways to an organization token
+/// (the token exchange and `/oauth2/authorize` with `organization`) and refreshes use it.
+pub async fn member_token_scopes(
+    conn: &mut diesel_async::AsyncPgConnection,
+    organization: Uuid,
+    user: Uuid,
+) -> Result<Option<(String, Vec<crate::oauth::model::ResourceScopes>)>> {
+    let Some(member) = org_store::get_member(conn, organization, user).await? else { return Ok(None) };
+    let Some(role) = org_role_store::by_name(conn, organization, &member.role).await? else { return Ok(None) };
+    Ok(Some((member.role, permissions::token_scopes(&role.name, role.system, &role.resource_scopes()))))
+}

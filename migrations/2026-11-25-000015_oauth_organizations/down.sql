@@ -1,0 +1,2 @@
+ALTER TABLE sessions DROP COLUMN organization_id;
+ALTER TABLE authorization_codes DROP COLUMN organization_id;
