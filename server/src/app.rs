@@ -177,7 +177,8 @@ impl App {
         health.set_serving::<RoleServiceServer<RoleGrpc>>().await;
         health.set_serving::<TokenServiceServer<TokenGrpc>>().await;
         let clients = self.oauth.clients.clone();
-        let applications = ApplicationService::new(self.pool.clone(), clients.clone(), self.config.oauth.clone());
+        let applications = ApplicationService::new(self.pool.clone(), clients.clone(), self.config.oauth.clone())
+            .with_keys(self.oauth.keys().clone());
         let api_resources = ApiResourceService::new(self.pool.clone(), clients.clone());
         let roles = RoleService::new(self.pool.clone(), clients);
         let session_check = self.session_check.clone();

@@ -719,7 +719,8 @@ impl Config {
         if !(30..=86_400).contains(&self.tokens.access_token_ttl_secs) {
             bad.push("tokens.access_token_ttl_secs: must be between 30 and 86400".into());
         }
-        if crate::crypto::jwt::Alg::parse(&self.tokens.algorithm).is_none() {
+        // RS256 keys sign only the ID tokens of applications that ask for it (per application).
+        if !matches!(self.tokens.algorithm.as_str(), "ES256" | "EdDSA") {
             bad.push(format!("tokens.algorithm: `{}` must be ES256 or EdDSA", self.tokens.algorithm));
         }
         if self.tokens.leeway_secs > 300 {

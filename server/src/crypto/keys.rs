@@ -1,5 +1,9 @@
-//! Token signing keys (ES256, P-256). Keys live in Postgres, their private halves sealed under the
-//! master key (`secrets.master_key`), so a database dump alone cannot mint tokens.
+//! Token signing keys (ES256 by default, or EdDSA). Keys live in Postgres, their private halves
+//! sealed under the master key (`secrets.master_key`), so a database dump alone cannot mint tokens.
+//!
+//! RSA keys (RS256) form a second family that signs only the ID tokens of applications asking for
+//! RS256. The first one is created the first time such an ID token is signed; from then on the
+//! family rotates and retires like the main one.
 //!
 //! A key's life: *pending* (published in the JWKS, not signing yet, so verifiers that cache the
 //! JWKS learn it first), *active* (the newest key whose `activates_at` has passed signs),
@@ -24,8 +28,8 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::{
-    crypto::jwt::{self, Alg, JwtSigner, JwtVerifier},
     config::Config,
+    crypto::jwt::{self, Alg, JwtSigner, JwtVerifier},
     crypto::sealed::MasterKey,
     db::{DbPool, schema::signing_keys},
     error::{Error, Result},
@@ -37,18 +41,35 @@ const ROTATION_LOCK: i64 = 0x6d67_7061_7373_6b65;
 diesel::define_sql_function!(fn pg_try_advisory_xact_lock(key: BigInt) -> Bool);
 
 /// A public key as published in the JWKS.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PublicJwk {
     pub kty: String,
     pub kid: String,
     #[serde(rename = "use")]
     pub use_: String,
     pub alg: String,
+    /// EC and OKP keys.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub crv: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub x: String,
     /// EC keys only; OKP (Ed25519) keys have none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub y: String,
+    /// RSA keys: modulus and exponent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub n: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub e: String,
+}
+
+impl PublicJwk {
+    fn verifier(&self) -> std::result::Result<JwtVerifier, jwt::JwtError> {
+        match Alg::parse(&self.alg).ok_or(jwt::JwtError::Malformed)? {
+            Alg::Rs256 => JwtVerifier::from_rsa_jwk(&self.n, &self.e),
+            alg => JwtVerifier::from_jwk(alg, &self.x, &self.y),
+        }
+    }
 }
 
 /// When keys rotate and retire, from `tokens.*`.
@@ -146,6 +167,14 @@ struct LoadedKeys {
     jwks: Vec<PublicJwk>,
 }
 
+impl LoadedKeys {
+    /// The signer whose time has come, of the RSA family or of the main one.
+    fn current(&self, rsa: bool) -> Option<&Signer> {
+        let now = Utc::now();
+        self.signers.iter().find(|s| s.activates_at <= now && (s.key.alg() == Alg::Rs256) == rsa)
+    }
+}
+
 /// Signs and verifies mgpass JWTs with the keys stored in Postgres.
 #[derive(Clone)]
 pub struct KeyRing {
@@ -217,8 +246,9 @@ fn open_key(master: &MasterKey, row: &KeyRow) -> Result<JwtSigner> {
     };
     let sealed = row.private_sealed.as_deref().ok_or_else(wrong)?;
     let der = master.open(&seal_context(&row.kid), sealed).map_err(|_| wrong())?;
-    let alg = Alg::parse(&row.algorithm)
-        .ok_or_else(|| Error::internal(format!("signing key {} has an unknown algorithm {}", row.kid, row.algorithm)))?;
+    let alg = Alg::parse(&row.algorithm).ok_or_else(|| {
+        Error::internal(format!("signing key {} has an unknown algorithm {}", row.kid, row.algorithm))
+    })?;
     JwtSigner::from_pkcs8(alg, &der).map_err(|e| Error::internal(format!("signing key {}: {e}", row.kid)))
 }
 
@@ -258,6 +288,7 @@ async fn insert_key(
                 crv: "P-256".into(),
                 x: URL_SAFE_NO_PAD.encode(point.x().ok_or_else(|| Error::internal("no x"))?),
                 y: URL_SAFE_NO_PAD.encode(point.y().ok_or_else(|| Error::internal("no y"))?),
+                ..PublicJwk::default()
             };
             (secret.to_pkcs8_der().map_err(Error::internal)?.as_bytes().to_vec(), jwk)
         }
@@ -270,9 +301,27 @@ async fn insert_key(
                 alg: alg.name().into(),
                 crv: "Ed25519".into(),
                 x: URL_SAFE_NO_PAD.encode(public),
-                y: String::new(),
+                ..PublicJwk::default()
             };
             (der, jwk)
+        }
+        Alg::Rs256 => {
+            use rsa::{pkcs8::EncodePrivateKey, traits::PublicKeyParts};
+            // Off the async runtime: generating a 2048-bit key takes tens of milliseconds.
+            let private = tokio::task::spawn_blocking(|| rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048))
+                .await
+                .map_err(Error::internal)?
+                .map_err(Error::internal)?;
+            let jwk = PublicJwk {
+                kty: "RSA".into(),
+                kid: kid.clone(),
+                use_: "sig".into(),
+                alg: alg.name().into(),
+                n: URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()),
+                e: URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()),
+                ..PublicJwk::default()
+            };
+            (private.to_pkcs8_der().map_err(Error::internal)?.as_bytes().to_vec(), jwk)
         }
     };
     let sealed = master.seal(&seal_context(&kid), &der)?;
@@ -373,13 +422,24 @@ impl KeyRing {
         let kid = crate::crypto::secret::random_token(12);
         let der = secret.to_pkcs8_der().map_err(Error::internal)?;
         let mut loaded = LoadedKeys::default();
-        loaded.verifiers.insert(kid.clone(), JwtVerifier::from_jwk(Alg::Es256, &x, &y).map_err(|_| Error::internal("jwk"))?);
+        loaded
+            .verifiers
+            .insert(kid.clone(), JwtVerifier::from_jwk(Alg::Es256, &x, &y).map_err(|_| Error::internal("jwk"))?);
         loaded.signers.push(Signer {
             kid: kid.clone(),
             activates_at: Utc::now() - chrono::Duration::seconds(1),
             key: JwtSigner::from_pkcs8(Alg::Es256, der.as_bytes()).map_err(Error::internal)?,
         });
-        loaded.jwks.push(PublicJwk { kty: "EC".into(), kid, use_: "sig".into(), alg: "ES256".into(), crv: "P-256".into(), x, y });
+        loaded.jwks.push(PublicJwk {
+            kty: "EC".into(),
+            kid,
+            use_: "sig".into(),
+            alg: "ES256".into(),
+            crv: "P-256".into(),
+            x,
+            y,
+            ..PublicJwk::default()
+        });
         Ok(Self {
             pool: crate::db::pool("postgres://ephemeral.invalid/none", 1).map_err(Error::internal)?,
             master: MasterKey::from_base64(&MasterKey::generate_base64()).map_err(Error::internal)?,
@@ -416,9 +476,8 @@ impl KeyRing {
         let mut loaded = LoadedKeys::default();
         for row in rows {
             let jwk: PublicJwk = serde_json::from_value(row.public_jwk.clone()).map_err(Error::internal)?;
-            let alg = Alg::parse(&jwk.alg)
-                .ok_or_else(|| Error::internal(format!("signing key {} has an unknown algorithm", row.kid)))?;
-            let decoding = JwtVerifier::from_jwk(alg, &jwk.x, &jwk.y)
+            let decoding = jwk
+                .verifier()
                 .map_err(|_| Error::internal(format!("signing key {} has an invalid public JWK", row.kid)))?;
             loaded.signers.push(Signer {
                 kid: row.kid.clone(),
@@ -443,24 +502,39 @@ impl KeyRing {
             if !diesel::select(pg_try_advisory_xact_lock(ROTATION_LOCK)).get_result::<bool>(conn).await? {
                 return Ok(false);
             }
-            let keys: Vec<(String, DateTime<Utc>)> = signing_keys::table
+            let keys: Vec<(String, DateTime<Utc>, String)> = signing_keys::table
                 .filter(signing_keys::retired_at.is_null())
-                .select((signing_keys::kid, signing_keys::activates_at))
+                .select((signing_keys::kid, signing_keys::activates_at, signing_keys::algorithm))
                 .load(conn)
                 .await?;
-            let plan = plan(&keys, Utc::now(), policy);
-            if !plan.retire.is_empty() {
-                diesel::update(signing_keys::table.filter(signing_keys::kid.eq_any(&plan.retire)))
-                    .set((signing_keys::retired_at.eq(Utc::now()), signing_keys::private_sealed.eq(None::<Vec<u8>>)))
-                    .execute(conn)
-                    .await?;
-                tracing::info!(kids = ?plan.retire, "signing keys retired");
+            let rs256 = Alg::Rs256.name();
+            let family = |rsa: bool| -> Vec<(String, DateTime<Utc>)> {
+                keys.iter().filter(|k| (k.2 == rs256) == rsa).map(|k| (k.0.clone(), k.1)).collect()
+            };
+            let mut changed = false;
+            for (keys, alg) in [(family(false), policy.algorithm), (family(true), Alg::Rs256)] {
+                // The RSA family starts only when an ID token first needs it.
+                if keys.is_empty() && alg == Alg::Rs256 {
+                    continue;
+                }
+                let plan = plan(&keys, Utc::now(), policy);
+                if !plan.retire.is_empty() {
+                    diesel::update(signing_keys::table.filter(signing_keys::kid.eq_any(&plan.retire)))
+                        .set((
+                            signing_keys::retired_at.eq(Utc::now()),
+                            signing_keys::private_sealed.eq(None::<Vec<u8>>),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    tracing::info!(kids = ?plan.retire, "signing keys retired");
+                }
+                if let Some(activates_at) = plan.create_at {
+                    let kid = insert_key(conn, master, alg, activates_at).await?;
+                    tracing::info!(%kid, %activates_at, algorithm = alg.name(), "signing key created");
+                }
+                changed |= !plan.retire.is_empty() || plan.create_at.is_some();
             }
-            if let Some(activates_at) = plan.create_at {
-                let kid = insert_key(conn, master, policy.algorithm, activates_at).await?;
-                tracing::info!(%kid, %activates_at, "signing key created");
-            }
-            Ok::<_, Error>(!plan.retire.is_empty() || plan.create_at.is_some())
+            Ok::<_, Error>(changed)
         })
         .await
     }
@@ -495,20 +569,56 @@ impl KeyRing {
     /// it for `at_hash`).
     pub async fn sign_typed<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String> {
         let loaded = self.loaded.read().await;
-        let now = Utc::now();
-        let signer = loaded
-            .signers
-            .iter()
-            .find(|s| s.activates_at <= now)
-            .ok_or_else(|| Error::internal("no active signing key"))?;
+        let signer = loaded.current(false).ok_or_else(|| Error::internal("no active signing key"))?;
         signer.key.sign(&signer.kid, typ, claims).map_err(Error::internal)
     }
 
-    /// The algorithm of the key that signs now.
+    /// Signs an ID token (`typ: JWT`) with the current RSA key, creating the first one if there
+    /// is none yet.
+    pub async fn sign_rs256<C: Serialize>(&self, claims: &C) -> Result<String> {
+        {
+            let loaded = self.loaded.read().await;
+            if let Some(signer) = loaded.current(true) {
+                return signer.key.sign(&signer.kid, "JWT", claims).map_err(Error::internal);
+            }
+        }
+        self.ensure_rsa_key().await?;
+        let loaded = self.loaded.read().await;
+        let signer = loaded.current(true).ok_or_else(|| Error::internal("no active RSA signing key"))?;
+        signer.key.sign(&signer.kid, "JWT", claims).map_err(Error::internal)
+    }
+
+    /// Creates the first RSA key unless one exists (under the rotation lock, waiting for it, so
+    /// instances racing here make one key), then reloads.
+    pub async fn ensure_rsa_key(&self) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        let master = &self.master;
+        conn.transaction(async |conn| {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<BigInt, _>(ROTATION_LOCK)
+                .execute(conn)
+                .await?;
+            let existing: i64 = signing_keys::table
+                .filter(signing_keys::retired_at.is_null())
+                .filter(signing_keys::algorithm.eq(Alg::Rs256.name()))
+                .count()
+                .get_result(conn)
+                .await?;
+            if existing == 0 {
+                let kid = insert_key(conn, master, Alg::Rs256, Utc::now()).await?;
+                tracing::info!(%kid, algorithm = "RS256", "signing key created");
+            }
+            Ok::<_, Error>(())
+        })
+        .await?;
+        drop(conn);
+        self.refresh().await
+    }
+
+    /// The algorithm of the key that signs access tokens now.
     pub async fn signing_alg(&self) -> Alg {
         let loaded = self.loaded.read().await;
-        let now = Utc::now();
-        loaded.signers.iter().find(|s| s.activates_at <= now).map(|s| s.key.alg()).unwrap_or(self.policy.algorithm)
+        loaded.current(false).map(|s| s.key.alg()).unwrap_or(self.policy.algorithm)
     }
 
     /// Reloads the keys unless that was done less than a second ago.
@@ -527,7 +637,9 @@ impl KeyRing {
     /// claims; the audience is the caller's to check.
     pub async fn verify_signed(&self, token: &str, issuer: &str, typ: &str) -> Result<serde_json::Value> {
         let claims = self.verify_signed_ignoring_expiry(token, issuer, typ).await?;
-        let exp = claims["exp"].as_i64().ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?;
+        let exp = claims["exp"]
+            .as_i64()
+            .ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?;
         if exp + (self.policy.leeway_secs as i64) < Utc::now().timestamp() {
             return Err(Error::unauthenticated("TOKEN_EXPIRED", "the access token has expired"));
         }
@@ -536,7 +648,12 @@ impl KeyRing {
 
     /// Verifies signature, header `typ` and `iss`, but not `exp`: for hints (an expired ID token
     /// still names its user at logout).
-    pub async fn verify_signed_ignoring_expiry(&self, token: &str, issuer: &str, typ: &str) -> Result<serde_json::Value> {
+    pub async fn verify_signed_ignoring_expiry(
+        &self,
+        token: &str,
+        issuer: &str,
+        typ: &str,
+    ) -> Result<serde_json::Value> {
         let invalid = || Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid");
         let cache_key = VerifiedTokens::key(token);
         let (token_typ, claims) = match self.verified.get(&cache_key) {
@@ -550,6 +667,10 @@ impl KeyRing {
                 let claims: serde_json::Value = {
                     let loaded = self.loaded.read().await;
                     let key = loaded.verifiers.get(&kid).ok_or_else(invalid)?;
+                    // RSA keys sign ID tokens only: nothing else they sign is ever accepted.
+                    if key.alg() == Alg::Rs256 && !token_typ.eq_ignore_ascii_case("JWT") {
+                        return Err(invalid());
+                    }
                     key.verify(token).map_err(|_| invalid())?
                 };
                 self.verified.insert(cache_key, token_typ.clone(), claims.clone());

@@ -172,6 +172,7 @@ diesel::table! {
         first_party -> Bool,
         require_pkce -> Bool,
         branding -> Jsonb,
+        id_token_signing_alg -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }

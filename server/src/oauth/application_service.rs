@@ -15,7 +15,10 @@ use uuid::Uuid;
 
 use crate::{
     config::OAuthConfig,
-    crypto::secret::{digest, random_token},
+    crypto::{
+        keys::KeyRing,
+        secret::{digest, random_token},
+    },
     db::DbPool,
     error::{Error, Result},
     oauth::{
@@ -58,6 +61,8 @@ pub struct ApplicationFields {
     /// `None` means true.
     pub require_pkce: Option<bool>,
     pub branding: Branding,
+    /// `` or `RS256`.
+    pub id_token_signing_alg: String,
 }
 
 /// An update: the fields, and which of them to apply (field-mask paths).
@@ -78,6 +83,9 @@ pub struct ApplicationService {
     pool: DbPool,
     clients: ClientRegistry,
     config: Arc<OAuthConfig>,
+    /// Creates the first RSA key when an application first asks for RS256 ID tokens, so it is in
+    /// the JWKS before the application's relying party fetches it.
+    keys: Option<KeyRing>,
 }
 
 fn parse_id(id: &str) -> Result<Uuid> {
@@ -217,6 +225,20 @@ fn check_application(row: &mut ApplicationRow) -> Result<()> {
     row.allowed_origins = row.allowed_origins.iter().map(|o| normalize_origin(o)).collect::<Result<_>>()?;
     dedup(&mut row.allowed_origins);
 
+    if !matches!(row.id_token_signing_alg.as_str(), "" | "RS256") {
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "id_token_signing_alg",
+            "id_token_signing_alg is empty (the deployment's algorithm) or RS256",
+        ));
+    }
+    if row.id_token_signing_alg == "RS256" && kind == AppType::M2m {
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "id_token_signing_alg",
+            "machine-to-machine applications get no ID tokens",
+        ));
+    }
     // PKCE protects the code of a client that cannot authenticate; only a confidential web
     // application has another protection (its secret) and may turn it off.
     if !row.require_pkce && kind != AppType::Web {
@@ -247,7 +269,19 @@ fn new_secret(application_id: Uuid, now: DateTime<Utc>) -> (ClientSecretRow, Str
 
 impl ApplicationService {
     pub fn new(pool: DbPool, clients: ClientRegistry, config: OAuthConfig) -> Self {
-        Self { pool, clients, config: Arc::new(config) }
+        Self { pool, clients, config: Arc::new(config), keys: None }
+    }
+
+    pub fn with_keys(mut self, keys: KeyRing) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    async fn ensure_keys_for(&self, app: &ApplicationRow) -> Result<()> {
+        match &self.keys {
+            Some(keys) if app.id_token_signing_alg == "RS256" => keys.ensure_rsa_key().await,
+            _ => Ok(()),
+        }
     }
 
     /// Sets the field named by `path` of `row` from `f`.
@@ -280,6 +314,7 @@ impl ApplicationService {
             "first_party" => row.first_party = f.first_party,
             "require_pkce" => row.require_pkce = f.require_pkce.unwrap_or(true),
             "branding" => row.branding = serde_json::to_value(&f.branding).map_err(Error::internal)?,
+            "id_token_signing_alg" => row.id_token_signing_alg = f.id_token_signing_alg.clone(),
             // Checked against the resources in the transaction that writes it.
             "allowed_resources" => {}
             other => {
@@ -338,6 +373,7 @@ impl ApplicationService {
             first_party: false,
             require_pkce: true,
             branding: serde_json::json!({}),
+            id_token_signing_alg: String::new(),
             created_at: now,
             updated_at: now,
         };
@@ -353,6 +389,7 @@ impl ApplicationService {
             "first_party",
             "require_pkce",
             "branding",
+            "id_token_signing_alg",
         ] {
             self.apply(&mut row, &fields, path)?;
         }
@@ -382,6 +419,7 @@ impl ApplicationService {
             })
             .await?;
         self.clients.invalidate(&app.row.client_id);
+        self.ensure_keys_for(&app.row).await?;
         Ok((app, secret))
     }
 
@@ -449,6 +487,7 @@ impl ApplicationService {
                     first_party: has("first_party").then_some(row.first_party),
                     require_pkce: has("require_pkce").then_some(row.require_pkce),
                     branding: has("branding").then(|| row.branding.clone()),
+                    id_token_signing_alg: has("id_token_signing_alg").then(|| row.id_token_signing_alg.clone()),
                     updated_at: Some(Utc::now()),
                 };
                 let updated = store::update(conn, id, changes).await?.ok_or_else(not_found)?;
@@ -456,6 +495,7 @@ impl ApplicationService {
             })
             .await?;
         self.clients.invalidate(&app.row.client_id);
+        self.ensure_keys_for(&app.row).await?;
         Ok(app)
     }
 
@@ -547,6 +587,7 @@ mod tests {
             first_party: false,
             require_pkce: true,
             branding: serde_json::json!({}),
+            id_token_signing_alg: String::new(),
             created_at: now,
             updated_at: now,
         }

@@ -29,6 +29,7 @@ pub struct ApplicationChanges {
     pub first_party: Option<bool>,
     pub require_pkce: Option<bool>,
     pub branding: Option<serde_json::Value>,
+    pub id_token_signing_alg: Option<String>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 

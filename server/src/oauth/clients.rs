@@ -248,6 +248,7 @@ mod tests {
             first_party: false,
             require_pkce: true,
             branding: serde_json::json!({}),
+            id_token_signing_alg: String::new(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -178,7 +178,11 @@ fn token_json(t: TokenResponse, issued_token_type: Option<&str>) -> Response {
 }
 
 /// `POST /oauth2/token`.
-async fn token(State(oauth): State<OAuthService>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(oauth): State<OAuthService>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let auth = match client_auth(&headers, &form) {
         Ok(a) => a,
         Err(err) => return error_response(err, true),
@@ -199,12 +203,22 @@ async fn token(State(oauth): State<OAuthService>, headers: HeaderMap, Form(form)
         }
         Some("refresh_token") => {
             oauth
-                .refresh(&auth.client_id, secret, param(&form, "refresh_token").unwrap_or_default(), param(&form, "scope"))
+                .refresh(
+                    &auth.client_id,
+                    secret,
+                    param(&form, "refresh_token").unwrap_or_default(),
+                    param(&form, "scope"),
+                )
                 .await
         }
         Some("client_credentials") => {
             oauth
-                .client_credentials(&auth.client_id, secret, param(&form, "scope").unwrap_or_default(), param(&form, "resource"))
+                .client_credentials(
+                    &auth.client_id,
+                    secret,
+                    param(&form, "scope").unwrap_or_default(),
+                    param(&form, "resource"),
+                )
                 .await
         }
         Some(g) if g == GrantKind::TokenExchange.wire_name() => {
@@ -248,7 +262,12 @@ async fn device_authorization(
         Err(err) => return error_response(err, true),
     };
     let result = oauth
-        .start_device(&auth.client_id, auth.secret.as_deref(), param(&form, "scope").unwrap_or_default(), param(&form, "resource"))
+        .start_device(
+            &auth.client_id,
+            auth.secret.as_deref(),
+            param(&form, "scope").unwrap_or_default(),
+            param(&form, "resource"),
+        )
         .await;
     let mut res = match result {
         Ok(d) => {
@@ -271,7 +290,11 @@ async fn device_authorization(
 }
 
 /// `POST /oauth2/revoke` (RFC 7009): 200 whether or not the token was known.
-async fn revoke(State(oauth): State<OAuthService>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn revoke(
+    State(oauth): State<OAuthService>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let auth = match client_auth(&headers, &form) {
         Ok(a) => a,
         Err(err) => return error_response(err, true),
@@ -288,7 +311,11 @@ async fn revoke(State(oauth): State<OAuthService>, headers: HeaderMap, Form(form
 }
 
 /// `POST /oauth2/introspect` (RFC 7662), for confidential clients (resource servers).
-async fn introspect(State(oauth): State<OAuthService>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn introspect(
+    State(oauth): State<OAuthService>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let auth = match client_auth(&headers, &form) {
         Ok(a) => a,
         Err(err) => return error_response(err, true),
@@ -407,7 +434,8 @@ async fn discovery(State(oauth): State<OAuthService>) -> Response {
             GrantKind::TokenExchange.wire_name()
         ],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256", "EdDSA"],
+        // RS256 for the applications that ask for it (`id_token_signing_alg`).
+        "id_token_signing_alg_values_supported": ["ES256", "EdDSA", "RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -445,7 +473,9 @@ async fn jwks(State(oauth): State<OAuthService>) -> Response {
 async fn cors(oauth: &OAuthService, headers: &HeaderMap, res: &mut Response, client_id: Option<&str>) {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return };
     let allowed = match client_id.filter(|c| !c.is_empty()) {
-        Some(client_id) => oauth.clients.get(client_id).await.is_ok_and(|app| app.allowed_origins.iter().any(|o| o == origin)),
+        Some(client_id) => {
+            oauth.clients.get(client_id).await.is_ok_and(|app| app.allowed_origins.iter().any(|o| o == origin))
+        }
         None => oauth.origin_allowed(origin).await,
     };
     if allowed {

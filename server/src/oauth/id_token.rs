@@ -138,12 +138,19 @@ impl OAuthService {
         if let Some(nonce) = nonce {
             claims.insert("nonce".into(), json!(nonce));
         }
+        // The hash of `at_hash` follows the ID token's own algorithm.
+        let rs256 = app.id_token_signing_alg == Alg::Rs256.name();
+        let alg = if rs256 { Alg::Rs256 } else { self.keys.signing_alg().await };
         if let Some(access_token) = access_token {
-            claims.insert("at_hash".into(), json!(token_hash(self.keys.signing_alg().await, access_token)));
+            claims.insert("at_hash".into(), json!(token_hash(alg, access_token)));
         }
         let orgs = crate::org::org_claims(&mut *self.pool.get().await?, user.id).await?;
         claims.extend(user_claims(user, scope, &orgs));
-        self.keys.sign_typed("JWT", &Value::Object(claims)).await
+        if rs256 {
+            self.keys.sign_rs256(&Value::Object(claims)).await
+        } else {
+            self.keys.sign_typed("JWT", &Value::Object(claims)).await
+        }
     }
 }
 
@@ -151,7 +158,7 @@ impl OAuthService {
 /// algorithm (SHA-256 for ES256, SHA-512 for EdDSA over Ed25519).
 pub fn token_hash(alg: Alg, token: &str) -> String {
     let digest = match alg {
-        Alg::Es256 => ring::digest::digest(&ring::digest::SHA256, token.as_bytes()),
+        Alg::Es256 | Alg::Rs256 => ring::digest::digest(&ring::digest::SHA256, token.as_bytes()),
         Alg::EdDsa => ring::digest::digest(&ring::digest::SHA512, token.as_bytes()),
     };
     let bytes = digest.as_ref();

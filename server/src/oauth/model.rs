@@ -31,6 +31,8 @@ pub struct ApplicationRow {
     pub require_pkce: bool,
     /// [`Branding`] as JSON.
     pub branding: serde_json::Value,
+    /// `` (the deployment's algorithm) or `RS256`.
+    pub id_token_signing_alg: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -98,6 +98,7 @@ fn app_to_proto(app: Application) -> pb::Application {
         id_token_lifetime: Some(duration(row.id_token_ttl_secs)),
         first_party: row.first_party,
         require_pkce: Some(row.require_pkce),
+        id_token_signing_alg: row.id_token_signing_alg,
         secrets: app.secrets.into_iter().map(secret_to_proto).collect(),
         branding: Some(pb::ApplicationBranding {
             logo_uri: branding.logo_uri,
@@ -130,6 +131,7 @@ fn app_fields(app: pb::Application) -> ApplicationFields {
         id_token_ttl_secs: app.id_token_lifetime.as_ref().map(seconds),
         first_party: app.first_party,
         require_pkce: app.require_pkce,
+        id_token_signing_alg: app.id_token_signing_alg,
         branding: Branding {
             logo_uri: branding.logo_uri,
             primary_color: branding.primary_color,
