@@ -133,6 +133,17 @@ type = "integer"
     assert_eq!(body["members"].as_array().unwrap().len(), 2);
     let (status, body) = add_member(&server, &b_token, &org, &c, "viewer").await;
     assert_eq!((status, rest_reason(&body).as_str()), (403, "PERMISSION_DENIED"));
+
+    // Admins list the organization's users (and a bad id is refused, not ignored).
+    let (status, body) = rest(&server, &admin, "GET", format!("/v1/users?organizationId={org}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let mut listed: Vec<&str> = body["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    listed.sort();
+    let mut expected = vec![a.as_str(), b.as_str()];
+    expected.sort();
+    assert_eq!(listed, expected, "members only, not {c}");
+    let (status, body) = rest(&server, &admin, "GET", "/v1/users?organizationId=acme", None).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "INVALID_ID"));
     let (status, _) = rest(
         &server,
         &b_token,

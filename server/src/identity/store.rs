@@ -70,6 +70,8 @@ pub struct UserFilter {
     pub role: Option<String>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    /// Members of this organization only.
+    pub organization: Option<Uuid>,
 }
 
 /// Maps a unique-index violation to the identifier that collided.
@@ -144,6 +146,12 @@ pub async fn list(
     }
     if let Some(role) = &filter.role {
         query = query.filter(users::roles.contains(vec![role.clone()]));
+    }
+    if let Some(org) = filter.organization {
+        use crate::db::schema::org_members;
+        query = query.filter(
+            users::id.eq_any(org_members::table.filter(org_members::organization_id.eq(org)).select(org_members::user_id)),
+        );
     }
     if let Some(t) = filter.created_after {
         query = query.filter(users::created_at.ge(t));

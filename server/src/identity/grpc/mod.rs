@@ -113,10 +113,16 @@ impl UserService for UserGrpc {
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let req = request.into_inner();
-        if !req.organization_id.is_empty() {
-            // Organizations arrive with the access-control issue; filtering on one is not yet possible.
-            return Err(Status::unimplemented("filtering by organization is not available yet"));
-        }
+        let organization = match req.organization_id.as_str() {
+            "" => None,
+            id => Some(uuid::Uuid::parse_str(id).map_err(|_| {
+                Status::from(crate::error::Error::invalid(
+                    "INVALID_ID",
+                    "organization_id",
+                    format!("`{id}` is not a valid organization id"),
+                ))
+            })?),
+        };
         let status = match pb::UserStatus::try_from(req.status).unwrap_or_default() {
             pb::UserStatus::Active => Some("active".to_string()),
             pb::UserStatus::Suspended => Some("suspended".to_string()),
@@ -128,6 +134,7 @@ impl UserService for UserGrpc {
             role: (!req.role.is_empty()).then_some(req.role),
             created_after: req.created_after.as_ref().and_then(from_timestamp),
             created_before: req.created_before.as_ref().and_then(from_timestamp),
+            organization,
         };
         let (rows, next_page_token) = self.0.list_users(filter, req.page_size, &req.page_token).await?;
         Ok(Response::new(pb::ListUsersResponse { users: rows.into_iter().map(user_to_proto).collect(), next_page_token }))
