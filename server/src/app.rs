@@ -219,6 +219,7 @@ impl App {
             .add_service(ProfileServiceServer::new(ProfileGrpc(self.identity.clone())))
             .add_service(RegistrationServiceServer::new(RegistrationGrpc {
                 identity: self.identity.clone(),
+                invitations: invitations.clone(),
                 limits: RegistrationLimits::new(self.config.identity.registrations_per_ip_per_hour),
                 password_min_length: self.config.password.min_length,
                 refuse_common_passwords: self.config.password.refuse_common_passwords,

@@ -435,6 +435,76 @@ fn invitation_token(text: &str) -> String {
     text[start..].split(|c: char| c.is_whitespace() || c == '"' || c == '<').next().unwrap().to_string()
 }
 
+/// Signing up with an invitation token: allowed even where registration is restricted, only
+/// with the invited email, which counts as verified; the membership comes with the account, and a
+/// bad or spent token creates nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_up_with_an_invitation_joins_the_organization() {
+    let smtp = SmtpServer::start();
+    let server = TestServer::start_with(&[
+        ("MGPASS_DELIVERY__SMTP_URL", &smtp.url()),
+        ("MGPASS_DELIVERY__EMAIL_FROM", "mgpass <no-reply@mgpass.test>"),
+        ("MGPASS_DELIVERY__POLL_INTERVAL_MS", "100"),
+        ("MGPASS_IDENTITY__REGISTRATION_PUBLIC", "false"),
+    ])
+    .await;
+    let admin = server.admin_token().await;
+    let (_, a_token) = user(&server, &admin, "host@example.com").await;
+    let org = create_my_org(&server, &a_token, "Guests Welcome").await;
+    let (status, body) = rest(
+        &server,
+        &a_token,
+        "POST",
+        format!("/v1/organizations/{org}/invitations"),
+        Some(json!({"email": "guest@example.com", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mail = smtp.wait_for(1, Duration::from_secs(15)).await;
+    let token = invitation_token(mail[0].text.as_deref().unwrap_or_default());
+    let register = |email: &str, token: &str| {
+        let body = json!({"user": {"email": email}, "password": PW, "invitationToken": token});
+        let server = &server;
+        async move { rest(server, "", "POST", "/v1/auth/register", Some(body)).await }
+    };
+
+    // Restricted registration stays restricted without a token.
+    let (status, body) = rest(
+        &server,
+        "",
+        "POST",
+        "/v1/auth/register",
+        Some(json!({"user": {"email": "guest@example.com"}, "password": PW})),
+    )
+    .await;
+    assert_eq!((status, rest_reason(&body).as_str()), (403, "REGISTRATION_RESTRICTED"));
+    // Another email, or a token that is not one: refused, nothing created.
+    let (status, body) = register("crasher@example.com", &token).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "INVITATION_EMAIL_MISMATCH"), "{body}");
+    let (status, body) = register("guest@example.com", "forged").await;
+    assert_eq!((status, rest_reason(&body).as_str()), (404, "INVITATION_NOT_FOUND"), "{body}");
+    assert_eq!(
+        psql(
+            &server.database_url,
+            "SELECT count(*) FROM users WHERE email <> 'host@example.com' AND email NOT LIKE 'admin%'"
+        ),
+        "0"
+    );
+
+    // The invited email: an account, verified, in the organization with the invited role.
+    let (status, body) = register("Guest@Example.com", &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["organizationId"], org.as_str());
+    assert_eq!(body["user"]["emailVerified"], true);
+    assert_ne!(body["emailVerificationNeeded"], true);
+    let guest = server.login("guest@example.com", PW).await;
+    assert_eq!(claims(&guest)["orgs"], json!([{"id": org, "role": "viewer"}]));
+    // The token is spent: a second sign-up with it creates nothing.
+    let (status, body) = register("guest@example.com", &token).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "INVITATION_NOT_PENDING"), "{body}");
+    assert_eq!(psql(&server.database_url, "SELECT count(*) FROM users WHERE lower(email) = 'guest@example.com'"), "1");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn invitations_by_email() {
     let smtp = SmtpServer::start();

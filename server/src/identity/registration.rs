@@ -49,7 +49,9 @@ fn rate_limited() -> Error {
 
 impl IdentityService {
     /// Registers a new user with the default role. Refused when registration is restricted,
-    /// unless the caller may create users anyway.
+    /// unless the caller may create users anyway, or the sign-up answers an organization
+    /// invitation (`invited_email`, checked by the caller): then the email must be the invited
+    /// one, and it counts as verified (the invitation reached it).
     pub async fn register(
         &self,
         mut fields: UserFields,
@@ -57,16 +59,30 @@ impl IdentityService {
         caller: Option<&Principal>,
         client: &ClientInfo,
         limits: &RegistrationLimits,
+        invited_email: Option<&str>,
     ) -> Result<Registered> {
         let privileged = caller.is_some_and(|p| p.has_permission("identity.users.create"));
-        if !self.policy.registration_public && !privileged {
-            return Err(Error::permission_denied("REGISTRATION_RESTRICTED", "registration is restricted to administrators"));
+        if let Some(invited) = invited_email {
+            if !normalize_email(&fields.email).is_ok_and(|e| e.eq_ignore_ascii_case(invited)) {
+                return Err(Error::FailedPrecondition {
+                    reason: "INVITATION_EMAIL_MISMATCH",
+                    message: "the invitation is for another email address; sign up with that address".into(),
+                });
+            }
+        }
+        if !self.policy.registration_public && !privileged && invited_email.is_none() {
+            return Err(Error::permission_denied(
+                "REGISTRATION_RESTRICTED",
+                "registration is restricted to administrators",
+            ));
         }
         if !privileged {
             if let (Some(limiter), Some(ip)) = (&limits.per_ip, client.ip) {
                 limiter.check_key(&ip).map_err(|_| rate_limited())?;
             }
-            for identifier in [normalize_email(&fields.email).ok(), normalize_mobile(&fields.mobile).ok()].into_iter().flatten() {
+            for identifier in
+                [normalize_email(&fields.email).ok(), normalize_mobile(&fields.mobile).ok()].into_iter().flatten()
+            {
                 limits.per_identifier.check_key(&identifier.to_lowercase()).map_err(|_| rate_limited())?;
             }
         }
@@ -75,10 +91,12 @@ impl IdentityService {
         }
         // Roles are for administrators to give; a registration gets the default role.
         fields.roles = Vec::new();
-        let user = self.create_user(fields, Some(password), false).await?;
-        tracing::info!(user_id = %user.id, "user registered");
+        let user = self.create_user(fields, Some(password), invited_email.is_some()).await?;
+        tracing::info!(user_id = %user.id, invited = invited_email.is_some(), "user registered");
         Ok(Registered {
-            email_verification_needed: self.policy.email_verification_required && user.email.is_some(),
+            email_verification_needed: self.policy.email_verification_required
+                && !user.email_verified
+                && user.email.is_some(),
             mobile_verification_needed: self.policy.mobile_verification_required && user.mobile.is_some(),
             user,
         })

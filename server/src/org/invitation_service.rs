@@ -218,11 +218,28 @@ impl InvitationService {
         })
     }
 
+    /// The invited email of a usable invitation, for a sign-up that accepts it (checked before
+    /// the account is created, so a bad token creates nothing).
+    pub async fn invited_email(&self, token: &str) -> Result<String> {
+        if token.is_empty() {
+            return Err(not_found());
+        }
+        let mut conn = self.pool.get().await?;
+        let row = store::by_token_hash(&mut conn, &digest(token)).await?.ok_or_else(not_found)?;
+        check_usable(&row)?;
+        Ok(row.email)
+    }
+
     /// The signed-in invitee accepts: the membership is created and the token used up, once.
     pub async fn accept(&self, caller: &Principal, token: &str) -> Result<MemberView> {
         if caller.session_id.is_none() {
             return Err(Error::permission_denied("USER_REQUIRED", "a signed-in user accepts an invitation"));
         }
+        self.accept_as(caller.user_id, token).await
+    }
+
+    /// `user` accepts (the signed-in caller, or the account a sign-up with the token just made).
+    pub async fn accept_as(&self, user_id: Uuid, token: &str) -> Result<MemberView> {
         if token.is_empty() {
             return Err(not_found());
         }
@@ -235,7 +252,7 @@ impl InvitationService {
                 org_store::get_for_update(conn, org).await?.ok_or_else(not_found)?;
                 let row = store::by_token_hash_for_update(conn, &hash).await?.ok_or_else(not_found)?;
                 check_usable(&row)?;
-                let user = users::get_for_update(conn, caller.user_id)
+                let user = users::get_for_update(conn, user_id)
                     .await?
                     .ok_or_else(|| Error::not_found("USER_NOT_FOUND", "the user no longer exists"))?;
                 if !user.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&row.email)) {
@@ -259,8 +276,8 @@ impl InvitationService {
             })
             .await?;
         self.access.forget_organization(org);
-        tracing::info!(organization_id = %org, invitation_id = %row.id, user_id = %caller.user_id, "invitation accepted");
-        org_store::member_view(&mut conn, org, caller.user_id)
+        tracing::info!(organization_id = %org, invitation_id = %row.id, %user_id, "invitation accepted");
+        org_store::member_view(&mut conn, org, user_id)
             .await?
             .ok_or_else(|| Error::internal("membership missing after acceptance"))
     }

@@ -17,6 +17,8 @@ use crate::{
 /// Serves `mgpass.identity.v1.RegistrationService`.
 pub struct RegistrationGrpc {
     pub identity: IdentityService,
+    /// A sign-up with an `invitation_token` joins the organization that invited it.
+    pub invitations: crate::org::invitation_service::InvitationService,
     pub limits: RegistrationLimits,
     pub password_min_length: usize,
     pub refuse_common_passwords: bool,
@@ -75,7 +77,8 @@ impl RegistrationService for RegistrationGrpc {
             primary_login_identifier: primary as i32,
             secondary_identifier_presence: secondary as i32,
             dual_identifier_registration: dual as i32,
-            user_name_type: if policy.full_name { pb::UserNameType::FullName } else { pb::UserNameType::NamePair } as i32,
+            user_name_type: if policy.full_name { pb::UserNameType::FullName } else { pb::UserNameType::NamePair }
+                as i32,
             password_policy: Some(pb::PasswordPolicy {
                 min_length: self.password_min_length as i32,
                 refuse_common_passwords: self.refuse_common_passwords,
@@ -90,12 +93,28 @@ impl RegistrationService for RegistrationGrpc {
         let client = client_info(&request);
         let caller = request.extensions().get::<Principal>().cloned();
         let req = request.into_inner();
-        if !req.invitation_token.is_empty() {
-            return Err(Status::unimplemented("invitations arrive with organizations"));
-        }
         let user = required(req.user, "user")?;
-        let registered =
-            self.identity.register(user_fields(user), req.password, caller.as_ref(), &client, &self.limits).await?;
+        // The invitation is checked first, so a bad token creates no account.
+        let invited_email = match req.invitation_token.as_str() {
+            "" => None,
+            token => Some(self.invitations.invited_email(token).await?),
+        };
+        let registered = self
+            .identity
+            .register(user_fields(user), req.password, caller.as_ref(), &client, &self.limits, invited_email.as_deref())
+            .await?;
+        let mut organization_id = String::new();
+        if invited_email.is_some() {
+            match self.invitations.accept_as(registered.user.id, &req.invitation_token).await {
+                Ok(view) => organization_id = view.member.organization_id.to_string(),
+                Err(err) => {
+                    // The invitation went away meanwhile (revoked, used, expired): the sign-up it
+                    // allowed is undone rather than left without its membership.
+                    self.identity.delete_user(&registered.user.id.to_string()).await?;
+                    return Err(err.into());
+                }
+            }
+        }
         let (email_verification, mobile_verification) = self.identity.dispatch_registration(&registered.user).await;
         Ok(Response::new(pb::RegisterResponse {
             user: Some(user_to_proto(registered.user)),
@@ -103,7 +122,7 @@ impl RegistrationService for RegistrationGrpc {
             mobile_verification_needed: registered.mobile_verification_needed,
             email_verification: email_verification.map(super::verification::dispatch_to_proto),
             mobile_verification: mobile_verification.map(super::verification::dispatch_to_proto),
-            organization_id: String::new(),
+            organization_id,
         }))
     }
 }

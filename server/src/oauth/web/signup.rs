@@ -139,7 +139,7 @@ pub(super) async fn submit(
         ..Default::default()
     };
     let registered = match identity
-        .register(fields, form.password.clone(), None, &b.client, &web.limits)
+        .register(fields, form.password.clone(), None, &b.client, &web.limits, None)
         .await
     {
         Ok(r) => r,
