@@ -7,3 +7,15 @@ ALTER TABLE sessions ADD COLUMN organization_id uuid REFERENCES organizations (i
 -- The ID-token algorithm an application asks for: '' (the deployment's) or 'RS256'.
 ALTER TABLE applications ADD COLUMN id_token_signing_alg text NOT NULL DEFAULT ''
     CHECK (id_token_signing_alg IN ('', 'RS256'));
+
+-- An organization always has an owner: a user who owns one cannot be deleted until the ownership
+-- is transferred or the organization deleted.
+ALTER TABLE organizations ADD CONSTRAINT organizations_owner_fk
+    FOREIGN KEY (owner_user_id) REFERENCES users (id) ON DELETE RESTRICT;
+-- Organization groups and grants to organizations or their roles go with the organization.
+ALTER TABLE user_groups ADD CONSTRAINT user_groups_organization_fk
+    FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE;
+ALTER TABLE permission_grants ADD CONSTRAINT permission_grants_organization_fk
+    FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE;
+ALTER TABLE permission_grants ADD CONSTRAINT permission_grants_org_role_fk
+    FOREIGN KEY (org_role_id) REFERENCES org_roles (id) ON DELETE CASCADE;

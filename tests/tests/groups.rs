@@ -64,11 +64,21 @@ async fn crud_members_and_isolation() {
     }
 
     // Organization groups: the same name in two organizations, each invisible to the other.
-    let (org_a, org_b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let ghost_org = uuid::Uuid::new_v4();
+    let (status, body) =
+        create_group(&server, &token, &format!("/v1/organizations/{ghost_org}/groups"), "Editors").await;
+    assert_eq!((status, rest_reason(&body).as_str()), (404, "ORGANIZATION_NOT_FOUND"), "{body}");
+    let mut orgs = Vec::new();
+    for name in ["Org A", "Org B"] {
+        let (status, body) = rest(&server, &token, "POST", "/v1/me/organizations", Some(json!({"name": name}))).await;
+        assert_eq!(status, 200, "{body}");
+        orgs.push(body["organization"]["id"].as_str().unwrap().to_string());
+    }
+    let (org_a, org_b) = (orgs[0].clone(), orgs[1].clone());
     let (status, body) = create_group(&server, &token, &format!("/v1/organizations/{org_a}/groups"), "Editors").await;
     assert_eq!(status, 200, "{body}");
     let ga = body["group"]["id"].as_str().unwrap().to_string();
-    assert_eq!(body["group"]["organizationId"], org_a.to_string());
+    assert_eq!(body["group"]["organizationId"], org_a.as_str());
     let (status, _) = create_group(&server, &token, &format!("/v1/organizations/{org_b}/groups"), "Editors").await;
     assert_eq!(status, 200);
     for path in [format!("/v1/organizations/{org_b}/groups/{ga}"), format!("/v1/groups/{ga}")] {

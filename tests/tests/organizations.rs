@@ -892,3 +892,32 @@ async fn organization_tokens_by_the_authorization_code_flow() {
     .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
 }
+
+/// An organization always has an owner: its owner's account cannot be deleted until the
+/// ownership moves; afterwards it can, and the organization stays with the new owner.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_owner_cannot_be_deleted_out_from_under_an_organization() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let (a, a_token) = user(&server, &admin, "founder@example.com").await;
+    let (b, _) = user(&server, &admin, "successor@example.com").await;
+    let org = create_my_org(&server, &a_token, "Kept Owned").await;
+    assert_eq!(add_member(&server, &a_token, &org, &b, "admin").await.0, 200);
+
+    let (status, body) = rest(&server, &admin, "DELETE", format!("/v1/users/{a}"), None).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "ORGANIZATION_OWNER"), "{body}");
+    assert_eq!(owners(&server, &org), a, "nothing changed");
+    let (status, _) = rest(
+        &server,
+        &a_token,
+        "POST",
+        format!("/v1/organizations/{org}:transferOwnership"),
+        Some(json!({"newOwnerUserId": b})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = rest(&server, &admin, "DELETE", format!("/v1/users/{a}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(owners(&server, &org), b);
+    assert_eq!(psql(&server.database_url, &format!("SELECT owner_user_id FROM organizations WHERE id = '{org}'")), b);
+}

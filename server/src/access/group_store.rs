@@ -49,6 +49,9 @@ fn conflict(err: diesel::result::Error) -> Error {
     if let diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) = &err {
         return Error::already_exists("GROUP_NAME_TAKEN", "another group of this scope has this name");
     }
+    if let diesel::result::Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) = &err {
+        return Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization");
+    }
     err.into()
 }
 

@@ -150,7 +150,8 @@ pub async fn list(
     if let Some(org) = filter.organization {
         use crate::db::schema::org_members;
         query = query.filter(
-            users::id.eq_any(org_members::table.filter(org_members::organization_id.eq(org)).select(org_members::user_id)),
+            users::id
+                .eq_any(org_members::table.filter(org_members::organization_id.eq(org)).select(org_members::user_id)),
         );
     }
     if let Some(t) = filter.created_after {
@@ -183,6 +184,19 @@ pub async fn set_password(conn: &mut AsyncPgConnection, id: Uuid, hash: &str) ->
     Ok(())
 }
 
+/// Deletes a user; refused while they own an organization (the database keeps every
+/// organization owned).
 pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(diesel::delete(users::table.find(id)).execute(conn).await? == 1)
+    match diesel::delete(users::table.find(id)).execute(conn).await {
+        Ok(n) => Ok(n == 1),
+        Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info))
+            if info.constraint_name() == Some("organizations_owner_fk") =>
+        {
+            Err(Error::FailedPrecondition {
+                reason: "ORGANIZATION_OWNER",
+                message: "the user owns an organization: transfer its ownership or delete it first".into(),
+            })
+        }
+        Err(err) => Err(err.into()),
+    }
 }
