@@ -1,3 +1,5 @@
+DROP TRIGGER org_roles_changed ON org_roles;
+DROP TRIGGER org_members_changed ON org_members;
 ALTER TABLE permission_grants DROP CONSTRAINT permission_grants_org_role_fk;
 ALTER TABLE permission_grants DROP CONSTRAINT permission_grants_organization_fk;
 ALTER TABLE user_groups DROP CONSTRAINT user_groups_organization_fk;

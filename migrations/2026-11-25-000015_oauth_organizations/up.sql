@@ -19,3 +19,10 @@ ALTER TABLE permission_grants ADD CONSTRAINT permission_grants_organization_fk
     FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE;
 ALTER TABLE permission_grants ADD CONSTRAINT permission_grants_org_role_fk
     FOREIGN KEY (org_role_id) REFERENCES org_roles (id) ON DELETE CASCADE;
+
+-- Decisions read memberships and organization roles (grants to organizations and their roles):
+-- changing them drops the cached decisions like every other input.
+CREATE TRIGGER org_members_changed AFTER INSERT OR UPDATE OR DELETE ON org_members
+    FOR EACH STATEMENT EXECUTE FUNCTION mgpass_access_changed();
+CREATE TRIGGER org_roles_changed AFTER UPDATE OR DELETE ON org_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION mgpass_access_changed();

@@ -23,9 +23,10 @@ async fn create_user(server: &TestServer, token: &str, email: &str) -> String {
     body["user"]["id"].as_str().unwrap().to_string()
 }
 
+/// A call that must succeed (`body` null: none).
 async fn ok(server: &TestServer, token: &str, method: &str, path: impl AsRef<str>, body: Value) -> Value {
     let path = path.as_ref().to_string();
-    let (status, answer) = rest(server, token, method, &path, Some(body)).await;
+    let (status, answer) = rest(server, token, method, &path, (!body.is_null()).then_some(body)).await;
     assert_eq!(status, 200, "{method} {path}: {answer}");
     answer
 }
@@ -510,4 +511,85 @@ async fn revocation_reaches_another_instance_within_a_second() {
     assert_eq!(s, 200);
     let took = wait_for(false).await;
     eprintln!("revocation seen on instance B after {took:?}");
+}
+
+/// Grants to an organization and to an organization role: they reach members acting in that
+/// organization (the role's grant only those holding the role), never outside it, never
+/// non-members; a membership change is seen at once; unknown grantees are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn grants_to_organizations_and_their_roles() {
+    let server = TestServer::start_with(&GROUPS_ON).await;
+    let token = server.admin_token().await;
+    project_permissions(&server, &token).await;
+    let lead = create_user(&server, &token, "lead@example.com").await;
+    let dev = create_user(&server, &token, "dev@example.com").await;
+    let outsider = create_user(&server, &token, "outsider@example.com").await;
+    let org = ok(
+        &server,
+        &token,
+        "POST",
+        "/v1/organizations",
+        json!({"organization": {"name": "Studio"}, "ownerUserId": lead}),
+    )
+    .await["organization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&server, &token, "POST", format!("/v1/organizations/{org}/members"), json!({"userId": dev, "role": "member"}))
+        .await;
+    let roles = ok(&server, &token, "GET", format!("/v1/organizations/{org}/roles"), json!(null)).await;
+    let role_id = |name: &str| {
+        roles["orgRoles"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    for (grantee, reason) in [
+        (json!({"organizationId": uuid::Uuid::new_v4().to_string()}), "ORGANIZATION_NOT_FOUND"),
+        (json!({"orgRoleId": uuid::Uuid::new_v4().to_string()}), "ORG_ROLE_NOT_FOUND"),
+    ] {
+        let g = json!({"permission": "projectManagement.createProject", "grantee": grantee});
+        let (status, answer) = rest(&server, &token, "POST", "/v1/permissionGrants", Some(g)).await;
+        assert_eq!((status, rest_reason(&answer).as_str()), (404, reason), "{answer}");
+    }
+    assert_eq!(psql(&server.database_url, "SELECT count(*) FROM permission_grants"), "0");
+
+    let to_org = grant(&server, &token, "projectManagement.createProject", json!({"organizationId": org}), None).await;
+    let to_owner =
+        grant(&server, &token, "projectManagement.editProject", json!({"orgRoleId": role_id("owner")}), None).await;
+    let check_in = |user: String, permission: &'static str, organization: Option<String>| {
+        let (server, token) = (&server, token.clone());
+        async move {
+            let mut subject = json!({"userId": user});
+            if let Some(org) = organization {
+                subject["organizationId"] = json!(org);
+            }
+            ok(server, &token, "POST", "/v1/permissions:check", json!({"subject": subject, "permission": permission}))
+                .await
+        }
+    };
+    // Every member in the organization holds the organization's grant; only the owner the role's.
+    let answer = check_in(dev.clone(), "projectManagement.createProject", Some(org.clone())).await;
+    assert!(allowed(&answer), "{answer}");
+    assert_eq!(
+        (answer["source"].as_str(), answer["permissionGrantId"].as_str()),
+        (Some("DECISION_SOURCE_ORGANIZATION"), Some(to_org.as_str()))
+    );
+    assert!(!allowed(&check_in(dev.clone(), "projectManagement.editProject", Some(org.clone())).await));
+    let answer = check_in(lead.clone(), "projectManagement.editProject", Some(org.clone())).await;
+    assert_eq!(
+        (answer["source"].as_str(), answer["permissionGrantId"].as_str()),
+        (Some("DECISION_SOURCE_ORG_ROLE"), Some(to_owner.as_str())),
+        "{answer}"
+    );
+    // Outside the organization, or not a member of it: nothing.
+    assert!(!allowed(&check_in(dev.clone(), "projectManagement.createProject", None).await));
+    assert!(!allowed(&check_in(outsider.clone(), "projectManagement.createProject", Some(org.clone())).await));
+    // The member leaves: the grant stops reaching them at once.
+    ok(&server, &token, "DELETE", format!("/v1/organizations/{org}/members/{dev}"), json!(null)).await;
+    assert!(!allowed(&check_in(dev.clone(), "projectManagement.createProject", Some(org.clone())).await));
+    // Deleting the organization takes its grants with it.
+    ok(&server, &token, "DELETE", format!("/v1/organizations/{org}"), json!(null)).await;
+    assert_eq!(psql(&server.database_url, "SELECT count(*) FROM permission_grants"), "0");
 }

@@ -202,17 +202,24 @@ impl Decisions {
     async fn load_view(&self, subject: Subject) -> Result<View> {
         let mut conn = self.pool.get().await?;
         let org = subject.organization_id.map(|o| o.to_string()).unwrap_or_default();
-        let (user, roles, groups, facts) = match subject.id {
+        let (user, roles, groups, facts, organization) = match subject.id {
             SubjectId::User(id) => {
                 let Some((names, properties)) = store::user_facts(&mut conn, id).await? else {
                     return Ok(View::default());
                 };
                 let roles = store::user_role_ids(&mut conn, &names).await?;
                 let groups = group_store::groups_of_user(&mut conn, id, subject.organization_id).await?;
+                // Organization grants reach members only: a user naming an organization they do
+                // not belong to gets nothing from it.
+                let membership = match subject.organization_id {
+                    Some(org) => store::member_role(&mut conn, org, id).await?.map(|role| (org, role)),
+                    None => None,
+                };
+                let org_role = membership.as_ref().map(|(_, (_, name))| name.clone()).unwrap_or_default();
                 let facts = json!({"id": id.to_string(), "kind": "user", "roles": names,
                     "groups": groups.iter().map(Uuid::to_string).collect::<Vec<_>>(),
-                    "organization_id": org, "org_role": "", "properties": properties});
-                (Some(id), roles, groups, facts)
+                    "organization_id": org, "org_role": org_role, "properties": properties});
+                (Some(id), roles, groups, facts, membership.map(|(org, (role, _))| (org, Some(role))))
             }
             SubjectId::Application(id) => {
                 let Some(roles) = store::application_role_ids(&mut conn, id).await? else {
@@ -221,17 +228,21 @@ impl Decisions {
                 let names: Vec<&str> = roles.iter().map(|r| r.1.as_str()).collect();
                 let facts = json!({"id": id.to_string(), "kind": "application", "roles": names, "groups": [],
                     "organization_id": org, "org_role": "", "properties": {}});
-                (None, roles, Vec::new(), facts)
+                (None, roles, Vec::new(), facts, None)
             }
         };
         let role_ids: Vec<Uuid> = roles.iter().map(|r| r.0).collect();
-        let rows = store::grants_to(&mut conn, user, &role_ids, &groups).await?;
+        let rows = store::grants_to(&mut conn, user, &role_ids, &groups, organization).await?;
         let mut grants: HashMap<String, Vec<Held>> = HashMap::new();
         for (row, permission) in rows {
             let source = if row.user_id.is_some() {
                 Source::User
             } else if row.group_id.is_some() {
                 Source::Group
+            } else if row.org_role_id.is_some() {
+                Source::OrgRole
+            } else if row.organization_id.is_some() {
+                Source::Organization
             } else {
                 Source::Role
             };

@@ -331,13 +331,9 @@ impl PermissionService {
             Grantee::Role(id) => row.role_id = Some(parse_id(id, "permission_grant.grantee.role_id")?),
             Grantee::User(id) => row.user_id = Some(parse_id(id, "permission_grant.grantee.user_id")?),
             Grantee::Group(id) => row.group_id = Some(parse_id(id, "permission_grant.grantee.group_id")?),
-            // Organizations and their roles are not in this release yet: such a grant could
-            // never be checked against a membership.
-            Grantee::OrgRole(_) | Grantee::Organization(_) => {
-                return Err(Error::FailedPrecondition {
-                    reason: "FEATURE_DISABLED",
-                    message: "grants to organizations and organization roles need organizations (organizations)".into(),
-                });
+            Grantee::OrgRole(id) => row.org_role_id = Some(parse_id(id, "permission_grant.grantee.org_role_id")?),
+            Grantee::Organization(id) => {
+                row.organization_id = Some(parse_id(id, "permission_grant.grantee.organization_id")?)
             }
         }
         let mut conn = self.pool.get().await?;
@@ -348,19 +344,27 @@ impl PermissionService {
                     .first()
                     .ok_or_else(|| Error::not_found("PERMISSION_NOT_FOUND", format!("no permission `{permission}`")))?;
                 row.permission_id = p.id;
-                let exists = match (row.role_id, row.user_id, row.group_id) {
+                let exists = match (row.role_id, row.user_id, row.group_id, row.org_role_id, row.organization_id) {
                     (Some(id), ..) => store::lock_role(conn, id)
                         .await?
                         .then_some(())
                         .ok_or_else(|| Error::not_found("ROLE_NOT_FOUND", "no such role")),
-                    (_, Some(id), _) => store::lock_user(conn, id)
+                    (_, Some(id), ..) => store::lock_user(conn, id)
                         .await?
                         .then_some(())
                         .ok_or_else(|| Error::not_found("USER_NOT_FOUND", format!("no user `{id}`"))),
-                    (.., Some(id)) => store::lock_group(conn, id)
+                    (_, _, Some(id), ..) => store::lock_group(conn, id)
                         .await?
                         .then_some(())
                         .ok_or_else(|| Error::not_found("GROUP_NOT_FOUND", "no such group")),
+                    (.., Some(id), None) => store::lock_org_role(conn, id)
+                        .await?
+                        .then_some(())
+                        .ok_or_else(|| Error::not_found("ORG_ROLE_NOT_FOUND", "no such organization role")),
+                    (.., Some(id)) => store::lock_organization(conn, id)
+                        .await?
+                        .then_some(())
+                        .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization")),
                     _ => Err(Error::internal("grant without grantee")),
                 };
                 exists?;

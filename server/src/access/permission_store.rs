@@ -225,6 +225,42 @@ pub async fn lock_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
 pub async fn lock_group(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
     Ok(user_groups::table.find(id).select(user_groups::id).for_share().first::<Uuid>(conn).await.optional()?.is_some())
 }
+pub async fn lock_organization(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
+    use crate::db::schema::organizations;
+    Ok(organizations::table
+        .find(id)
+        .select(organizations::id)
+        .for_share()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?
+        .is_some())
+}
+pub async fn lock_org_role(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
+    use crate::db::schema::org_roles;
+    Ok(org_roles::table.find(id).select(org_roles::id).for_share().first::<Uuid>(conn).await.optional()?.is_some())
+}
+
+/// The user's role in the organization: its id and name; `None` when not a member.
+pub async fn member_role(
+    conn: &mut AsyncPgConnection,
+    organization: Uuid,
+    user: Uuid,
+) -> Result<Option<(Uuid, String)>> {
+    use crate::db::schema::{org_members, org_roles};
+    Ok(org_members::table
+        .inner_join(
+            org_roles::table.on(org_roles::organization_id
+                .eq(org_members::organization_id)
+                .and(org_roles::name.eq(org_members::role))),
+        )
+        .filter(org_members::organization_id.eq(organization))
+        .filter(org_members::user_id.eq(user))
+        .select((org_roles::id, org_roles::name))
+        .first(conn)
+        .await
+        .optional()?)
+}
 
 // --- Grants -------------------------------------------------------------------------------------
 
@@ -437,6 +473,7 @@ pub async fn grants_to(
     user: Option<Uuid>,
     role_ids: &[Uuid],
     group_ids: &[Uuid],
+    organization: Option<(Uuid, Option<Uuid>)>,
 ) -> Result<Vec<(GrantRow, String)>> {
     let mut q = grants::table
         .inner_join(permissions::table)
@@ -445,6 +482,13 @@ pub async fn grants_to(
         .into_boxed();
     if let Some(user) = user {
         q = q.or_filter(grants::user_id.eq(user));
+    }
+    // In an organization: what is granted to it, and to the subject's role there.
+    if let Some((org, org_role)) = organization {
+        q = q.or_filter(grants::organization_id.eq(org));
+        if let Some(role) = org_role {
+            q = q.or_filter(grants::org_role_id.eq(role));
+        }
     }
     Ok(q.load(conn).await?)
 }
