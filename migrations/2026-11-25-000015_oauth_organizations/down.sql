@@ -1,3 +1,5 @@
+DROP TRIGGER org_member_left ON org_members;
+DROP FUNCTION org_member_left();
 DROP TRIGGER org_roles_changed ON org_roles;
 DROP TRIGGER org_members_changed ON org_members;
 ALTER TABLE permission_grants DROP CONSTRAINT permission_grants_org_role_fk;

@@ -26,3 +26,13 @@ CREATE TRIGGER org_members_changed AFTER INSERT OR UPDATE OR DELETE ON org_membe
     FOR EACH STATEMENT EXECUTE FUNCTION mgpass_access_changed();
 CREATE TRIGGER org_roles_changed AFTER UPDATE OR DELETE ON org_roles
     FOR EACH STATEMENT EXECUTE FUNCTION mgpass_access_changed();
+
+-- Leaving an organization (or being removed) also leaves its groups.
+CREATE FUNCTION org_member_left() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM user_group_members m USING user_groups g
+     WHERE m.group_id = g.id AND g.organization_id = OLD.organization_id AND m.user_id = OLD.user_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER org_member_left AFTER DELETE ON org_members
+    FOR EACH ROW EXECUTE FUNCTION org_member_left();

@@ -200,3 +200,94 @@ async fn concurrent_writes_make_one_group_and_one_membership() {
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
     assert_eq!(mgpass_e2e::psql(&server.database_url, "SELECT count(*) FROM user_group_members"), "1");
 }
+
+/// Organization admins manage their organization's groups (and only theirs); members read them;
+/// nobody without a global permission touches global groups.
+#[tokio::test(flavor = "multi_thread")]
+async fn organization_admins_manage_their_organizations_groups() {
+    let server = TestServer::start_with(&ACTIVE).await;
+    let admin = server.admin_token().await;
+    let boss = create_user(&server, &admin, "boss@example.com").await;
+    let staff = create_user(&server, &admin, "staff@example.com").await;
+    create_user(&server, &admin, "rival@example.com").await;
+    let login = |email: &'static str| {
+        let server = &server;
+        async move { server.login(email, "a long enough password").await }
+    };
+    let (boss_token, staff_token, rival_token) =
+        (login("boss@example.com").await, login("staff@example.com").await, login("rival@example.com").await);
+    let my_org = |token: String, name: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) =
+                rest(server, &token, "POST", "/v1/me/organizations", Some(json!({"name": name}))).await;
+            assert_eq!(status, 200, "{body}");
+            body["organization"]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let org = my_org(boss_token.clone(), "Boss Co").await;
+    let rival_org = my_org(rival_token.clone(), "Rival Co").await;
+    let (status, body) = rest(
+        &server,
+        &boss_token,
+        "POST",
+        format!("/v1/organizations/{org}/members"),
+        Some(json!({"userId": staff, "role": "member"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The owner (an organization admin) creates a group in the organization and fills it.
+    let (status, body) = create_group(&server, &boss_token, &format!("/v1/organizations/{org}/groups"), "Crew").await;
+    assert_eq!(status, 200, "{body}");
+    let crew = body["group"]["id"].as_str().unwrap().to_string();
+    let (status, body) = rest(
+        &server,
+        &boss_token,
+        "POST",
+        format!("/v1/organizations/{org}/groups/{crew}/members"),
+        Some(json!({"userId": staff})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Outsiders cannot be put in an organization's group (answered like unknown users).
+    let rival = uuid_of(&server, &admin, "rival@example.com").await;
+    let (status, body) = rest(
+        &server,
+        &boss_token,
+        "POST",
+        format!("/v1/organizations/{org}/groups/{crew}/members"),
+        Some(json!({"userId": rival})),
+    )
+    .await;
+    assert_eq!((status, rest_reason(&body).as_str()), (404, "USER_NOT_FOUND"), "{body}");
+    // A member reads the organization's groups but does not change them.
+    let (status, body) = rest(&server, &staff_token, "GET", format!("/v1/organizations/{org}/groups"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["groups"].as_array().unwrap().len(), 1);
+    let (status, _) = create_group(&server, &staff_token, &format!("/v1/organizations/{org}/groups"), "Mine").await;
+    assert_eq!(status, 403);
+    // Nobody reaches another organization's groups or the global ones through their own role.
+    let (status, _) = create_group(&server, &boss_token, &format!("/v1/organizations/{rival_org}/groups"), "Spy").await;
+    assert!(status == 403 || status == 404, "{status}");
+    let (status, _) = rest(&server, &rival_token, "GET", format!("/v1/organizations/{org}/groups/{crew}"), None).await;
+    assert!(status == 403 || status == 404, "{status}");
+    let (status, _) = create_group(&server, &boss_token, "/v1/groups", "Global").await;
+    assert_eq!(status, 403);
+    let (status, _) = rest(&server, &boss_token, "GET", "/v1/groups", None).await;
+    assert_eq!(status, 403);
+
+    // Leaving the organization leaves its groups.
+    let (status, _) =
+        rest(&server, &boss_token, "DELETE", format!("/v1/organizations/{org}/members/{staff}"), None).await;
+    assert_eq!(status, 200);
+    let (_, body) =
+        rest(&server, &boss_token, "GET", format!("/v1/organizations/{org}/groups/{crew}/members"), None).await;
+    assert_eq!(body["members"].as_array().map_or(0, Vec::len), 0, "{body}");
+}
+
+async fn uuid_of(server: &TestServer, admin: &str, email: &str) -> String {
+    let (status, body) = rest(server, admin, "GET", format!("/v1/users?query={email}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    body["users"][0]["id"].as_str().unwrap().to_string()
+}

@@ -218,6 +218,13 @@ impl GroupService {
                 if !store::lock_user(conn, user).await? {
                     return Err(Error::not_found("USER_NOT_FOUND", format!("no user `{user}`")));
                 }
+                // An organization's groups hold its members only; an outsider is answered like an
+                // unknown user, so organization admins learn nothing about other accounts.
+                if let Some(org) = org {
+                    if crate::org::org_store::get_member(conn, org, user).await?.is_none() {
+                        return Err(Error::not_found("USER_NOT_FOUND", format!("no user `{user}`")));
+                    }
+                }
                 if !store::add_member(conn, id, user, adder).await? {
                     return Err(Error::already_exists(
                         "ALREADY_GROUP_MEMBER",
