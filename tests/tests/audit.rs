@@ -63,7 +63,24 @@ async fn changes_and_failures_are_recorded_with_secrets_redacted() {
     assert_eq!(e["request"]["password"], "[REDACTED]");
     assert_eq!(e["request"]["user"]["email"], "ann@example.com");
     assert_eq!(e["after"]["user"]["id"], user_id);
+    assert!(e.get("before").is_none_or(Value::is_null), "nothing existed before a creation: {e}");
     assert_eq!(e["ipAddress"], "127.0.0.1");
+
+    // A change records the target before and after it.
+    let (status, body) = rest_with_id(
+        &server,
+        &admin,
+        "PATCH",
+        &format!("/v1/users/{user_id}?updateMask=givenName"),
+        json!({"givenName": "Annie"}),
+        "rid-update-user",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let found = entries(&server, &admin, "rid-update-user").await;
+    assert_eq!(found.len(), 1, "the read of `before` is no entry of its own: {found:?}");
+    assert_eq!(found[0]["before"]["user"]["givenName"], "Ann", "{}", found[0]);
+    assert_eq!(found[0]["after"]["user"]["givenName"], "Annie");
     assert!(e["createTime"].is_string());
     // GetAuditEvent returns the same entry.
     let (status, one) =

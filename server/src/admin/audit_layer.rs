@@ -30,7 +30,12 @@ use tower::{Layer, Service};
 use uuid::Uuid;
 
 use crate::{
-    admin::{audit_redact::redacted_json, audit_service::AuditLog, audit_store::AuditRow},
+    admin::{
+        audit_before::{BeforeRead, get_request, pairing},
+        audit_redact::redacted_json,
+        audit_service::AuditLog,
+        audit_store::AuditRow,
+    },
     auth::{CredentialKind, Principal},
 };
 
@@ -43,6 +48,8 @@ struct Audited {
     action: String,
     input: MessageDescriptor,
     output: MessageDescriptor,
+    /// How to read the target before a change ([`super::audit_before`]).
+    before: Option<BeforeRead>,
 }
 
 /// Whether a method changes something (or is security-relevant), hence is audited.
@@ -89,6 +96,7 @@ impl AuditLayer {
                         action: format!("{}/{}", service.full_name(), method.name()),
                         input: method.input(),
                         output: method.output(),
+                        before: pairing(&method),
                     },
                 );
             }
@@ -190,6 +198,38 @@ fn credential_kind(principal: Option<&Principal>) -> &'static str {
     }
 }
 
+/// The target as the paired `Get` returns it, redacted; `None` when it cannot be read (it does
+/// not exist, or the caller may not read it).
+async fn read_before<S>(
+    inner: S,
+    read: &BeforeRead,
+    request: &DynamicMessage,
+    extensions: &http::Extensions,
+) -> Option<serde_json::Value>
+where
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
+{
+    use tower::ServiceExt;
+    let body = get_request(read, request)?;
+    let mut get = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(read.path.as_str())
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(http_body_util::Full::new(body)))
+        .ok()?;
+    *get.extensions_mut() = extensions.clone();
+    let response = inner.oneshot(get).await.ok()?;
+    if failure(response.headers()).is_some() {
+        return None;
+    }
+    let collected = response.into_body().collect().await.ok()?;
+    if collected.trailers().and_then(failure).is_some() {
+        return None;
+    }
+    decode(&collected.to_bytes(), &read.output).and_then(redacted_json)
+}
+
 /// A body that replays buffered data and trailers.
 fn replay(data: Bytes, trailers: Option<http::HeaderMap>) -> tonic::body::Body {
     let mut frames = Vec::new();
@@ -266,6 +306,9 @@ where
                 request_id: header(&parts.headers, "x-request-id"),
                 created_at: Utc::now(),
             };
+            if let (Some(read), Some(message)) = (&method.before, &request_message) {
+                row.before = read_before(inner.clone(), read, message, &parts.extensions).await;
+            }
             let response = inner
                 .call(http::Request::from_parts(parts, tonic::body::Body::new(http_body_util::Full::new(body))))
                 .await?;
