@@ -58,6 +58,11 @@ impl Error {
         Self::Internal(err.to_string())
     }
 
+    /// The stable reason code (`docs/errors.md`).
+    pub fn reason(&self) -> &'static str {
+        self.code_and_reason().1
+    }
+
     fn code_and_reason(&self) -> (Code, &'static str) {
         match self {
             Self::InvalidArgument { reason, .. } => (Code::InvalidArgument, reason),

@@ -255,3 +255,60 @@ async fn admins_filter_and_page_nobody_else_reads_and_nobody_edits() {
     }
     assert_eq!(psql(&server.database_url, "SELECT count(*) FROM audit_events"), before);
 }
+
+/// The hosted pages' sign-ins (failed and successful) are entries like the API's, under the
+/// same action, with the address they came from and no password.
+#[tokio::test(flavor = "multi_thread")]
+async fn hosted_page_sign_ins_are_recorded() {
+    use mgpass_e2e::browser::Browser;
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let (status, body) = rest(
+        &server,
+        &admin,
+        "POST",
+        "/v1/users",
+        Some(json!({"user": {"email": "page@example.com", "givenName": "Pa", "familyName": "Ge"}, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let user_id = body["user"]["id"].as_str().unwrap().to_string();
+    let app = mgpass_e2e::oauth::create_app(
+        &server,
+        &admin,
+        json!({"name": "Pages", "applicationType": "APPLICATION_TYPE_SPA", "firstParty": true,
+               "redirectUris": ["https://pages.example.com/cb"]}),
+    )
+    .await;
+    let url = format!(
+        "/oauth2/authorize?response_type=code&client_id={}&redirect_uri=https%3A%2F%2Fpages.example.com%2Fcb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        app.client_id
+    );
+    let browser = Browser::new(&server.url(""));
+    let page = browser.authorize(&url, "page@example.com", PASSWORD).await;
+    assert!(page.left_to.is_some(), "{}", page.body);
+    // Another browser (no session) with a wrong password stays on the page.
+    let page = Browser::new(&server.url("")).authorize(&url, "page@example.com", "not the password").await;
+    assert!(page.left_to.is_none(), "a wrong password stays on the page");
+
+    let (status, body) = rest(
+        &server,
+        &admin,
+        "GET",
+        "/v1/auditEvents?action=mgpass.identity.v1.AuthenticationService/Login",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let events = body["auditEvents"].as_array().cloned().unwrap_or_default();
+    let hosted: Vec<&Value> = events.iter().filter(|e| e["request"]["via"] == "hosted_page").collect();
+    // One success; the helper browser retried the wrong password a few times: each a failure.
+    assert_eq!(hosted.iter().filter(|e| e["outcome"] == "AUDIT_OUTCOME_SUCCESS").count(), 1, "{body}");
+    let failed = hosted.iter().find(|e| e["outcome"] != "AUDIT_OUTCOME_SUCCESS").expect("the failure");
+    assert_eq!(failed["errorReason"], "INVALID_CREDENTIALS", "{failed}");
+    assert_eq!((failed["targetType"].as_str(), failed["targetId"].as_str()), (Some("identifier"), Some("page@example.com")));
+    let ok = hosted.iter().find(|e| e["outcome"] == "AUDIT_OUTCOME_SUCCESS").expect("the success");
+    assert_eq!(ok["actor"]["userId"], user_id.as_str());
+    assert_eq!(ok["ipAddress"], "127.0.0.1");
+    assert!(!body.to_string().contains("not the password"));
+}

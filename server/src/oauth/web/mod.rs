@@ -16,6 +16,7 @@
 //! administrator) ends the browser session with it. Every form carries a token derived from the
 //! browser's CSRF cookie; a POST without it is refused (403) before anything changes.
 
+mod audit;
 mod authorize;
 mod browser;
 mod consent;
@@ -62,6 +63,7 @@ pub(crate) struct Inner {
     interaction_ttl: Duration,
     /// User codes looked up or decided per user (RFC 8628 §5.1: typed codes are guessable).
     device_attempts: Arc<DefaultKeyedRateLimiter<uuid::Uuid>>,
+    audit_log: crate::admin::audit_service::AuditLog,
 }
 
 impl Deref for Web {
@@ -94,7 +96,9 @@ fn build(
     verification: VerificationConfig,
     interaction_ttl_secs: u32,
 ) -> Router {
+    let audit_log = crate::admin::audit_service::AuditLog::new(oauth.pool.clone());
     let web = Web(Arc::new(Inner {
+        audit_log,
         oauth,
         pages: render::Pages::new(),
         branding,

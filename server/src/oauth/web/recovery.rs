@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::{
     Web,
+    audit::PageAction,
     browser::{Browser, Reply},
     flow::{Interaction, ix_query},
     messages,
@@ -532,6 +533,7 @@ pub(super) async fn reset_confirm(
         .await
     {
         Ok(()) => {
+            web.audit(&b, PageAction::PasswordReset, identifier, None, Ok(())).await;
             let mut href = format!(
                 "/oauth2/signin?notice=reset&identifier={}",
                 url_encode(identifier)
@@ -542,6 +544,7 @@ pub(super) async fn reset_confirm(
             Reply::redirect(href)
         }
         Err(err) => {
+            web.audit(&b, PageAction::PasswordReset, identifier, None, Err(&err)).await;
             let shown = messages::human(&err, word);
             let ix_view = if form.interaction.is_empty() {
                 ix.map(Interaction::anonymous)
@@ -763,14 +766,18 @@ pub(super) async fn magic_confirm(
         .confirm_magic_link(email, secret, &b.client)
         .await
     {
-        Ok(tokens) => match web.adopt_session(&b, &tokens, ix.as_mut()).await {
-            Ok(signed_in) => {
-                web.after_sign_in(signed_in, tokens.pending_second_factor.is_some(), ix)
-                    .await
+        Ok(tokens) => {
+            web.audit(&b, PageAction::MagicLink, email, Some(tokens.user_id), Ok(())).await;
+            match web.adopt_session(&b, &tokens, ix.as_mut()).await {
+                Ok(signed_in) => {
+                    web.after_sign_in(signed_in, tokens.pending_second_factor.is_some(), ix)
+                        .await
+                }
+                Err(err) => web.error_page(&b, &err).await,
             }
-            Err(err) => web.error_page(&b, &err).await,
-        },
+        }
         Err(err) => {
+            web.audit(&b, PageAction::MagicLink, email, None, Err(&err)).await;
             let shown = messages::human(&err, web.identifier_field().word);
             // A form reached from a link carries no interaction: its submit picks it up again.
             let ix_view = if form.interaction.is_empty() {

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{
     Web,
+    audit::PageAction,
     browser::{Browser, Reply, SESSION_COOKIE, set_cookie},
     flow::{Interaction, Pending, ix_query},
     messages,
@@ -244,14 +245,19 @@ pub(super) async fn submit(
         .login(identifier, &form.password, &b.client)
         .await
     {
-        Ok(tokens) => match web.adopt_session(&b, &tokens, ix.as_mut()).await {
-            Ok(signed_in) => {
-                web.after_sign_in(signed_in, tokens.pending_second_factor.is_some(), ix)
-                    .await
+        Ok(tokens) => {
+            web.audit(&b, PageAction::SignIn, identifier, Some(tokens.user_id), Ok(()))
+                .await;
+            match web.adopt_session(&b, &tokens, ix.as_mut()).await {
+                Ok(signed_in) => {
+                    web.after_sign_in(signed_in, tokens.pending_second_factor.is_some(), ix)
+                        .await
+                }
+                Err(err) => web.error_page(&b, &err).await,
             }
-            Err(err) => web.error_page(&b, &err).await,
-        },
+        }
         Err(err) => {
+            web.audit(&b, PageAction::SignIn, identifier, None, Err(&err)).await;
             let shown = messages::human(&err, web.identifier_field().word);
             let verify_href = verify_href(&web, &err, identifier, ix.as_ref());
             let view = SigninView {

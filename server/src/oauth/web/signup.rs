@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{
     Web,
+    audit::PageAction,
     browser::{Browser, Reply},
     flow::{Interaction, ix_query},
     messages,
@@ -138,12 +139,17 @@ pub(super) async fn submit(
         full_name: form.full_name.trim().to_string(),
         ..Default::default()
     };
+    let identifier = if fields.email.is_empty() { fields.mobile.clone() } else { fields.email.clone() };
     let registered = match identity
         .register(fields, form.password.clone(), None, &b.client, &web.limits, None)
         .await
     {
-        Ok(r) => r,
+        Ok(r) => {
+            web.audit(&b, PageAction::SignUp, &identifier, Some(r.user.id), Ok(())).await;
+            r
+        }
         Err(err) => {
+            web.audit(&b, PageAction::SignUp, &identifier, None, Err(&err)).await;
             let shown = messages::human(&err, web.identifier_field().word);
             return web
                 .signup_page(&b, ix.as_ref(), shown.status, &form, Some(shown.message))
