@@ -200,3 +200,51 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
         Err(err) => Err(err.into()),
     }
 }
+
+// ---- the columns the verification flows change ------------------------------------------------
+
+pub async fn set_email_verified(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
+    diesel::update(users::table.find(user_id))
+        .set((users::email_verified.eq(true), users::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_mobile_verified(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
+    diesel::update(users::table.find(user_id))
+        .set((users::mobile_verified.eq(true), users::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the email address; `EMAIL_TAKEN` when another account has it.
+pub async fn set_email(conn: &mut AsyncPgConnection, user_id: Uuid, email: &str, verified: bool) -> Result<()> {
+    diesel::update(users::table.find(user_id))
+        .set((users::email.eq(email), users::email_verified.eq(verified), users::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await
+        .map_err(conflict)?;
+    Ok(())
+}
+
+/// Replaces the mobile number; `MOBILE_TAKEN` when another account has it.
+pub async fn set_mobile(conn: &mut AsyncPgConnection, user_id: Uuid, mobile: &str, verified: bool) -> Result<()> {
+    diesel::update(users::table.find(user_id))
+        .set((users::mobile.eq(mobile), users::mobile_verified.eq(verified), users::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await
+        .map_err(conflict)?;
+    Ok(())
+}
+
+/// Removes the password (an administrator forced a reset): every password sign-in fails until
+/// the user sets a new one through a reset.
+pub async fn clear_password(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
+    diesel::update(users::table.find(user_id))
+        .set((users::password_hash.eq(None::<String>), users::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -125,13 +125,13 @@ impl IdentityService {
             let Checked::Valid(row) = checked else { return Ok::<Result<String>, Error>(Err(checked.error())) };
             let user = users::get_for_update(conn, row.user_id.unwrap_or_default()).await?.ok_or_else(not_found)?;
             if same_email(user.email.as_deref(), &row.destination) {
-                vstore::set_email_verified(conn, user.id).await?;
+                users::set_email_verified(conn, user.id).await?;
                 tracing::info!(user_id = %user.id, "email verified");
                 return Ok(Ok(user.email.unwrap_or_default()));
             }
             match vstore::pending_change(conn, user.id, "email").await? {
                 Some(new) if new.eq_ignore_ascii_case(&row.destination) => {
-                    vstore::set_email(conn, user.id, &new, true).await?;
+                    users::set_email(conn, user.id, &new, true).await?;
                     vstore::clear_pending_change(conn, user.id, "email").await?;
                     tracing::info!(user_id = %user.id, "email changed");
                     Ok(Ok(new))
@@ -169,13 +169,13 @@ impl IdentityService {
             let Checked::Valid(row) = checked else { return Ok::<Result<String>, Error>(Err(checked.error())) };
             let user = users::get_for_update(conn, row.user_id.unwrap_or_default()).await?.ok_or_else(not_found)?;
             if user.mobile.as_deref() == Some(row.destination.as_str()) {
-                vstore::set_mobile_verified(conn, user.id).await?;
+                users::set_mobile_verified(conn, user.id).await?;
                 tracing::info!(user_id = %user.id, "mobile verified");
                 return Ok(Ok(row.destination));
             }
             match vstore::pending_change(conn, user.id, "mobile").await? {
                 Some(new) if new == row.destination => {
-                    vstore::set_mobile(conn, user.id, &new, true).await?;
+                    users::set_mobile(conn, user.id, &new, true).await?;
                     vstore::clear_pending_change(conn, user.id, "mobile").await?;
                     tracing::info!(user_id = %user.id, "mobile changed");
                     Ok(Ok(new))
@@ -254,9 +254,9 @@ impl IdentityService {
                     [user.email.clone(), user.mobile.clone()].into_iter().flatten().map(|i| format!("account:{}", i.to_lowercase())).collect();
                 session_store::clear_throttle(conn, &keys).await?;
                 if used == Flow::PasswordResetByEmail && same_email(user.email.as_deref(), &row.destination) {
-                    vstore::set_email_verified(conn, user.id).await?;
+                    users::set_email_verified(conn, user.id).await?;
                 } else if used == Flow::PasswordResetByMobile && user.mobile.as_deref() == Some(row.destination.as_str()) {
-                    vstore::set_mobile_verified(conn, user.id).await?;
+                    users::set_mobile_verified(conn, user.id).await?;
                 }
                 tracing::info!(user_id = %user.id, revoked, "password reset");
                 Ok::<_, Error>(Ok(user.id))
@@ -294,7 +294,7 @@ impl IdentityService {
                     return Ok(Err(Error::permission_denied("USER_SUSPENDED", "this account is suspended")));
                 }
                 if same_email(user.email.as_deref(), &row.destination) && !user.email_verified {
-                    vstore::set_email_verified(conn, user.id).await?;
+                    users::set_email_verified(conn, user.id).await?;
                 }
                 Ok::<_, Error>(Ok(users::get(conn, user.id).await?.ok_or_else(not_found)?))
             })
@@ -323,7 +323,7 @@ impl IdentityService {
                     ));
                 }
             };
-            vstore::clear_password(conn, user.id).await?;
+            users::clear_password(conn, user.id).await?;
             let revoked = session_store::revoke(conn, user.id, None, None, "password_reset_forced").await?;
             v.issue(conn, flow, target(Some(&user), &to), false).await?;
             tracing::info!(user_id = %user.id, revoked, "password reset forced by an administrator");
@@ -361,8 +361,8 @@ impl IdentityService {
         let Some(v) = verifier else {
             // No verification flow: the change applies at once, unverified.
             match kind {
-                "email" => vstore::set_email(&mut conn, user_id, &value, false).await?,
-                _ => vstore::set_mobile(&mut conn, user_id, &value, false).await?,
+                "email" => users::set_email(&mut conn, user_id, &value, false).await?,
+                _ => users::set_mobile(&mut conn, user_id, &value, false).await?,
             }
             tracing::info!(%user_id, kind, "identifier changed (unverified)");
             let user = users::get(&mut conn, user_id).await?.ok_or_else(not_found)?;

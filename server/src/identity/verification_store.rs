@@ -10,7 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::{
-    db::schema::{pending_identifier_changes, recovery_codes, sessions, totp_factors, users, verification_codes},
+    db::schema::{pending_identifier_changes, recovery_codes, sessions, totp_factors, verification_codes},
     error::Result,
 };
 
@@ -93,7 +93,12 @@ pub async fn by_link_hash(conn: &mut AsyncPgConnection, flow: &str, hash: &[u8])
 }
 
 /// Marks the live codes of a flow and destination (or session) superseded.
-pub async fn supersede(conn: &mut AsyncPgConnection, flow: &str, destination: &str, session: Option<Uuid>) -> Result<()> {
+pub async fn supersede(
+    conn: &mut AsyncPgConnection,
+    flow: &str,
+    destination: &str,
+    session: Option<Uuid>,
+) -> Result<()> {
     let now = Utc::now();
     let base = verification_codes::table
         .filter(verification_codes::flow.eq(flow))
@@ -148,54 +153,6 @@ pub async fn count_attempt(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32
 pub async fn consume(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) -> Result<()> {
     diesel::update(verification_codes::table.find(id))
         .set((verification_codes::consumed_at.eq(Utc::now()), verification_codes::consumed_reason.eq(reason)))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-// ---- users: the columns the verification flows change -------------------------------------
-
-pub async fn set_email_verified(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
-    diesel::update(users::table.find(user_id))
-        .set((users::email_verified.eq(true), users::updated_at.eq(Utc::now())))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn set_mobile_verified(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
-    diesel::update(users::table.find(user_id))
-        .set((users::mobile_verified.eq(true), users::updated_at.eq(Utc::now())))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Replaces the email address; `EMAIL_TAKEN` when another account has it.
-pub async fn set_email(conn: &mut AsyncPgConnection, user_id: Uuid, email: &str, verified: bool) -> Result<()> {
-    diesel::update(users::table.find(user_id))
-        .set((users::email.eq(email), users::email_verified.eq(verified), users::updated_at.eq(Utc::now())))
-        .execute(conn)
-        .await
-        .map_err(crate::identity::store::conflict)?;
-    Ok(())
-}
-
-/// Replaces the mobile number; `MOBILE_TAKEN` when another account has it.
-pub async fn set_mobile(conn: &mut AsyncPgConnection, user_id: Uuid, mobile: &str, verified: bool) -> Result<()> {
-    diesel::update(users::table.find(user_id))
-        .set((users::mobile.eq(mobile), users::mobile_verified.eq(verified), users::updated_at.eq(Utc::now())))
-        .execute(conn)
-        .await
-        .map_err(crate::identity::store::conflict)?;
-    Ok(())
-}
-
-/// Removes the password (an administrator forced a reset): every password sign-in fails until
-/// the user sets a new one through a reset.
-pub async fn clear_password(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
-    diesel::update(users::table.find(user_id))
-        .set((users::password_hash.eq(None::<String>), users::updated_at.eq(Utc::now())))
         .execute(conn)
         .await?;
     Ok(())
@@ -341,7 +298,13 @@ pub async fn replace_recovery_codes(conn: &mut AsyncPgConnection, user_id: Uuid,
     diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn).await?;
     let rows: Vec<_> = hashes
         .into_iter()
-        .map(|h| (recovery_codes::id.eq(Uuid::now_v7()), recovery_codes::user_id.eq(user_id), recovery_codes::code_hash.eq(h)))
+        .map(|h| {
+            (
+                recovery_codes::id.eq(Uuid::now_v7()),
+                recovery_codes::user_id.eq(user_id),
+                recovery_codes::code_hash.eq(h),
+            )
+        })
         .collect();
     diesel::insert_into(recovery_codes::table).values(rows).execute(conn).await?;
     Ok(())
