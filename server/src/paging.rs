@@ -19,14 +19,19 @@ pub struct Page {
     pub after: Option<Cursor>,
 }
 
+/// The rows a page serves: `page_size` 0 means 50; negative or above 1000 is refused. Every
+/// listing takes its size from here.
+pub fn page_size(page_size: i32) -> Result<i64> {
+    match page_size {
+        0 => Ok(50),
+        1..=1000 => Ok(i64::from(page_size)),
+        _ => Err(Error::invalid("INVALID_ARGUMENT", "page_size", "page_size must be between 0 and 1000")),
+    }
+}
+
 impl Page {
-    /// `page_size` 0 means 50; above 1000 is refused.
     pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
-        let size = match page_size {
-            0 => 50,
-            1..=1000 => i64::from(page_size),
-            _ => return Err(Error::invalid("INVALID_ARGUMENT", "page_size", "page_size must be between 0 and 1000")),
-        };
+        let size = self::page_size(page_size)?;
         let after = if page_token.is_empty() { None } else { Some(decode(page_token)?) };
         Ok(Self { size, after })
     }

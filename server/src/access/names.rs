@@ -58,11 +58,7 @@ pub struct NamePage {
 
 impl NamePage {
     pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
-        let size = match page_size {
-            0 => 50,
-            1..=1000 => i64::from(page_size),
-            _ => return Err(Error::invalid("INVALID_ARGUMENT", "page_size", "page_size must be between 0 and 1000")),
-        };
+        let size = crate::paging::page_size(page_size)?;
         let bad = || Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid");
         let after = if page_token.is_empty() {
             None

@@ -289,18 +289,27 @@ async fn device_authorization(
     res
 }
 
+/// The client authentication and the `token` of a revocation or introspection request.
+fn client_and_token<'a>(
+    headers: &HeaderMap,
+    form: &'a HashMap<String, String>,
+) -> Result<(ClientAuth, &'a str), Response> {
+    let auth = client_auth(headers, form).map_err(|err| error_response(err, true))?;
+    match param(form, "token") {
+        Some(token) => Ok((auth, token)),
+        None => Err(error_response(Error::invalid("INVALID_REQUEST", "token", "token is required"), auth.basic)),
+    }
+}
+
 /// `POST /oauth2/revoke` (RFC 7009): 200 whether or not the token was known.
 async fn revoke(
     State(oauth): State<OAuthService>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let auth = match client_auth(&headers, &form) {
-        Ok(a) => a,
-        Err(err) => return error_response(err, true),
-    };
-    let Some(token) = param(&form, "token") else {
-        return error_response(Error::invalid("INVALID_REQUEST", "token", "token is required"), auth.basic);
+    let (auth, token) = match client_and_token(&headers, &form) {
+        Ok(found) => found,
+        Err(res) => return res,
     };
     let mut res = match oauth.revoke(&auth.client_id, auth.secret.as_deref(), token).await {
         Ok(()) => StatusCode::OK.into_response(),
@@ -316,12 +325,9 @@ async fn introspect(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let auth = match client_auth(&headers, &form) {
-        Ok(a) => a,
-        Err(err) => return error_response(err, true),
-    };
-    let Some(token) = param(&form, "token") else {
-        return error_response(Error::invalid("INVALID_REQUEST", "token", "token is required"), auth.basic);
+    let (auth, token) = match client_and_token(&headers, &form) {
+        Ok(found) => found,
+        Err(res) => return res,
     };
     match oauth.introspect(&auth.client_id, auth.secret.as_deref(), token).await {
         Ok(i) if !i.active => {

@@ -12,13 +12,8 @@ pub struct NamePage {
 }
 
 impl NamePage {
-    /// `page_size` 0 means 50; above 1000 is refused (as [`crate::paging::Page`]).
     pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
-        let size = match page_size {
-            0 => 50,
-            1..=1000 => i64::from(page_size),
-            _ => return Err(Error::invalid("INVALID_ARGUMENT", "page_size", "page_size must be between 0 and 1000")),
-        };
+        let size = crate::paging::page_size(page_size)?;
         let after = if page_token.is_empty() { None } else { Some(decode(page_token)?) };
         Ok(Self { size, after })
     }
