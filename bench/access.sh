@@ -6,14 +6,14 @@
 # than the JWT call. Never fails on a miss.
 # Called by bench/run.sh against the same server with AC_BASE, AC_TOKEN (an admin access token),
 # AC_TMP and AC_OUT (markdown section to write). Knobs: BENCH_ACCESS_SECS (measured seconds per
-# scenario, default 10), BENCH_ACCESS_CONNS (default 32), BENCH_ACCESS_STREAMS (per connection,
-# default 4).
+# scenario, default 10), BENCH_ACCESS_CONNS (default 16), BENCH_ACCESS_STREAMS (per connection,
+# default 2: 32 calls in flight, as the other scenarios).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${AC_BASE:?}" "${AC_TOKEN:?}" "${AC_TMP:?}" "${AC_OUT:?}"
 secs=${BENCH_ACCESS_SECS:-10}
-conns=${BENCH_ACCESS_CONNS:-32}
-streams=${BENCH_ACCESS_STREAMS:-4}
+conns=${BENCH_ACCESS_CONNS:-16}
+streams=${BENCH_ACCESS_STREAMS:-2}
 dir="$AC_TMP/access"
 mkdir -p "$dir"
 auth="authorization: Bearer $AC_TOKEN"

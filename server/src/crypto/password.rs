@@ -27,8 +27,16 @@ static LAST_HASH_END_MS: AtomicU64 = AtomicU64::new(0);
 static TRIMMED: AtomicBool = AtomicBool::new(true);
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
+/// At most one hash per core at a time: more only makes them share the cores (and their caches:
+/// each hash walks 19 MiB), so every sign-in waits longer and a burst of bad passwords cannot
+/// starve the rest of the server of threads.
+static HASH_SLOTS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+});
+
 /// Runs `work` (an argon2 call) on the blocking pool, tracked for the memory trimmer.
 async fn run_hash<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _slot = HASH_SLOTS.acquire().await.map_err(Error::internal)?;
     HASHES_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     TRIMMED.store(false, Ordering::SeqCst);
     let result = tokio::task::spawn_blocking(work).await.map_err(Error::internal);

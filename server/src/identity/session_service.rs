@@ -157,6 +157,9 @@ impl IdentityService {
                 Ok::<_, Error>((session, pending))
             })
             .await?;
+        // The issuer takes connections of its own: holding this one while waiting for them would
+        // starve the pool under load.
+        drop(conn);
         let access = self.tokens.issue(user.id, user.email.clone(), user.roles.clone(), Some(session.id)).await?;
         tracing::info!(user_id = %user.id, session_id = %session.id, pending_second_factor = pending.unwrap_or(""), "signed in");
         Ok(SessionTokens {
@@ -234,6 +237,7 @@ impl IdentityService {
             }
         };
         let user = users::get(&mut conn, user_id).await?.ok_or_else(not_found)?;
+        drop(conn);
         if user.status != "active" {
             return Err(Error::permission_denied("USER_SUSPENDED", "this account is suspended"));
         }
