@@ -10,9 +10,10 @@ use std::{
 };
 
 use argon2::{
-    Algorithm, Argon2, Params, Version,
+    Algorithm, Argon2, Block, Params, Version,
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
 };
+use subtle::ConstantTimeEq;
 
 use crate::{
     config::PasswordConfig,
@@ -37,6 +38,22 @@ static HASH_SLOTS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
             .unwrap_or(2),
     )
 });
+
+/// argon2's working memory (19 MiB at the default parameters), kept between the hashes of a
+/// burst of sign-ins: allocating it per hash costs page faults and zeroing on every sign-in.
+/// At most one buffer per hash slot; the memory trimmer drops them once hashing pauses, so an
+/// idle server does not keep them.
+static WORKING_MEMORY: std::sync::Mutex<Vec<Vec<Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `work` with a working-memory buffer of at least `blocks` blocks, reused when one is free.
+/// Argon2 writes every block before reading it, so a buffer's previous contents never matter.
+fn with_working_memory<T>(blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+    let reused = WORKING_MEMORY.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut memory = reused.filter(|m| m.len() >= blocks).unwrap_or_else(|| vec![Block::default(); blocks]);
+    let result = work(&mut memory);
+    WORKING_MEMORY.lock().unwrap_or_else(|e| e.into_inner()).push(memory);
+    result
+}
 
 /// Runs `work` (an argon2 call) on the blocking pool, tracked for the memory trimmer.
 async fn run_hash<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -179,15 +196,42 @@ impl PasswordHasherService {
     /// Verifies `password` against `hash`, or against a dummy hash when there is no account, so
     /// both failures take the same time.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
-        let argon = self.argon.clone();
+        let this = self.clone();
         run_hash(move || {
             let known = hash.is_some();
             let stored = hash.unwrap_or_else(|| DUMMY_HASH.clone());
             let parsed = PasswordHash::new(&stored).map_err(Error::internal)?;
-            let ok = argon.verify_password(password.as_bytes(), &parsed).is_ok();
+            let ok = match this.verify_with_reused_memory(password.as_bytes(), &parsed) {
+                Some(ok) => ok,
+                // Other parameters (an old hash, rehashed after this sign-in): the library's path.
+                None => this.argon.verify_password(password.as_bytes(), &parsed).is_ok(),
+            };
             Ok(known && ok)
         })
         .await?
+    }
+
+    /// The verification of a hash made with the configured parameters, in reused working
+    /// memory, compared in constant time; `None` when the hash was made otherwise.
+    fn verify_with_reused_memory(&self, password: &[u8], parsed: &PasswordHash) -> Option<bool> {
+        let stored = Params::try_from(parsed).ok()?;
+        let same = parsed.algorithm == argon2::ARGON2ID_IDENT
+            && parsed.version == Some(Version::V0x13 as u32)
+            && (stored.m_cost(), stored.t_cost(), stored.p_cost())
+                == (self.params.m_cost(), self.params.t_cost(), self.params.p_cost())
+            && stored.keyid().is_empty()
+            && stored.data().is_empty();
+        let expected = parsed.hash?;
+        if !same {
+            return None;
+        }
+        let mut salt = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt).ok()?;
+        let mut out = vec![0u8; expected.len()];
+        let blocks = self.params.block_count();
+        with_working_memory(blocks, |memory| self.argon.hash_password_into_with_memory(password, salt, &mut out, memory))
+            .ok()?;
+        Some(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
     }
 }
 
@@ -229,6 +273,24 @@ mod tests {
         })
         .unwrap();
         assert!(lenient.check_policy("password1").is_ok());
+    }
+
+    #[tokio::test]
+    async fn reused_working_memory_gives_the_librarys_answers() {
+        let h = hasher();
+        let hash = h.hash("correct horse".into()).await.unwrap();
+        let parsed = PasswordHash::new(&hash).unwrap();
+        // Several rounds: from the second on, the buffer left by the previous hash is reused.
+        for _ in 0..3 {
+            assert_eq!(h.verify_with_reused_memory(b"correct horse", &parsed), Some(true));
+            assert_eq!(h.verify_with_reused_memory(b"wrong horse", &parsed), Some(false));
+            assert!(h.argon.verify_password(b"correct horse", &parsed).is_ok());
+        }
+        // A hash made with other parameters is left to the library.
+        let weaker = PasswordHasherService::new(&PasswordConfig { argon2_memory_kib: 8192, ..Default::default() }).unwrap();
+        let old = weaker.hash("correct horse".into()).await.unwrap();
+        assert_eq!(h.verify_with_reused_memory(b"correct horse", &PasswordHash::new(&old).unwrap()), None);
+        assert!(h.verify("correct horse".into(), Some(old)).await.unwrap());
     }
 
     #[tokio::test]
