@@ -69,7 +69,7 @@ async fn run_hash<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 }
 
 /// Every 250 ms: once no hash has run for half a second, hands the allocator's free memory (each
-/// argon2id hash uses 19 MiB) back to the OS, once.
+/// argon2id hash uses 19 MiB, kept in [`WORKING_MEMORY`] during a burst) back to the OS, once.
 pub fn spawn_memory_trimmer() {
     tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -81,6 +81,8 @@ pub fn spawn_memory_trimmer() {
                 && idle_ms >= 500
                 && !TRIMMED.swap(true, Ordering::SeqCst)
             {
+                // The buffers first, so the trim below can return their pages.
+                WORKING_MEMORY.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 #[cfg(all(target_os = "linux", target_env = "gnu"))]
                 // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
                 unsafe {
