@@ -32,11 +32,7 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 /// each hash walks 19 MiB), so every sign-in waits longer and a burst of bad passwords cannot
 /// starve the rest of the server of threads.
 static HASH_SLOTS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
-    tokio::sync::Semaphore::new(
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-    )
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
 });
 
 /// argon2's working memory (19 MiB at the default parameters), kept between the hashes of a
@@ -60,9 +56,7 @@ async fn run_hash<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     let _slot = HASH_SLOTS.acquire().await.map_err(Error::internal)?;
     HASHES_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     TRIMMED.store(false, Ordering::SeqCst);
-    let result = tokio::task::spawn_blocking(work)
-        .await
-        .map_err(Error::internal);
+    let result = tokio::task::spawn_blocking(work).await.map_err(Error::internal);
     LAST_HASH_END_MS.store(EPOCH.elapsed().as_millis() as u64, Ordering::SeqCst);
     HASHES_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     result
@@ -75,12 +69,8 @@ pub fn spawn_memory_trimmer() {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;
-            let idle_ms = (EPOCH.elapsed().as_millis() as u64)
-                .saturating_sub(LAST_HASH_END_MS.load(Ordering::SeqCst));
-            if HASHES_IN_FLIGHT.load(Ordering::SeqCst) == 0
-                && idle_ms >= 500
-                && !TRIMMED.swap(true, Ordering::SeqCst)
-            {
+            let idle_ms = (EPOCH.elapsed().as_millis() as u64).saturating_sub(LAST_HASH_END_MS.load(Ordering::SeqCst));
+            if HASHES_IN_FLIGHT.load(Ordering::SeqCst) == 0 && idle_ms >= 500 && !TRIMMED.swap(true, Ordering::SeqCst) {
                 // The buffers first, so the trim below can return their pages.
                 WORKING_MEMORY.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -102,41 +92,22 @@ pub struct PasswordHasherService {
 }
 
 /// The bundled list of common passwords (see server/data/README.md), lower-cased.
-static COMMON_PASSWORDS: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("../../data/common-passwords.txt")
-        .lines()
-        .collect()
-});
+static COMMON_PASSWORDS: LazyLock<std::collections::HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("../../data/common-passwords.txt").lines().collect());
 
 /// Verified against when the account does not exist, so an unknown identifier costs as much time
 /// as a wrong password and the answer's timing does not reveal which it was.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    let argon = Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19456, 2, 1, None).expect("params"),
-    );
-    argon
-        .hash_password(b"not-a-real-password", &SaltString::generate(&mut OsRng))
-        .expect("hash")
-        .to_string()
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19456, 2, 1, None).expect("params"));
+    argon.hash_password(b"not-a-real-password", &SaltString::generate(&mut OsRng)).expect("hash").to_string()
 });
 
 impl PasswordHasherService {
     pub fn new(config: &PasswordConfig) -> anyhow::Result<Self> {
-        let params = Params::new(
-            config.argon2_memory_kib,
-            config.argon2_iterations,
-            config.argon2_parallelism,
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let params = Params::new(config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism, None)
+            .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         Ok(Self {
-            argon: Arc::new(Argon2::new(
-                Algorithm::Argon2id,
-                Version::V0x13,
-                params.clone(),
-            )),
+            argon: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())),
             params,
             min_length: config.min_length,
             refuse_common: config.refuse_common_passwords,
@@ -153,18 +124,10 @@ impl PasswordHasherService {
             ));
         }
         if password.len() > 1024 {
-            return Err(Error::invalid(
-                "WEAK_PASSWORD",
-                "password",
-                "password is longer than 1024 bytes",
-            ));
+            return Err(Error::invalid("WEAK_PASSWORD", "password", "password is longer than 1024 bytes"));
         }
         if self.refuse_common && COMMON_PASSWORDS.contains(password.to_lowercase().as_str()) {
-            return Err(Error::invalid(
-                "WEAK_PASSWORD",
-                "password",
-                "this password is among the most common ones",
-            ));
+            return Err(Error::invalid("WEAK_PASSWORD", "password", "this password is among the most common ones"));
         }
         Ok(())
     }
@@ -172,12 +135,8 @@ impl PasswordHasherService {
     /// Whether a stored hash was made with other parameters (or another algorithm) than the
     /// configured ones, so it should be replaced at the next successful sign-in.
     pub fn needs_rehash(&self, hash: &str) -> bool {
-        let Ok(parsed) = PasswordHash::new(hash) else {
-            return true;
-        };
-        let Ok(stored) = Params::try_from(&parsed) else {
-            return true;
-        };
+        let Ok(parsed) = PasswordHash::new(hash) else { return true };
+        let Ok(stored) = Params::try_from(&parsed) else { return true };
         parsed.algorithm != argon2::ARGON2ID_IDENT
             || stored.m_cost() != self.params.m_cost()
             || stored.t_cost() != self.params.t_cost()
@@ -250,11 +209,7 @@ mod tests {
         let h = hasher();
         let hash = h.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(
-            h.verify("correct horse".into(), Some(hash.clone()))
-                .await
-                .unwrap()
-        );
+        assert!(h.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
         assert!(!h.verify("wrong horse".into(), Some(hash)).await.unwrap());
         assert!(!h.verify("correct horse".into(), None).await.unwrap());
     }
@@ -264,16 +219,9 @@ mod tests {
         assert!(hasher().check_policy("short").is_err());
         assert!(hasher().check_policy("long enough").is_ok());
         assert!(hasher().check_policy("password1").is_err());
-        assert!(
-            hasher().check_policy("PassWord1").is_err(),
-            "case does not help"
-        );
+        assert!(hasher().check_policy("PassWord1").is_err(), "case does not help");
         assert!(COMMON_PASSWORDS.len() > 19_000);
-        let lenient = PasswordHasherService::new(&PasswordConfig {
-            refuse_common_passwords: false,
-            ..Default::default()
-        })
-        .unwrap();
+        let lenient = PasswordHasherService::new(&PasswordConfig { refuse_common_passwords: false, ..Default::default() }).unwrap();
         assert!(lenient.check_policy("password1").is_ok());
     }
 
@@ -300,16 +248,9 @@ mod tests {
         let h = hasher();
         let current = h.hash("correct horse".into()).await.unwrap();
         assert!(!h.needs_rehash(&current));
-        let weaker = PasswordHasherService::new(&PasswordConfig {
-            argon2_memory_kib: 8192,
-            ..Default::default()
-        })
-        .unwrap();
+        let weaker = PasswordHasherService::new(&PasswordConfig { argon2_memory_kib: 8192, ..Default::default() }).unwrap();
         let old = weaker.hash("correct horse".into()).await.unwrap();
         assert!(h.needs_rehash(&old));
-        assert!(
-            h.verify("correct horse".into(), Some(old)).await.unwrap(),
-            "old hashes still verify"
-        );
+        assert!(h.verify("correct horse".into(), Some(old)).await.unwrap(), "old hashes still verify");
     }
 }

@@ -53,18 +53,11 @@ impl SignupForm {
     fn properties(&self, declared: &[Property]) -> serde_json::Map<String, serde_json::Value> {
         let mut out = serde_json::Map::new();
         for p in declared {
-            let raw = self
-                .extra
-                .get(&property_field(&p.name))
-                .map(|v| v.trim())
-                .unwrap_or("");
+            let raw = self.extra.get(&property_field(&p.name)).map(|v| v.trim()).unwrap_or("");
             let value = match &p.kind {
                 PropertyKind::Boolean => json!(matches!(raw, "on" | "true")),
                 _ if raw.is_empty() => continue,
-                PropertyKind::Integer => raw
-                    .parse::<i64>()
-                    .map(|n| json!(n))
-                    .unwrap_or_else(|_| json!(raw)),
+                PropertyKind::Integer => raw.parse::<i64>().map(|n| json!(n)).unwrap_or_else(|_| json!(raw)),
                 PropertyKind::String | PropertyKind::Enum(_) => json!(raw),
             };
             out.insert(p.name.clone(), value);
@@ -196,30 +189,17 @@ pub(super) async fn submit(
         properties: form.properties(&identity.policy().properties),
         ..Default::default()
     };
-    let identifier = if fields.email.is_empty() {
-        fields.mobile.clone()
-    } else {
-        fields.email.clone()
-    };
+    let identifier = if fields.email.is_empty() { fields.mobile.clone() } else { fields.email.clone() };
     let registered = match identity
-        .register(
-            fields,
-            form.password.clone(),
-            None,
-            &b.client,
-            &web.limits,
-            None,
-        )
+        .register(fields, form.password.clone(), None, &b.client, &web.limits, None)
         .await
     {
         Ok(r) => {
-            web.audit(&b, PageAction::SignUp, &identifier, Some(r.user.id), Ok(()))
-                .await;
+            web.audit(&b, PageAction::SignUp, &identifier, Some(r.user.id), Ok(())).await;
             r
         }
         Err(err) => {
-            web.audit(&b, PageAction::SignUp, &identifier, None, Err(&err))
-                .await;
+            web.audit(&b, PageAction::SignUp, &identifier, None, Err(&err)).await;
             let shown = messages::human(&err, web.identifier_field().word);
             return web
                 .signup_page(&b, ix.as_ref(), shown.status, &form, Some(shown.message))
