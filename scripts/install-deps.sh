@@ -49,10 +49,10 @@ fi
 # The Python SDK: generation (grpcio-tools reads buf's image; mypy-protobuf writes the .pyi) and its
 # run-time and test dependencies, at pinned versions.
 python3 - 2>/dev/null <<'PY' || python3 -m pip install --quiet --disable-pip-version-check \
-  grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-status==1.85.1 googleapis-common-protos==1.76.0 \
+  grpcio==1.85.1 grpcio-tools==1.85.1 googleapis-common-protos==1.76.0 \
   mypy-protobuf==5.1.0 'pyjwt[crypto]==2.15.1' pytest==9.2.0
 import importlib.metadata as m
-want = {"grpcio": "1.85.1", "grpcio-tools": "1.85.1", "grpcio-status": "1.85.1", "googleapis-common-protos": "1.76.0",
+want = {"grpcio": "1.85.1", "grpcio-tools": "1.85.1", "googleapis-common-protos": "1.76.0",
         "mypy-protobuf": "5.1.0", "pyjwt": "2.15.1", "pytest": "9.2.0"}
 assert all(m.version(k) == v for k, v in want.items())
 PY

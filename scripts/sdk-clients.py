@@ -54,27 +54,24 @@ def python(found):
     def snake(s):
         return re.sub(r"(?<!^)(?=[A-Z])", "_", s).lower()
 
-    lines = [f'"""{HEADER}"""', "", "from __future__ import annotations", "", "import typing", ""]
+    lines = [f'"""{HEADER}"""', "", "from __future__ import annotations", "", "import grpc", "import grpc.aio", ""]
     modules = sorted({(package, stem) for package, stem, _ in found})
     for package, stem in modules:
         lines.append(f"from {package.replace('/', '.')} import {stem}_pb2_grpc")
     by_domain = {}
     for package, stem, name in found:
         domain, prop = short(package, name)
-        by_domain.setdefault(domain, []).append((snake(prop), f"{stem}_pb2_grpc.{name}Stub", f"{stem}_pb2_grpc.{name}AsyncStub"))
-    for flavour, index in (("", 1), ("Async", 2)):
+        by_domain.setdefault(domain, []).append((snake(prop), f"{stem}_pb2_grpc.{name}Stub"))
+    # mypy-protobuf types each stub's constructor so that an asyncio channel gives the async stub.
+    for flavour, channel in (("", "grpc.Channel"), ("Async", "grpc.aio.Channel")):
         for domain, entries in by_domain.items():
-            cls = f"{flavour}{domain.capitalize()}Stubs"
-            lines += ["", "", f"class {cls}:", f'    """The {flavour.lower() + " " if flavour else ""}stubs of mgpass.{domain}.v1."""', ""]
-            lines.append("    def __init__(self, channel: typing.Any) -> None:")
-            for entry in entries:
-                hint = f'"{entry[index]}"' if flavour else entry[index]
-                # mypy-protobuf types the async stub under TYPE_CHECKING only; at run time the
-                # sync stub class works on an asyncio channel too.
-                lines.append(f"        self.{entry[0]}: {hint} = {entry[1]}(channel)  # type: ignore[assignment]" if flavour
-                             else f"        self.{entry[0]} = {entry[1]}(channel)")
-        lines += ["", "", f"class {flavour}Stubs:", f'    """Every mgpass service\'s {flavour.lower() + " " if flavour else ""}stub on one channel, grouped by domain."""', ""]
-        lines.append("    def __init__(self, channel: typing.Any) -> None:")
+            kind = "asyncio " if flavour else ""
+            lines += ["", "", f"class {flavour}{domain.capitalize()}Stubs:", f'    """The {kind}stubs of mgpass.{domain}.v1."""', ""]
+            lines.append(f"    def __init__(self, channel: {channel}) -> None:")
+            lines += [f"        self.{prop} = {stub}(channel)" for prop, stub in entries]
+        kind = "asyncio " if flavour else ""
+        lines += ["", "", f"class {flavour}Stubs:", f'    """Every mgpass service\'s {kind}stub on one channel, grouped by domain."""', ""]
+        lines.append(f"    def __init__(self, channel: {channel}) -> None:")
         for domain in by_domain:
             lines.append(f"        self.{domain} = {flavour}{domain.capitalize()}Stubs(channel)")
     (ROOT / "sdk/python/src/mgpass/_stubs.py").write_text("\n".join(lines) + "\n")

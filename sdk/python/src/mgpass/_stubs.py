@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import typing
+import grpc
+import grpc.aio
 
 from mgpass.access.v1 import api_key_service_pb2_grpc
 from mgpass.access.v1 import group_service_pb2_grpc
@@ -36,7 +37,7 @@ from mgpass.org.v1 import organization_service_pb2_grpc
 class AccessStubs:
     """The stubs of mgpass.access.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
+    def __init__(self, channel: grpc.Channel) -> None:
         self.api_key = api_key_service_pb2_grpc.ApiKeyServiceStub(channel)
         self.group = group_service_pb2_grpc.GroupServiceStub(channel)
         self.permission = permission_service_pb2_grpc.PermissionServiceStub(channel)
@@ -46,7 +47,7 @@ class AccessStubs:
 class AdminStubs:
     """The stubs of mgpass.admin.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
+    def __init__(self, channel: grpc.Channel) -> None:
         self.audit = audit_service_pb2_grpc.AuditServiceStub(channel)
         self.settings = settings_service_pb2_grpc.SettingsServiceStub(channel)
 
@@ -54,7 +55,7 @@ class AdminStubs:
 class IdentityStubs:
     """The stubs of mgpass.identity.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
+    def __init__(self, channel: grpc.Channel) -> None:
         self.authentication = authentication_service_pb2_grpc.AuthenticationServiceStub(channel)
         self.profile = profile_service_pb2_grpc.ProfileServiceStub(channel)
         self.registration = registration_service_pb2_grpc.RegistrationServiceStub(channel)
@@ -67,7 +68,7 @@ class IdentityStubs:
 class LoyaltyStubs:
     """The stubs of mgpass.loyalty.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
+    def __init__(self, channel: grpc.Channel) -> None:
         self.catalog = catalog_service_pb2_grpc.CatalogServiceStub(channel)
         self.event = event_service_pb2_grpc.EventServiceStub(channel)
         self.ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
@@ -81,7 +82,7 @@ class LoyaltyStubs:
 class OauthStubs:
     """The stubs of mgpass.oauth.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
+    def __init__(self, channel: grpc.Channel) -> None:
         self.api_resource = api_resource_service_pb2_grpc.ApiResourceServiceStub(channel)
         self.application = application_service_pb2_grpc.ApplicationServiceStub(channel)
         self.token = token_service_pb2_grpc.TokenServiceStub(channel)
@@ -90,7 +91,7 @@ class OauthStubs:
 class OrgStubs:
     """The stubs of mgpass.org.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
+    def __init__(self, channel: grpc.Channel) -> None:
         self.invitation = invitation_service_pb2_grpc.InvitationServiceStub(channel)
         self.org_role = org_role_service_pb2_grpc.OrgRoleServiceStub(channel)
         self.organization = organization_service_pb2_grpc.OrganizationServiceStub(channel)
@@ -99,7 +100,7 @@ class OrgStubs:
 class Stubs:
     """Every mgpass service's stub on one channel, grouped by domain."""
 
-    def __init__(self, channel: typing.Any) -> None:
+    def __init__(self, channel: grpc.Channel) -> None:
         self.access = AccessStubs(channel)
         self.admin = AdminStubs(channel)
         self.identity = IdentityStubs(channel)
@@ -109,72 +110,72 @@ class Stubs:
 
 
 class AsyncAccessStubs:
-    """The async stubs of mgpass.access.v1."""
+    """The asyncio stubs of mgpass.access.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
-        self.api_key: "api_key_service_pb2_grpc.ApiKeyServiceAsyncStub" = api_key_service_pb2_grpc.ApiKeyServiceStub(channel)  # type: ignore[assignment]
-        self.group: "group_service_pb2_grpc.GroupServiceAsyncStub" = group_service_pb2_grpc.GroupServiceStub(channel)  # type: ignore[assignment]
-        self.permission: "permission_service_pb2_grpc.PermissionServiceAsyncStub" = permission_service_pb2_grpc.PermissionServiceStub(channel)  # type: ignore[assignment]
-        self.role: "role_service_pb2_grpc.RoleServiceAsyncStub" = role_service_pb2_grpc.RoleServiceStub(channel)  # type: ignore[assignment]
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.api_key = api_key_service_pb2_grpc.ApiKeyServiceStub(channel)
+        self.group = group_service_pb2_grpc.GroupServiceStub(channel)
+        self.permission = permission_service_pb2_grpc.PermissionServiceStub(channel)
+        self.role = role_service_pb2_grpc.RoleServiceStub(channel)
 
 
 class AsyncAdminStubs:
-    """The async stubs of mgpass.admin.v1."""
+    """The asyncio stubs of mgpass.admin.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
-        self.audit: "audit_service_pb2_grpc.AuditServiceAsyncStub" = audit_service_pb2_grpc.AuditServiceStub(channel)  # type: ignore[assignment]
-        self.settings: "settings_service_pb2_grpc.SettingsServiceAsyncStub" = settings_service_pb2_grpc.SettingsServiceStub(channel)  # type: ignore[assignment]
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.audit = audit_service_pb2_grpc.AuditServiceStub(channel)
+        self.settings = settings_service_pb2_grpc.SettingsServiceStub(channel)
 
 
 class AsyncIdentityStubs:
-    """The async stubs of mgpass.identity.v1."""
+    """The asyncio stubs of mgpass.identity.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
-        self.authentication: "authentication_service_pb2_grpc.AuthenticationServiceAsyncStub" = authentication_service_pb2_grpc.AuthenticationServiceStub(channel)  # type: ignore[assignment]
-        self.profile: "profile_service_pb2_grpc.ProfileServiceAsyncStub" = profile_service_pb2_grpc.ProfileServiceStub(channel)  # type: ignore[assignment]
-        self.registration: "registration_service_pb2_grpc.RegistrationServiceAsyncStub" = registration_service_pb2_grpc.RegistrationServiceStub(channel)  # type: ignore[assignment]
-        self.second_factor: "second_factor_service_pb2_grpc.SecondFactorServiceAsyncStub" = second_factor_service_pb2_grpc.SecondFactorServiceStub(channel)  # type: ignore[assignment]
-        self.session: "session_service_pb2_grpc.SessionServiceAsyncStub" = session_service_pb2_grpc.SessionServiceStub(channel)  # type: ignore[assignment]
-        self.user: "user_service_pb2_grpc.UserServiceAsyncStub" = user_service_pb2_grpc.UserServiceStub(channel)  # type: ignore[assignment]
-        self.verification: "verification_service_pb2_grpc.VerificationServiceAsyncStub" = verification_service_pb2_grpc.VerificationServiceStub(channel)  # type: ignore[assignment]
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.authentication = authentication_service_pb2_grpc.AuthenticationServiceStub(channel)
+        self.profile = profile_service_pb2_grpc.ProfileServiceStub(channel)
+        self.registration = registration_service_pb2_grpc.RegistrationServiceStub(channel)
+        self.second_factor = second_factor_service_pb2_grpc.SecondFactorServiceStub(channel)
+        self.session = session_service_pb2_grpc.SessionServiceStub(channel)
+        self.user = user_service_pb2_grpc.UserServiceStub(channel)
+        self.verification = verification_service_pb2_grpc.VerificationServiceStub(channel)
 
 
 class AsyncLoyaltyStubs:
-    """The async stubs of mgpass.loyalty.v1."""
+    """The asyncio stubs of mgpass.loyalty.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
-        self.catalog: "catalog_service_pb2_grpc.CatalogServiceAsyncStub" = catalog_service_pb2_grpc.CatalogServiceStub(channel)  # type: ignore[assignment]
-        self.event: "event_service_pb2_grpc.EventServiceAsyncStub" = event_service_pb2_grpc.EventServiceStub(channel)  # type: ignore[assignment]
-        self.ledger: "ledger_service_pb2_grpc.LedgerServiceAsyncStub" = ledger_service_pb2_grpc.LedgerServiceStub(channel)  # type: ignore[assignment]
-        self.partner: "partner_service_pb2_grpc.PartnerServiceAsyncStub" = partner_service_pb2_grpc.PartnerServiceStub(channel)  # type: ignore[assignment]
-        self.payout: "payout_service_pb2_grpc.PayoutServiceAsyncStub" = payout_service_pb2_grpc.PayoutServiceStub(channel)  # type: ignore[assignment]
-        self.redemption: "redemption_service_pb2_grpc.RedemptionServiceAsyncStub" = redemption_service_pb2_grpc.RedemptionServiceStub(channel)  # type: ignore[assignment]
-        self.rule: "rule_service_pb2_grpc.RuleServiceAsyncStub" = rule_service_pb2_grpc.RuleServiceStub(channel)  # type: ignore[assignment]
-        self.tier: "tier_service_pb2_grpc.TierServiceAsyncStub" = tier_service_pb2_grpc.TierServiceStub(channel)  # type: ignore[assignment]
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.catalog = catalog_service_pb2_grpc.CatalogServiceStub(channel)
+        self.event = event_service_pb2_grpc.EventServiceStub(channel)
+        self.ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+        self.partner = partner_service_pb2_grpc.PartnerServiceStub(channel)
+        self.payout = payout_service_pb2_grpc.PayoutServiceStub(channel)
+        self.redemption = redemption_service_pb2_grpc.RedemptionServiceStub(channel)
+        self.rule = rule_service_pb2_grpc.RuleServiceStub(channel)
+        self.tier = tier_service_pb2_grpc.TierServiceStub(channel)
 
 
 class AsyncOauthStubs:
-    """The async stubs of mgpass.oauth.v1."""
+    """The asyncio stubs of mgpass.oauth.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
-        self.api_resource: "api_resource_service_pb2_grpc.ApiResourceServiceAsyncStub" = api_resource_service_pb2_grpc.ApiResourceServiceStub(channel)  # type: ignore[assignment]
-        self.application: "application_service_pb2_grpc.ApplicationServiceAsyncStub" = application_service_pb2_grpc.ApplicationServiceStub(channel)  # type: ignore[assignment]
-        self.token: "token_service_pb2_grpc.TokenServiceAsyncStub" = token_service_pb2_grpc.TokenServiceStub(channel)  # type: ignore[assignment]
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.api_resource = api_resource_service_pb2_grpc.ApiResourceServiceStub(channel)
+        self.application = application_service_pb2_grpc.ApplicationServiceStub(channel)
+        self.token = token_service_pb2_grpc.TokenServiceStub(channel)
 
 
 class AsyncOrgStubs:
-    """The async stubs of mgpass.org.v1."""
+    """The asyncio stubs of mgpass.org.v1."""
 
-    def __init__(self, channel: typing.Any) -> None:
-        self.invitation: "invitation_service_pb2_grpc.InvitationServiceAsyncStub" = invitation_service_pb2_grpc.InvitationServiceStub(channel)  # type: ignore[assignment]
-        self.org_role: "org_role_service_pb2_grpc.OrgRoleServiceAsyncStub" = org_role_service_pb2_grpc.OrgRoleServiceStub(channel)  # type: ignore[assignment]
-        self.organization: "organization_service_pb2_grpc.OrganizationServiceAsyncStub" = organization_service_pb2_grpc.OrganizationServiceStub(channel)  # type: ignore[assignment]
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.invitation = invitation_service_pb2_grpc.InvitationServiceStub(channel)
+        self.org_role = org_role_service_pb2_grpc.OrgRoleServiceStub(channel)
+        self.organization = organization_service_pb2_grpc.OrganizationServiceStub(channel)
 
 
 class AsyncStubs:
-    """Every mgpass service's async stub on one channel, grouped by domain."""
+    """Every mgpass service's asyncio stub on one channel, grouped by domain."""
 
-    def __init__(self, channel: typing.Any) -> None:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self.access = AsyncAccessStubs(channel)
         self.admin = AsyncAdminStubs(channel)
         self.identity = AsyncIdentityStubs(channel)
