@@ -105,8 +105,37 @@ def go(found):
     (ROOT / "sdk/go/clients.gen.go").write_text("\n".join(lines))
 
 
+def rust(found):
+    def snake(s):
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", s).lower()
+
+    lines = [f"//! {HEADER}", "", "use mgpass_proto as pb;", "", "use crate::client::AuthedChannel;"]
+    by_domain = {}
+    for package, stem, name in found:
+        domain, prop = short(package, name)
+        by_domain.setdefault(domain, []).append((snake(prop), f"pb::{domain}::{snake(name)}_client::{name}Client"))
+    for domain, entries in by_domain.items():
+        cls = f"{domain.capitalize()}Clients"
+        lines += ["", f"/// The clients of `mgpass.{domain}.v1`.", "#[derive(Clone)]", f"pub struct {cls} {{"]
+        lines += [f"    pub {field}: {path}<AuthedChannel>," for field, path in entries]
+        lines += ["}", "", f"impl {cls} {{", "    fn new(channel: AuthedChannel) -> Self {", "        Self {"]
+        lines += [f"            {field}: {path}::new(channel.clone())," for field, path in entries]
+        lines += ["        }", "    }", "}"]
+    lines += ["", "/// A client for every mgpass service, grouped by domain, sharing one channel and credential.",
+              "#[derive(Clone)]", "pub struct Clients {"]
+    lines += [f"    pub {d}: {d.capitalize()}Clients," for d in by_domain]
+    lines += ["}", "", "impl Clients {", "    pub(crate) fn new(channel: AuthedChannel) -> Self {", "        Self {"]
+    lines += [f"            {d}: {d.capitalize()}Clients::new(channel.clone())," for d in by_domain]
+    lines += ["        }", "    }", "}", "", "/// The full names of the services [`Clients`] covers (checked against the contract by a test).",
+              "pub const SERVICES: &[&str] = &["]
+    lines += [f'    "{package.replace("/", ".")}.{name}",'.replace("mgpass.", "mgpass.", 1) for package, _, name in found]
+    lines += ["];", ""]
+    (ROOT / "sdk/rust/src/clients.rs").write_text("\n".join(lines))
+
+
 if __name__ == "__main__":
     found = services()
+    rust(found)
     typescript(found)
     python(found)
     go(found)

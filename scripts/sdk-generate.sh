@@ -52,6 +52,7 @@ done
 # 3. The per-service client bundles of TypeScript and Python, from the services proto/ declares.
 python3 scripts/sdk-clients.py
 gofmt -w sdk/go/clients.gen.go
+rustfmt --edition 2024 sdk/rust/src/clients.rs
 
 # 4. One version everywhere: the Cargo workspace's.
 sed -i "0,/\"version\": \"[^\"]*\"/s//\"version\": \"$version\"/" sdk/typescript/package.json
