@@ -116,16 +116,34 @@ impl MgpassClientBuilder {
 
     /// Connects now (a refused connection is an error here rather than on the first call).
     pub async fn connect(self) -> Result<MgpassClient, Error> {
-        let credential = self.credential?;
-        let endpoint = Endpoint::from_shared(self.endpoint).map_err(|e| Error::config(format!("bad endpoint: {e}")))?;
+        let (endpoint, credential) = self.parts()?;
         let channel = endpoint.connect().await.map_err(|e| Error::config(format!("cannot connect: {e}")))?;
         Ok(MgpassClient::from_channel(channel, credential))
     }
 
     /// Connects on the first call.
     pub fn connect_lazy(self) -> Result<MgpassClient, Error> {
-        let credential = self.credential?;
-        let endpoint = Endpoint::from_shared(self.endpoint).map_err(|e| Error::config(format!("bad endpoint: {e}")))?;
+        let (endpoint, credential) = self.parts()?;
         Ok(MgpassClient::from_channel(endpoint.connect_lazy(), credential))
+    }
+
+    fn parts(self) -> Result<(Endpoint, Credential), Error> {
+        let credential = self.credential?;
+        let https = self.endpoint.starts_with("https://");
+        let endpoint = Endpoint::from_shared(self.endpoint).map_err(|e| Error::config(format!("bad endpoint: {e}")))?;
+        if !https {
+            return Ok((endpoint, credential));
+        }
+        #[cfg(feature = "tls")]
+        {
+            let tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
+            let endpoint = endpoint.tls_config(tls).map_err(|e| Error::config(format!("TLS: {e}")))?;
+            Ok((endpoint, credential))
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = endpoint;
+            Err(Error::config("https:// endpoints need the `tls` feature of mgpass-sdk"))
+        }
     }
 }
