@@ -143,6 +143,18 @@ async fn verifier_checks_the_claims_and_follows_key_rotation() {
     assert_eq!(verifier.verify(&second.token).await.unwrap().sub, first.user_id);
     // Tokens of the previous key still verify.
     assert_eq!(verifier.verify(&first.token).await.unwrap().sub, first.user_id);
+
+    // A cold verifier shared by concurrent requests: every one of them verifies (the misses wait
+    // for one fetch instead of failing or racing the cache).
+    let cold = TokenVerifier::builder(server.base_url.clone(), "mgpass").build();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (cold, token) = (cold.clone(), if i % 2 == 0 { first.token.clone() } else { second.token.clone() });
+        calls.spawn(async move { cold.verify(&token).await.map(|c| c.sub) });
+    }
+    while let Some(result) = calls.join_next().await {
+        assert_eq!(result.unwrap().unwrap(), first.user_id);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
