@@ -6,9 +6,14 @@
 /// comments. Read it with `prost-reflect`: prost's own descriptor types drop extension options.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mgpass_descriptor.bin"));
 
-/// A descriptor pool decoded from [`FILE_DESCRIPTOR_SET`], with extension options resolvable.
+/// The descriptor pool decoded from [`FILE_DESCRIPTOR_SET`], with extension options resolvable.
+/// Decoded once per process: the pool is shared (`Clone` is a reference count), and each of the
+/// server's option readers would otherwise hold a private copy of every descriptor.
 pub fn descriptor_pool() -> prost_reflect::DescriptorPool {
-    prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET).expect("the embedded descriptor set is valid")
+    static POOL: std::sync::LazyLock<prost_reflect::DescriptorPool> = std::sync::LazyLock::new(|| {
+        prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET).expect("the embedded descriptor set is valid")
+    });
+    POOL.clone()
 }
 
 pub mod google {

@@ -18,15 +18,26 @@ use std::{
 use argon2::{Algorithm, Argon2, Params, Version};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.windows(2).find(|w| w[0] == name).map(|w| w[1].parse().expect(name)).unwrap_or(default)
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .map(|w| w[1].parse().expect(name))
+        .unwrap_or(default)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads = arg(&args, "--threads", 2) as usize;
     let secs = arg(&args, "--secs", 5);
-    let (m, t, p) = (arg(&args, "--m", 19456) as u32, arg(&args, "--t", 2) as u32, arg(&args, "--p", 1) as u32);
-    let argon = Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(m, t, p, Some(32)).expect("params")));
+    let (m, t, p) = (
+        arg(&args, "--m", 19456) as u32,
+        arg(&args, "--t", 2) as u32,
+        arg(&args, "--p", 1) as u32,
+    );
+    let argon = Arc::new(Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(m, t, p, Some(32)).expect("params"),
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     // One unmeasured hash per thread first (page faults of the first allocation).
@@ -38,7 +49,9 @@ fn main() {
                 let mut out = [0u8; 32];
                 let salt = [i as u8 + 1; 16];
                 while !stop.load(Ordering::Relaxed) {
-                    argon.hash_password_into(b"a long passphrase for the benchmark", &salt, &mut out).expect("hash");
+                    argon
+                        .hash_password_into(b"a long passphrase for the benchmark", &salt, &mut out)
+                        .expect("hash");
                     done.fetch_add(1, Ordering::Relaxed);
                 }
                 std::hint::black_box(out);
@@ -57,5 +70,8 @@ fn main() {
         n as f64 / elapsed,
         elapsed * 1000.0 * threads as f64 / n.max(1) as f64
     );
-    println!("RESULT\targon2\t{:.3}\t{n}\t{elapsed:.3}", n as f64 / elapsed);
+    println!(
+        "RESULT\targon2\t{:.3}\t{n}\t{elapsed:.3}",
+        n as f64 / elapsed
+    );
 }

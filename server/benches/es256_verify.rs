@@ -28,7 +28,10 @@ use mgpass_server::{
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.windows(2).find(|w| w[0] == name).map(|w| w[1].parse().expect(name)).unwrap_or(default)
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .map(|w| w[1].parse().expect(name))
+        .unwrap_or(default)
 }
 
 /// Calls `f` in batches until `window` has passed; returns calls per second.
@@ -49,7 +52,10 @@ fn main() {
     let secs = arg(&args, "--secs", 6);
     let rounds = arg(&args, "--rounds", 3).max(1);
     let window = Duration::from_secs_f64(secs as f64 / rounds as f64);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     let policy = KeyPolicy {
         algorithm: Alg::Es256,
@@ -67,9 +73,17 @@ fn main() {
     let (iss, aud) = ("http://127.0.0.1:8080".to_string(), "mgpass".to_string());
     // Neither the revocation list nor the role lookup of `issue` runs here, so the pool never
     // connects.
-    let unused_pool = mgpass_server::db::pool("postgres://unused@127.0.0.1:1/unused", 1).expect("pool");
+    let unused_pool =
+        mgpass_server::db::pool("postgres://unused@127.0.0.1:1/unused", 1).expect("pool");
     let revoked = mgpass_server::auth::revocation::RevocationList::new(unused_pool.clone());
-    let issuer = TokenIssuer::new(unused_pool, keyring.clone(), revoked, iss.clone(), aud.clone(), 3600);
+    let issuer = TokenIssuer::new(
+        unused_pool,
+        keyring.clone(),
+        revoked,
+        iss.clone(),
+        aud.clone(),
+        3600,
+    );
     // A token as a login issues it: a user with one role, a session, an email.
     let now = chrono::Utc::now().timestamp();
     let claims = AccessClaims {
@@ -98,25 +112,45 @@ fn main() {
     let verifier = JwtVerifier::from_jwk(Alg::Es256, &jwk.x, &jwk.y).unwrap();
 
     // Every path accepts the token before anything is timed.
-    public.verify(signed.as_bytes(), &signature).expect("ring verifies");
-    verifier.verify::<serde_json::Value>(&token).expect("jwt verifies");
-    rt.block_on(keyring.verify::<AccessClaims>(&token, &iss, &aud)).expect("keyring verifies");
-    rt.block_on(issuer.authenticate(&token)).expect("authenticates");
+    public
+        .verify(signed.as_bytes(), &signature)
+        .expect("ring verifies");
+    verifier
+        .verify::<serde_json::Value>(&token)
+        .expect("jwt verifies");
+    rt.block_on(keyring.verify::<AccessClaims>(&token, &iss, &aud))
+        .expect("keyring verifies");
+    rt.block_on(issuer.authenticate(&token))
+        .expect("authenticates");
 
-    rt.block_on(cached.verify::<AccessClaims>(&token, &iss, &aud)).expect("cached ring verifies");
+    rt.block_on(cached.verify::<AccessClaims>(&token, &iss, &aud))
+        .expect("cached ring verifies");
     let names = ["ring", "jwt", "keyring", "authenticate", "cached"];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for _ in 0..rounds {
-        rates[0].push(rate(window, || public.verify(signed.as_bytes(), std::hint::black_box(&signature)).unwrap()));
+        rates[0].push(rate(window, || {
+            public
+                .verify(signed.as_bytes(), std::hint::black_box(&signature))
+                .unwrap()
+        }));
         rates[1].push(rate(window, || {
-            std::hint::black_box(verifier.verify::<serde_json::Value>(std::hint::black_box(&token)).unwrap());
+            std::hint::black_box(
+                verifier
+                    .verify::<serde_json::Value>(std::hint::black_box(&token))
+                    .unwrap(),
+            );
         }));
         rates[2].push(rt.block_on(async {
             let start = Instant::now();
             let mut n = 0u64;
             while start.elapsed() < window {
                 for _ in 0..32 {
-                    std::hint::black_box(keyring.verify::<AccessClaims>(std::hint::black_box(&token), &iss, &aud).await.unwrap());
+                    std::hint::black_box(
+                        keyring
+                            .verify::<AccessClaims>(std::hint::black_box(&token), &iss, &aud)
+                            .await
+                            .unwrap(),
+                    );
                 }
                 n += 32;
             }
@@ -127,7 +161,12 @@ fn main() {
             let mut n = 0u64;
             while start.elapsed() < window {
                 for _ in 0..32 {
-                    std::hint::black_box(issuer.authenticate(std::hint::black_box(&token)).await.unwrap());
+                    std::hint::black_box(
+                        issuer
+                            .authenticate(std::hint::black_box(&token))
+                            .await
+                            .unwrap(),
+                    );
                 }
                 n += 32;
             }
@@ -138,14 +177,23 @@ fn main() {
             let mut n = 0u64;
             while start.elapsed() < window {
                 for _ in 0..32 {
-                    std::hint::black_box(cached.verify::<AccessClaims>(std::hint::black_box(&token), &iss, &aud).await.unwrap());
+                    std::hint::black_box(
+                        cached
+                            .verify::<AccessClaims>(std::hint::black_box(&token), &iss, &aud)
+                            .await
+                            .unwrap(),
+                    );
                 }
                 n += 32;
             }
             n as f64 / start.elapsed().as_secs_f64()
         }));
     }
-    println!("ES256 verification, 1 thread, token of {} bytes, {rounds} rounds of {:.1} s per path:", token.len(), window.as_secs_f64());
+    println!(
+        "ES256 verification, 1 thread, token of {} bytes, {rounds} rounds of {:.1} s per path:",
+        token.len(),
+        window.as_secs_f64()
+    );
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let base = mean(&rates[0]);
     for (name, r) in names.iter().zip(&rates) {
@@ -154,8 +202,17 @@ fn main() {
             "  {name:<13} {m:>9.0} verifications/s  {:>6.1} us each  {:>5.2} of ring  (rounds: {})",
             1e6 / m,
             m / base,
-            r.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ")
+            r.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        println!("RESULT\t{name}\t{m:.1}\t{}", r.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" "));
+        println!(
+            "RESULT\t{name}\t{m:.1}\t{}",
+            r.iter()
+                .map(|x| format!("{x:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
 }

@@ -25,7 +25,8 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 }
 
 fn signer() -> JwtSigner {
-    let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).expect("key");
+    let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+        .expect("key");
     JwtSigner::from_pkcs8(mgpass_server::crypto::jwt::Alg::Es256, der.as_ref()).expect("signer")
 }
 
@@ -39,12 +40,18 @@ fn claims(n: u64) -> serde_json::Value {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let threads: usize = arg(&args, "--threads").map(|t| t.parse().expect("--threads")).unwrap_or_else(|| {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    });
+    let threads: usize = arg(&args, "--threads")
+        .map(|t| t.parse().expect("--threads"))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
     match args.get(1).map(String::as_str) {
         Some("raw") => {
-            let secs: f64 = arg(&args, "--secs").map(|s| s.parse().expect("--secs")).unwrap_or(6.0);
+            let secs: f64 = arg(&args, "--secs")
+                .map(|s| s.parse().expect("--secs"))
+                .unwrap_or(6.0);
             let signer = Arc::new(signer());
             let start = Instant::now();
             let handles: Vec<_> = (0..threads)
@@ -61,11 +68,18 @@ fn main() {
                 })
                 .collect();
             let total: u64 = handles.into_iter().map(|h| h.join().expect("thread")).sum();
-            println!("RESULT\traw_es256_sign\t{:.0}\tsigns/s\t{threads} threads", total as f64 / start.elapsed().as_secs_f64());
+            println!(
+                "RESULT\traw_es256_sign\t{:.0}\tsigns/s\t{threads} threads",
+                total as f64 / start.elapsed().as_secs_f64()
+            );
         }
         Some("http") => {
             let port: u16 = arg(&args, "--port").expect("--port").parse().expect("port");
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let signer = Arc::new(signer());
                 let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -87,7 +101,9 @@ fn main() {
             });
         }
         _ => {
-            eprintln!("usage: jwt_sign_baselines raw [--secs S] [--threads N] | http --port P [--threads N]");
+            eprintln!(
+                "usage: jwt_sign_baselines raw [--secs S] [--threads N] | http --port P [--threads N]"
+            );
             std::process::exit(2);
         }
     }

@@ -6,8 +6,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::{Router, extract::State, http::StatusCode, response::Html, routing::get};
 use mgpass_gateway::{GatewayOptions, GrpcService};
 use mgpass_proto::identity::{
-    authentication_service_server::AuthenticationServiceServer, profile_service_server::ProfileServiceServer,
-    registration_service_server::RegistrationServiceServer, second_factor_service_server::SecondFactorServiceServer,
+    authentication_service_server::AuthenticationServiceServer,
+    profile_service_server::ProfileServiceServer,
+    registration_service_server::RegistrationServiceServer,
+    second_factor_service_server::SecondFactorServiceServer,
     session_service_server::SessionServiceServer, user_service_server::UserServiceServer,
     verification_service_server::VerificationServiceServer,
 };
@@ -19,7 +21,10 @@ use crate::{
     admin::{audit_layer::AuditLayer, audit_service::AuditLog, grpc::AuditGrpc},
     auth::api_keys::ApiKeyAuthenticator,
 };
-use mgpass_proto::{access::api_key_service_server::ApiKeyServiceServer, admin::audit_service_server::AuditServiceServer};
+use mgpass_proto::{
+    access::api_key_service_server::ApiKeyServiceServer,
+    admin::audit_service_server::AuditServiceServer,
+};
 
 // Organizations: their members, roles, invitations and feature flags.
 use crate::org::{
@@ -31,7 +36,8 @@ use crate::org::{
     organization_service::OrganizationService,
 };
 use mgpass_proto::org::{
-    invitation_service_server::InvitationServiceServer, org_role_service_server::OrgRoleServiceServer,
+    invitation_service_server::InvitationServiceServer,
+    org_role_service_server::OrgRoleServiceServer,
     organization_service_server::OrganizationServiceServer,
 };
 
@@ -41,7 +47,9 @@ use crate::access::{
     grpc::{GroupGrpc, PermissionGrpc},
     permission_service::PermissionService,
 };
-use mgpass_proto::access::{group_service_server::GroupServiceServer, permission_service_server::PermissionServiceServer};
+use mgpass_proto::access::{
+    group_service_server::GroupServiceServer, permission_service_server::PermissionServiceServer,
+};
 
 // The admin APIs of applications, API resources and roles.
 use crate::{
@@ -55,19 +63,27 @@ use crate::{
 use mgpass_proto::{
     access::role_service_server::RoleServiceServer,
     oauth::{
-        api_resource_service_server::ApiResourceServiceServer, application_service_server::ApplicationServiceServer,
+        api_resource_service_server::ApiResourceServiceServer,
+        application_service_server::ApplicationServiceServer,
         token_service_server::TokenServiceServer,
     },
 };
 
 use crate::{
-    auth::{AuthLayer, MethodRules, revocation::RevocationList, session_check::SessionCheck, tokens::TokenIssuer},
+    auth::{
+        AuthLayer, MethodRules,
+        rate_limit::{IpRateLimit, limit_http},
+        revocation::RevocationList,
+        session_check::SessionCheck,
+        tokens::TokenIssuer,
+    },
     config::Config,
     crypto::{keys::KeyRing, password::PasswordHasherService},
     db::{self, DbPool},
     identity::{
         grpc::{
-            AuthenticationGrpc, ProfileGrpc, RegistrationGrpc, SecondFactorGrpc, SessionGrpc, UserGrpc, VerificationGrpc,
+            AuthenticationGrpc, ProfileGrpc, RegistrationGrpc, SecondFactorGrpc, SessionGrpc,
+            UserGrpc, VerificationGrpc,
         },
         policy::IdentityPolicy,
         registration::RegistrationLimits,
@@ -88,6 +104,10 @@ pub struct App {
     pub session_check: SessionCheck,
     /// Cached permission decisions, dropped on every access change (groups and permissions).
     pub decisions: crate::access::decision::Decisions,
+    /// One per-IP budget for every transport and route of the port.
+    pub rate_limit: IpRateLimit,
+    /// One registration throttle for the API and the hosted sign-up page.
+    pub registration_limits: RegistrationLimits,
     latest_migration: Arc<String>,
 }
 
@@ -114,7 +134,8 @@ impl App {
             hasher,
             tokens,
             config.sessions.clone(),
-            IdentityPolicy::from_config(&config.identity).map_err(|e| anyhow::anyhow!(e.join("; ")))?,
+            IdentityPolicy::from_config(&config.identity)
+                .map_err(|e| anyhow::anyhow!(e.join("; ")))?,
             config.identity.avatar_template.clone(),
         )
         .with_verifier(crate::identity::verification::Verifier::new(
@@ -140,6 +161,10 @@ impl App {
         let decisions = crate::access::decision::Decisions::new(pool.clone());
         Ok(Self {
             decisions,
+            rate_limit: IpRateLimit::per_second(config.server.rate_limit_per_ip),
+            registration_limits: RegistrationLimits::new(
+                config.identity.registrations_per_ip_per_hour,
+            ),
             config: Arc::new(config),
             pool,
             keys,
@@ -166,36 +191,70 @@ impl App {
     pub async fn grpc_service(&self) -> anyhow::Result<GrpcService> {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<UserServiceServer<UserGrpc>>().await;
-        health.set_serving::<AuthenticationServiceServer<AuthenticationGrpc>>().await;
-        health.set_serving::<SessionServiceServer<SessionGrpc>>().await;
-        health.set_serving::<ProfileServiceServer<ProfileGrpc>>().await;
-        health.set_serving::<RegistrationServiceServer<RegistrationGrpc>>().await;
-        health.set_serving::<VerificationServiceServer<VerificationGrpc>>().await;
-        health.set_serving::<SecondFactorServiceServer<SecondFactorGrpc>>().await;
-        health.set_serving::<ApplicationServiceServer<ApplicationGrpc>>().await;
-        health.set_serving::<ApiResourceServiceServer<ApiResourceGrpc>>().await;
+        health
+            .set_serving::<AuthenticationServiceServer<AuthenticationGrpc>>()
+            .await;
+        health
+            .set_serving::<SessionServiceServer<SessionGrpc>>()
+            .await;
+        health
+            .set_serving::<ProfileServiceServer<ProfileGrpc>>()
+            .await;
+        health
+            .set_serving::<RegistrationServiceServer<RegistrationGrpc>>()
+            .await;
+        health
+            .set_serving::<VerificationServiceServer<VerificationGrpc>>()
+            .await;
+        health
+            .set_serving::<SecondFactorServiceServer<SecondFactorGrpc>>()
+            .await;
+        health
+            .set_serving::<ApplicationServiceServer<ApplicationGrpc>>()
+            .await;
+        health
+            .set_serving::<ApiResourceServiceServer<ApiResourceGrpc>>()
+            .await;
         health.set_serving::<RoleServiceServer<RoleGrpc>>().await;
         health.set_serving::<TokenServiceServer<TokenGrpc>>().await;
         let clients = self.oauth.clients.clone();
-        let applications = ApplicationService::new(self.pool.clone(), clients.clone(), self.config.oauth.clone())
-            .with_keys(self.oauth.keys().clone());
+        let applications = ApplicationService::new(
+            self.pool.clone(),
+            clients.clone(),
+            self.config.oauth.clone(),
+        )
+        .with_keys(self.oauth.keys().clone());
         let api_resources = ApiResourceService::new(self.pool.clone(), clients.clone());
         let roles = RoleService::new(self.pool.clone(), clients);
         let session_check = self.session_check.clone();
-        health.set_serving::<ApiKeyServiceServer<ApiKeyGrpc>>().await;
+        health
+            .set_serving::<ApiKeyServiceServer<ApiKeyGrpc>>()
+            .await;
         // User groups, the backends' permissions and the decision API.
-        let groups = GroupService::new(self.pool.clone(), self.config.access.clone(), self.decisions.clone());
+        let groups = GroupService::new(
+            self.pool.clone(),
+            self.config.access.clone(),
+            self.decisions.clone(),
+        );
         let permission_service = PermissionService::new(self.pool.clone(), self.decisions.clone());
         health.set_serving::<GroupServiceServer<GroupGrpc>>().await;
-        health.set_serving::<PermissionServiceServer<PermissionGrpc>>().await;
+        health
+            .set_serving::<PermissionServiceServer<PermissionGrpc>>()
+            .await;
         health.set_serving::<AuditServiceServer<AuditGrpc>>().await;
         let api_key_auth = ApiKeyAuthenticator::new(self.pool.clone());
-        let permissions = crate::oauth::api_resource_service::mgpass_permission_scopes().iter().map(|s| s.name.clone());
+        let permissions = crate::oauth::api_resource_service::mgpass_permission_scopes()
+            .iter()
+            .map(|s| s.name.clone());
         let audit_log = AuditLog::new(self.pool.clone());
         let org_access = OrgAccess::new(self.pool.clone());
-        let api_keys =
-            ApiKeyService::new(self.pool.clone(), permissions, api_key_auth.clone()).with_org_access(org_access.clone());
-        let organizations = OrganizationService::new(self.pool.clone(), org_access.clone(), &self.config.organizations)?;
+        let api_keys = ApiKeyService::new(self.pool.clone(), permissions, api_key_auth.clone())
+            .with_org_access(org_access.clone());
+        let organizations = OrganizationService::new(
+            self.pool.clone(),
+            org_access.clone(),
+            &self.config.organizations,
+        )?;
         let org_roles = OrgRoleService::new(self.pool.clone(), org_access.clone());
         let invitations = InvitationService::new(
             self.pool.clone(),
@@ -204,59 +263,84 @@ impl App {
             &self.config.organizations,
             &self.config.issuer(),
         );
-        health.set_serving::<OrganizationServiceServer<OrganizationGrpc>>().await;
-        health.set_serving::<OrgRoleServiceServer<OrgRoleGrpc>>().await;
-        health.set_serving::<InvitationServiceServer<InvitationGrpc>>().await;
+        health
+            .set_serving::<OrganizationServiceServer<OrganizationGrpc>>()
+            .await;
+        health
+            .set_serving::<OrgRoleServiceServer<OrgRoleGrpc>>()
+            .await;
+        health
+            .set_serving::<InvitationServiceServer<InvitationGrpc>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let reflection_alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let routes = tonic::service::Routes::new(UserServiceServer::new(UserGrpc(self.identity.clone())))
-            .add_service(AuthenticationServiceServer::new(AuthenticationGrpc(self.identity.clone(), self.keys.clone())))
-            .add_service(SessionServiceServer::new(SessionGrpc(self.identity.clone())))
-            .add_service(ProfileServiceServer::new(ProfileGrpc(self.identity.clone())))
-            .add_service(RegistrationServiceServer::new(RegistrationGrpc {
-                identity: self.identity.clone(),
-                invitations: invitations.clone(),
-                limits: RegistrationLimits::new(self.config.identity.registrations_per_ip_per_hour),
-                password_min_length: self.config.password.min_length,
-                refuse_common_passwords: self.config.password.refuse_common_passwords,
-            }))
-            .add_service(VerificationServiceServer::new(VerificationGrpc(self.identity.clone())))
-            .add_service(SecondFactorServiceServer::new(SecondFactorGrpc {
-                identity: self.identity.clone(),
-                sessions: session_check.clone(),
-            }))
-            .add_service(ApplicationServiceServer::new(ApplicationGrpc(applications)))
-            .add_service(ApiResourceServiceServer::new(ApiResourceGrpc(api_resources)))
-            .add_service(RoleServiceServer::new(RoleGrpc(roles)))
-            .add_service(TokenServiceServer::new(TokenGrpc(self.oauth.clone())))
-            .add_service(ApiKeyServiceServer::new(ApiKeyGrpc(api_keys)))
-            .add_service(GroupServiceServer::new(GroupGrpc(groups)))
-            .add_service(PermissionServiceServer::new(PermissionGrpc(permission_service)))
-            .add_service(AuditServiceServer::new(AuditGrpc(audit_log.clone())))
-            .add_service(OrganizationServiceServer::new(OrganizationGrpc {
-                orgs: organizations,
-                flags: FlagService::new(self.pool.clone()),
-            }))
-            .add_service(OrgRoleServiceServer::new(OrgRoleGrpc(org_roles)))
-            .add_service(InvitationServiceServer::new(InvitationGrpc(invitations)))
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(reflection_alpha);
+        let routes =
+            tonic::service::Routes::new(UserServiceServer::new(UserGrpc(self.identity.clone())))
+                .add_service(AuthenticationServiceServer::new(AuthenticationGrpc(
+                    self.identity.clone(),
+                    self.keys.clone(),
+                )))
+                .add_service(SessionServiceServer::new(SessionGrpc(
+                    self.identity.clone(),
+                )))
+                .add_service(ProfileServiceServer::new(ProfileGrpc(
+                    self.identity.clone(),
+                )))
+                .add_service(RegistrationServiceServer::new(RegistrationGrpc {
+                    identity: self.identity.clone(),
+                    invitations: invitations.clone(),
+                    limits: self.registration_limits.clone(),
+                    password_min_length: self.config.password.min_length,
+                    refuse_common_passwords: self.config.password.refuse_common_passwords,
+                }))
+                .add_service(VerificationServiceServer::new(VerificationGrpc(
+                    self.identity.clone(),
+                )))
+                .add_service(SecondFactorServiceServer::new(SecondFactorGrpc {
+                    identity: self.identity.clone(),
+                    sessions: session_check.clone(),
+                }))
+                .add_service(ApplicationServiceServer::new(ApplicationGrpc(applications)))
+                .add_service(ApiResourceServiceServer::new(ApiResourceGrpc(
+                    api_resources,
+                )))
+                .add_service(RoleServiceServer::new(RoleGrpc(roles)))
+                .add_service(TokenServiceServer::new(TokenGrpc(self.oauth.clone())))
+                .add_service(ApiKeyServiceServer::new(ApiKeyGrpc(api_keys)))
+                .add_service(GroupServiceServer::new(GroupGrpc(groups)))
+                .add_service(PermissionServiceServer::new(PermissionGrpc(
+                    permission_service,
+                )))
+                .add_service(AuditServiceServer::new(AuditGrpc(audit_log.clone())))
+                .add_service(OrganizationServiceServer::new(OrganizationGrpc {
+                    orgs: organizations,
+                    flags: FlagService::new(self.pool.clone()),
+                }))
+                .add_service(OrgRoleServiceServer::new(OrgRoleGrpc(org_roles)))
+                .add_service(InvitationServiceServer::new(InvitationGrpc(invitations)))
+                .add_service(health_service)
+                .add_service(reflection)
+                .add_service(reflection_alpha);
         let rules = MethodRules::from_pool(&mgpass_proto::descriptor_pool());
         let layered = ServiceBuilder::new()
-            .layer(AuthLayer::new(
-                rules,
-                self.tokens(),
-                session_check,
-                self.config.server.rate_limit_per_ip,
-                self.config.server.allow_query_access_token,
+            .layer(
+                AuthLayer::new(
+                    rules,
+                    self.tokens(),
+                    session_check,
+                    self.rate_limit.clone(),
+                    self.config.server.allow_query_access_token,
+                )
+                .with_api_keys(api_key_auth)
+                .with_org_scope(crate::auth::org_scope::OrgScope::from_pool(
+                    &mgpass_proto::descriptor_pool(),
+                    org_access,
+                )),
             )
-            .with_api_keys(api_key_auth)
-            .with_org_scope(crate::auth::org_scope::OrgScope::from_pool(&mgpass_proto::descriptor_pool(), org_access)))
             // Inside the auth layer: it sees the caller's principal.
             .layer(AuditLayer::new(&mgpass_proto::descriptor_pool(), audit_log))
             .service(routes);
@@ -271,13 +355,25 @@ impl App {
             .route("/readyz", get(ready))
             .route("/openapi.json", get(openapi))
             .with_state(self.clone())
-            .merge(crate::oauth::http::router(self.oauth.clone()))
-            .merge(crate::oauth::web::router(self.oauth.clone(), &self.config));
+            .merge(
+                crate::oauth::http::router(self.oauth.clone())
+                    .merge(crate::oauth::web::router(
+                        self.oauth.clone(),
+                        &self.config,
+                        self.registration_limits.clone(),
+                    ))
+                    .layer(axum::middleware::from_fn_with_state(
+                        self.rate_limit.clone(),
+                        limit_http,
+                    )),
+            );
         Ok(mgpass_gateway::router(
             self.grpc_service().await?,
             mgpass_proto::descriptor_pool(),
             pages,
-            GatewayOptions { max_body_bytes: self.config.server.max_body_bytes },
+            GatewayOptions {
+                max_body_bytes: self.config.server.max_body_bytes,
+            },
         ))
     }
 }
@@ -309,24 +405,36 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     let router = app.router().await?;
     app.keys.spawn_refresher();
     app.revoked.spawn_poller();
-    db::janitor::spawn(app.pool.clone(), Duration::from_secs(app.config.server.janitor_interval_secs));
-    app.decisions.spawn_listener(app.config.database.url.clone());
+    db::janitor::spawn(
+        app.pool.clone(),
+        Duration::from_secs(app.config.server.janitor_interval_secs),
+    );
+    app.decisions
+        .spawn_listener(app.config.database.url.clone());
     crate::crypto::password::spawn_memory_trimmer();
     tracing::info!(%addr, issuer = %app.config.issuer(), "mgpass listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stopped = stop_rx.clone();
     let delivery = if app.config.delivery.worker_enabled {
         let config = app.config.delivery.clone();
-        Some(crate::delivery::Worker::spawn(app.pool.clone(), config, app.config.master_key(), stop_rx.clone())?)
+        Some(crate::delivery::Worker::spawn(
+            app.pool.clone(),
+            config,
+            app.config.master_key(),
+            stop_rx.clone(),
+        )?)
     } else {
         None
     };
     let server = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
     });
     shutdown_signal().await;
     tracing::info!("shutdown requested; finishing in-flight calls");
@@ -334,12 +442,17 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result??,
-        Err(_) => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
+        Err(_) => tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "grace period over; closing remaining connections"
+        ),
     }
     if let Some(worker) = delivery {
         // Sends in flight finish (each within delivery.send_timeout_secs); the rest stay queued.
         if tokio::time::timeout(grace, worker.join()).await.is_err() {
-            tracing::warn!("delivery worker still sending after the grace period; its claims will be retried");
+            tracing::warn!(
+                "delivery worker still sending after the grace period; its claims will be retried"
+            );
         }
     }
     app.pool.close();
@@ -353,7 +466,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -76,7 +76,8 @@ impl Default for AccessConfig {
         Self {
             user_groups_active: false,
             user_groups_in_tenant_level: false,
-            group_avatar_template: "https://www.gravatar.com/avatar/{name_sha256}?d=identicon".into(),
+            group_avatar_template: "https://www.gravatar.com/avatar/{name_sha256}?d=identicon"
+                .into(),
         }
     }
 }
@@ -366,7 +367,10 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: String::new(), pool_size: 16 }
+        Self {
+            url: String::new(),
+            pool_size: 16,
+        }
     }
 }
 
@@ -398,7 +402,10 @@ impl Default for PasswordConfig {
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        Self { admin_identifier: "admin@admin.com".into(), admin_password: String::new() }
+        Self {
+            admin_identifier: "admin@admin.com".into(),
+            admin_password: String::new(),
+        }
     }
 }
 
@@ -595,8 +602,18 @@ impl VerificationConfig {
         [
             ("email_verification", &self.email_verification, Email, true),
             ("mobile_verification", &self.mobile_verification, Sms, true),
-            ("password_reset_by_email", &self.password_reset_by_email, Email, true),
-            ("password_reset_by_mobile", &self.password_reset_by_mobile, Sms, true),
+            (
+                "password_reset_by_email",
+                &self.password_reset_by_email,
+                Email,
+                true,
+            ),
+            (
+                "password_reset_by_mobile",
+                &self.password_reset_by_mobile,
+                Sms,
+                true,
+            ),
             ("magic_link", &self.magic_link, Email, true),
             ("email_2fa", &self.email_2fa, Email, false),
             ("mobile_2fa", &self.mobile_2fa, Sms, false),
@@ -609,13 +626,17 @@ impl VerificationConfig {
 
     fn check(&self, delivery: &DeliveryConfig, bad: &mut Vec<String>) {
         if !matches!(self.verification_mode.as_str(), "liveMode" | "testMode") {
-            bad.push(format!("verification.verification_mode: `{}` must be `liveMode` or `testMode`", self.verification_mode));
+            bad.push(format!(
+                "verification.verification_mode: `{}` must be `liveMode` or `testMode`",
+                self.verification_mode
+            ));
         }
         if !(1..=20).contains(&self.max_attempts) {
             bad.push("verification.max_attempts: must be between 1 and 20".into());
         }
         if !self.link_base_url.is_empty()
-            && !(self.link_base_url.starts_with("http://") || self.link_base_url.starts_with("https://"))
+            && !(self.link_base_url.starts_with("http://")
+                || self.link_base_url.starts_with("https://"))
         {
             bad.push("verification.link_base_url: must start with http:// or https://".into());
         }
@@ -627,21 +648,35 @@ impl VerificationConfig {
         }
         for (name, flow, channel, links) in self.flows() {
             if !matches!(flow.verification_type.as_str(), "byCode" | "byLink") {
-                bad.push(format!("verification.{name}.verification_type: `{}` must be `byCode` or `byLink`", flow.verification_type));
+                bad.push(format!(
+                    "verification.{name}.verification_type: `{}` must be `byCode` or `byLink`",
+                    flow.verification_type
+                ));
             } else if flow.verification_type == "byLink" && !links {
-                bad.push(format!("verification.{name}.verification_type: a second factor is always `byCode`"));
+                bad.push(format!(
+                    "verification.{name}.verification_type: a second factor is always `byCode`"
+                ));
             }
             if !(1..=30 * 86_400).contains(&flow.expire_time_window) {
-                bad.push(format!("verification.{name}.expire_time_window: must be between 1 and 2592000 seconds"));
+                bad.push(format!(
+                    "verification.{name}.expire_time_window: must be between 1 and 2592000 seconds"
+                ));
             }
             if flow.resend_time_window > 86_400 {
-                bad.push(format!("verification.{name}.resend_time_window: must be at most 86400 seconds"));
+                bad.push(format!(
+                    "verification.{name}.resend_time_window: must be at most 86400 seconds"
+                ));
             }
             if !crate::delivery::templates::valid_name(&flow.template) {
-                bad.push(format!("verification.{name}.template: `{}` is not a template name", flow.template));
+                bad.push(format!(
+                    "verification.{name}.template: `{}` is not a template name",
+                    flow.template
+                ));
             }
             if !flow.link_url.is_empty() && !flow.link_url.contains("{token}") {
-                bad.push(format!("verification.{name}.link_url: must contain `{{token}}`"));
+                bad.push(format!(
+                    "verification.{name}.link_url: must contain `{{token}}`"
+                ));
             }
             if flow.is_active {
                 let (url, key) = match channel {
@@ -654,7 +689,10 @@ impl VerificationConfig {
             }
         }
         if self.email_2fa_required_for_login && !self.email_2fa.is_active {
-            bad.push("verification.email_2fa_required_for_login: needs verification.email_2fa.is_active".into());
+            bad.push(
+                "verification.email_2fa_required_for_login: needs verification.email_2fa.is_active"
+                    .into(),
+            );
         }
         if self.mobile_2fa_required_for_login && !self.mobile_2fa.is_active {
             bad.push("verification.mobile_2fa_required_for_login: needs verification.mobile_2fa.is_active".into());
@@ -673,7 +711,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError(vec![format!("config file {} does not exist", path.display())]));
+                return Err(ConfigError(vec![format!(
+                    "config file {} does not exist",
+                    path.display()
+                )]));
             }
             figment = figment.merge(Toml::file(path));
         }
@@ -681,7 +722,9 @@ impl Config {
             figment = figment.merge(Serialized::default("database.url", url));
         }
         figment = figment.merge(Env::prefixed("MGPASS_").split("__").ignore(&["config"]));
-        let config: Config = figment.extract().map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))?;
         config.validate()?;
         Ok(config)
     }
@@ -692,15 +735,25 @@ impl Config {
             bad.push("access.user_groups_in_tenant_level: needs access.user_groups_active".into());
         }
         if self.server.listen.parse::<SocketAddr>().is_err() {
-            bad.push(format!("server.listen: `{}` is not an address like 127.0.0.1:8080", self.server.listen));
+            bad.push(format!(
+                "server.listen: `{}` is not an address like 127.0.0.1:8080",
+                self.server.listen
+            ));
         }
         if !self.server.public_url.is_empty()
-            && !(self.server.public_url.starts_with("http://") || self.server.public_url.starts_with("https://"))
+            && !(self.server.public_url.starts_with("http://")
+                || self.server.public_url.starts_with("https://"))
         {
-            bad.push(format!("server.public_url: `{}` must start with http:// or https://", self.server.public_url));
+            bad.push(format!(
+                "server.public_url: `{}` must start with http:// or https://",
+                self.server.public_url
+            ));
         }
         if !matches!(self.server.log_format.as_str(), "text" | "json") {
-            bad.push(format!("server.log_format: `{}` must be `text` or `json`", self.server.log_format));
+            bad.push(format!(
+                "server.log_format: `{}` must be `text` or `json`",
+                self.server.log_format
+            ));
         }
         if self.server.janitor_interval_secs == 0 {
             bad.push("server.janitor_interval_secs: must be at least 1".into());
@@ -710,7 +763,9 @@ impl Config {
         }
         if self.database.url.is_empty() {
             bad.push("database.url: not set (use MGPASS_DATABASE__URL or DATABASE_URL)".into());
-        } else if !(self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://")) {
+        } else if !(self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
             bad.push("database.url: must be a postgres:// URL".into());
         }
         if self.database.pool_size == 0 {
@@ -721,12 +776,17 @@ impl Config {
         }
         // RS256 keys sign only the ID tokens of applications that ask for it (per application).
         if !matches!(self.tokens.algorithm.as_str(), "ES256" | "EdDSA") {
-            bad.push(format!("tokens.algorithm: `{}` must be ES256 or EdDSA", self.tokens.algorithm));
+            bad.push(format!(
+                "tokens.algorithm: `{}` must be ES256 or EdDSA",
+                self.tokens.algorithm
+            ));
         }
         if self.tokens.leeway_secs > 300 {
             bad.push("tokens.leeway_secs: must be at most 300".into());
         }
-        if !(self.tokens.key_rotation_period_days > 0.0 && self.tokens.key_rotation_period_days <= 3650.0) {
+        if !(self.tokens.key_rotation_period_days > 0.0
+            && self.tokens.key_rotation_period_days <= 3650.0)
+        {
             bad.push("tokens.key_rotation_period_days: must be above 0 and at most 3650".into());
         }
         if !(1..=3600).contains(&self.tokens.key_check_interval_secs) {
@@ -736,36 +796,58 @@ impl Config {
         if self.tokens.key_publish_lead_secs < self.tokens.key_check_interval_secs
             || self.tokens.key_publish_lead_secs > 30 * 86_400
         {
-            bad.push("tokens.key_publish_lead_secs: must be between key_check_interval_secs and 2592000".into());
+            bad.push(
+                "tokens.key_publish_lead_secs: must be between key_check_interval_secs and 2592000"
+                    .into(),
+            );
         }
         if self.password.argon2_memory_kib < 8 * 1024 {
             bad.push("password.argon2_memory_kib: must be at least 8192".into());
         }
         if self.password.argon2_iterations == 0 || self.password.argon2_parallelism == 0 {
-            bad.push("password.argon2_iterations and argon2_parallelism: must be at least 1".into());
+            bad.push(
+                "password.argon2_iterations and argon2_parallelism: must be at least 1".into(),
+            );
         }
         if self.password.min_length < 8 {
             bad.push("password.min_length: must be at least 8".into());
         }
         if self.bootstrap.admin_identifier.trim().is_empty() {
-            bad.push("bootstrap.admin_identifier: must be an email address or an E.164 mobile number".into());
+            bad.push(
+                "bootstrap.admin_identifier: must be an email address or an E.164 mobile number"
+                    .into(),
+            );
         }
-        if !self.bootstrap.admin_password.is_empty() && self.bootstrap.admin_password.len() < self.password.min_length {
+        if !self.bootstrap.admin_password.is_empty()
+            && self.bootstrap.admin_password.len() < self.password.min_length
+        {
             bad.push("bootstrap.admin_password: shorter than password.min_length".into());
         }
-        if self.identity.default_country_code.is_some_and(|cc| !(1..=999).contains(&cc)) {
+        if self
+            .identity
+            .default_country_code
+            .is_some_and(|cc| !(1..=999).contains(&cc))
+        {
             bad.push("identity.default_country_code: must be a country calling code from 1 to 999, like 233".into());
         }
         if let Err(errors) = crate::identity::policy::IdentityPolicy::from_config(&self.identity) {
             bad.extend(errors);
         }
-        if let Err(errors) = crate::identity::policy::parse_properties("organizations", &self.organizations.properties) {
+        if let Err(errors) = crate::identity::policy::parse_properties(
+            "organizations",
+            &self.organizations.properties,
+        ) {
             bad.extend(errors);
         }
         if self.organizations.properties.iter().any(|p| p.unique) {
-            bad.push("organizations.properties: `unique` is not supported for organization properties".into());
+            bad.push(
+                "organizations.properties: `unique` is not supported for organization properties"
+                    .into(),
+            );
         }
-        if !self.organizations.invitation_link_url.is_empty() && !self.organizations.invitation_link_url.contains("{token}") {
+        if !self.organizations.invitation_link_url.is_empty()
+            && !self.organizations.invitation_link_url.contains("{token}")
+        {
             bad.push("organizations.invitation_link_url: must contain `{token}`".into());
         }
         let s = &self.sessions;
@@ -773,37 +855,58 @@ impl Config {
             bad.push("sessions.refresh_token_ttl_secs: must be at least 60 and at most sessions.max_lifetime_secs".into());
         }
         if s.lockout_threshold == 0 || s.ip_lockout_threshold == 0 {
-            bad.push("sessions.lockout_threshold and ip_lockout_threshold: must be at least 1".into());
+            bad.push(
+                "sessions.lockout_threshold and ip_lockout_threshold: must be at least 1".into(),
+            );
         }
         if s.lockout_base_secs == 0 || s.lockout_max_secs < s.lockout_base_secs {
             bad.push("sessions.lockout_base_secs: must be at least 1 and at most sessions.lockout_max_secs".into());
         }
         if self.secrets.master_key.is_empty() {
-            bad.push("secrets.master_key: not set (generate one with `mgpass keys generate-master`)".into());
-        } else if let Err(why) = crate::crypto::sealed::MasterKey::from_base64(&self.secrets.master_key) {
+            bad.push(
+                "secrets.master_key: not set (generate one with `mgpass keys generate-master`)"
+                    .into(),
+            );
+        } else if let Err(why) =
+            crate::crypto::sealed::MasterKey::from_base64(&self.secrets.master_key)
+        {
             bad.push(format!("secrets.master_key: {why}"));
         }
         let o = &self.oauth;
         if !(10..=600).contains(&o.authorization_code_ttl_secs) {
             bad.push("oauth.authorization_code_ttl_secs: must be between 10 and 600".into());
         }
-        if !(60..=3600).contains(&o.device_code_ttl_secs) || !(1..=60).contains(&o.device_poll_interval_secs) {
+        if !(60..=3600).contains(&o.device_code_ttl_secs)
+            || !(1..=60).contains(&o.device_poll_interval_secs)
+        {
             bad.push("oauth.device_code_ttl_secs (60..3600) or device_poll_interval_secs (1..60): out of range".into());
         }
-        if !(30..=86_400).contains(&o.default_access_token_ttl_secs) || !(30..=86_400).contains(&o.default_id_token_ttl_secs) {
+        if !(30..=86_400).contains(&o.default_access_token_ttl_secs)
+            || !(30..=86_400).contains(&o.default_id_token_ttl_secs)
+        {
             bad.push("oauth.default_access_token_ttl_secs and default_id_token_ttl_secs: must be between 30 and 86400".into());
         }
-        if o.default_refresh_token_ttl_secs < 60 || o.client_cache_ttl_ms > 60_000 || o.interaction_ttl_secs < 60 {
+        if o.default_refresh_token_ttl_secs < 60
+            || o.client_cache_ttl_ms > 60_000
+            || o.interaction_ttl_secs < 60
+        {
             bad.push("oauth: refresh ttl below 60 s, client cache above 60 s or interaction ttl below 60 s".into());
         }
-        for (name, color) in [("primary_color", &self.branding.primary_color), ("background_color", &self.branding.background_color)] {
+        for (name, color) in [
+            ("primary_color", &self.branding.primary_color),
+            ("background_color", &self.branding.background_color),
+        ] {
             if !is_hex_color(color) {
                 bad.push(format!("branding.{name}: `{color}` must look like #1f4fd8"));
             }
         }
         crate::delivery::check_config(&self.delivery, &mut bad);
         self.verification.check(&self.delivery, &mut bad);
-        if bad.is_empty() { Ok(()) } else { Err(ConfigError(bad)) }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(bad))
+        }
     }
 
     /// Whether cookies must be `Secure` (the public URL is https).
@@ -813,7 +916,8 @@ impl Config {
 
     /// The validated master key.
     pub fn master_key(&self) -> crate::crypto::sealed::MasterKey {
-        crate::crypto::sealed::MasterKey::from_base64(&self.secrets.master_key).expect("validated at load")
+        crate::crypto::sealed::MasterKey::from_base64(&self.secrets.master_key)
+            .expect("validated at load")
     }
 
     /// The token issuer: `public_url`, or the listen address over http when unset.

@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 
 pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
-    Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 pub fn from_timestamp(t: &Timestamp) -> Option<DateTime<Utc>> {
@@ -18,16 +21,21 @@ pub fn json_to_value(json: serde_json::Value) -> Value {
         serde_json::Value::Bool(b) => Kind::BoolValue(b),
         serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
         serde_json::Value::String(s) => Kind::StringValue(s),
-        serde_json::Value::Array(items) => {
-            Kind::ListValue(ListValue { values: items.into_iter().map(json_to_value).collect() })
-        }
+        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.into_iter().map(json_to_value).collect(),
+        }),
         serde_json::Value::Object(map) => Kind::StructValue(json_to_struct(map)),
     };
     Value { kind: Some(kind) }
 }
 
 pub fn json_to_struct(map: serde_json::Map<String, serde_json::Value>) -> Struct {
-    Struct { fields: map.into_iter().map(|(k, v)| (k, json_to_value(v))).collect() }
+    Struct {
+        fields: map
+            .into_iter()
+            .map(|(k, v)| (k, json_to_value(v)))
+            .collect(),
+    }
 }
 
 pub fn value_to_json(value: Value) -> serde_json::Value {
@@ -39,15 +47,22 @@ pub fn value_to_json(value: Value) -> serde_json::Value {
             if n.fract() == 0.0 && n.abs() < 9.0e15 {
                 serde_json::Value::from(n as i64)
             } else {
-                serde_json::Number::from_f64(n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+                serde_json::Number::from_f64(n)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null)
             }
         }
         Some(Kind::StringValue(s)) => serde_json::Value::String(s),
-        Some(Kind::ListValue(list)) => serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect()),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect())
+        }
         Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json(s)),
     }
 }
 
 pub fn struct_to_json(s: Struct) -> serde_json::Map<String, serde_json::Value> {
-    s.fields.into_iter().map(|(k, v)| (k, value_to_json(v))).collect()
+    s.fields
+        .into_iter()
+        .map(|(k, v)| (k, value_to_json(v)))
+        .collect()
 }

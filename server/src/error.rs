@@ -13,22 +13,48 @@ pub const ERROR_DOMAIN: &str = "mgpass.net";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{message}")]
-    InvalidArgument { reason: &'static str, field: &'static str, message: String },
+    InvalidArgument {
+        reason: &'static str,
+        field: &'static str,
+        message: String,
+    },
     #[error("{message}")]
-    NotFound { reason: &'static str, message: String },
+    NotFound {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{message}")]
-    AlreadyExists { reason: &'static str, message: String },
+    AlreadyExists {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{message}")]
-    Unauthenticated { reason: &'static str, message: String },
+    Unauthenticated {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{message}")]
-    PermissionDenied { reason: &'static str, message: String },
+    PermissionDenied {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{message}")]
-    FailedPrecondition { reason: &'static str, message: String },
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{message}")]
-    ResourceExhausted { reason: &'static str, message: String },
+    ResourceExhausted {
+        reason: &'static str,
+        message: String,
+    },
     /// RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo` and `metadata.retry_after_seconds`.
     #[error("{message}")]
-    RetryLater { reason: &'static str, message: String, retry_after_secs: u64 },
+    RetryLater {
+        reason: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A bug or an unexpected failure; details go to the log, never to the client.
@@ -40,19 +66,35 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid(reason: &'static str, field: &'static str, message: impl Into<String>) -> Self {
-        Self::InvalidArgument { reason, field, message: message.into() }
+        Self::InvalidArgument {
+            reason,
+            field,
+            message: message.into(),
+        }
     }
     pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound { reason, message: message.into() }
+        Self::NotFound {
+            reason,
+            message: message.into(),
+        }
     }
     pub fn already_exists(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::AlreadyExists { reason, message: message.into() }
+        Self::AlreadyExists {
+            reason,
+            message: message.into(),
+        }
     }
     pub fn unauthenticated(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::Unauthenticated { reason, message: message.into() }
+        Self::Unauthenticated {
+            reason,
+            message: message.into(),
+        }
     }
     pub fn permission_denied(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::PermissionDenied { reason, message: message.into() }
+        Self::PermissionDenied {
+            reason,
+            message: message.into(),
+        }
     }
     pub fn internal(err: impl std::fmt::Display) -> Self {
         Self::Internal(err.to_string())
@@ -97,14 +139,20 @@ impl From<Error> for tonic::Status {
         if let Some(code) = seed_error_code(reason) {
             metadata.insert("errCode".into(), code.into());
         }
-        if let Error::RetryLater { retry_after_secs, .. } = &err {
+        if let Error::RetryLater {
+            retry_after_secs, ..
+        } = &err
+        {
             metadata.insert("retry_after_seconds".into(), retry_after_secs.to_string());
         }
         let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
         if let Error::InvalidArgument { field, message, .. } = &err {
             details.add_bad_request_violation(*field, message.clone());
         }
-        if let Error::RetryLater { retry_after_secs, .. } = &err {
+        if let Error::RetryLater {
+            retry_after_secs, ..
+        } = &err
+        {
             details.set_retry_info(Some(std::time::Duration::from_secs(*retry_after_secs)));
         }
         tonic::Status::with_error_details(code, message, details)
@@ -176,6 +224,9 @@ mod tests {
             }
         }
         assert!(seen > 10, "the scan finds the reasons ({seen})");
-        assert!(undocumented.is_empty(), "reasons missing from docs/errors.md: {undocumented:?}");
+        assert!(
+            undocumented.is_empty(),
+            "reasons missing from docs/errors.md: {undocumented:?}"
+        );
     }
 }

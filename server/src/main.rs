@@ -83,7 +83,8 @@ enum KeysCommand {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter)
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
@@ -95,8 +96,15 @@ fn init_logging(format: &str) {
 
 async fn bootstrap(app: &App) -> anyhow::Result<()> {
     let cfg = &app.config.bootstrap;
-    match app.identity.bootstrap_admin(&cfg.admin_identifier, &cfg.admin_password).await? {
-        BootstrapOutcome::Created { user_id, generated_password } => {
+    match app
+        .identity
+        .bootstrap_admin(&cfg.admin_identifier, &cfg.admin_password)
+        .await?
+    {
+        BootstrapOutcome::Created {
+            user_id,
+            generated_password,
+        } => {
             tracing::info!(%user_id, identifier = %cfg.admin_identifier, "super admin created");
             if let Some(password) = generated_password {
                 // Printed once, on standard output only, never logged.
@@ -118,8 +126,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("mgpass {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
         }
-        Command::Keys { command: KeysCommand::GenerateMaster } => {
-            println!("{}", mgpass_server::crypto::sealed::MasterKey::generate_base64());
+        Command::Keys {
+            command: KeysCommand::GenerateMaster,
+        } => {
+            println!(
+                "{}",
+                mgpass_server::crypto::sealed::MasterKey::generate_base64()
+            );
             return Ok(());
         }
         _ => {}
@@ -127,7 +140,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     init_logging(&config.server.log_format);
     match cli.command {
-        Command::Version | Command::Keys { command: KeysCommand::GenerateMaster } => unreachable!(),
+        Command::Version
+        | Command::Keys {
+            command: KeysCommand::GenerateMaster,
+        } => unreachable!(),
         Command::Migrate => {
             let applied = db::migrate(&config.database.url).await?;
             tracing::info!(count = applied.len(), versions = ?applied, "migrations applied");
@@ -136,28 +152,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = App::build(config).await?;
             bootstrap(&app).await?;
         }
-        Command::Keys { command: KeysCommand::Rotate { lead_secs } } => {
+        Command::Keys {
+            command: KeysCommand::Rotate { lead_secs },
+        } => {
             let lead_secs = lead_secs.unwrap_or(config.tokens.key_publish_lead_secs);
             let pool = db::pool(&config.database.url, 1)?;
-            let algorithm = mgpass_server::crypto::jwt::Alg::parse(&config.tokens.algorithm).expect("validated at load");
-            let kid = keys::rotate(&pool, &config.master_key(), algorithm, i64::from(lead_secs)).await?;
+            let algorithm = mgpass_server::crypto::jwt::Alg::parse(&config.tokens.algorithm)
+                .expect("validated at load");
+            let kid =
+                keys::rotate(&pool, &config.master_key(), algorithm, i64::from(lead_secs)).await?;
             tracing::info!(%kid, lead_secs, "signing key created");
             println!("{kid}");
         }
-        Command::Keys { command: KeysCommand::List } => {
+        Command::Keys {
+            command: KeysCommand::List,
+        } => {
             let pool = db::pool(&config.database.url, 1)?;
-            let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let time =
+                |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
             let listed = keys::list(&pool).await?;
-            println!("{:<18} {:<6} {:<20} {:<20} {:<20} STATE", "KID", "ALG", "CREATED", "ACTIVATES", "RETIRED");
+            println!(
+                "{:<18} {:<6} {:<20} {:<20} {:<20} STATE",
+                "KID", "ALG", "CREATED", "ACTIVATES", "RETIRED"
+            );
             for k in listed {
                 let retired = k.retired_at.map(time).unwrap_or_else(|| "-".into());
                 println!(
                     "{:<18} {:<6} {:<20} {:<20} {:<20} {}",
-                    k.kid, k.algorithm, time(k.created_at), time(k.activates_at), retired, k.state
+                    k.kid,
+                    k.algorithm,
+                    time(k.created_at),
+                    time(k.activates_at),
+                    retired,
+                    k.state
                 );
             }
         }
-        Command::Serve { migrate, bootstrap: with_bootstrap } => {
+        Command::Serve {
+            migrate,
+            bootstrap: with_bootstrap,
+        } => {
             if migrate {
                 let applied = db::migrate(&config.database.url).await?;
                 tracing::info!(count = applied.len(), "migrations applied");
@@ -184,7 +218,11 @@ fn tune_allocator() {
 
 fn main() -> std::process::ExitCode {
     tune_allocator();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(async_main())
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(async_main())
 }
 
 async fn async_main() -> std::process::ExitCode {

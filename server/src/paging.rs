@@ -25,14 +25,22 @@ pub fn page_size(page_size: i32) -> Result<i64> {
     match page_size {
         0 => Ok(50),
         1..=1000 => Ok(i64::from(page_size)),
-        _ => Err(Error::invalid("INVALID_ARGUMENT", "page_size", "page_size must be between 0 and 1000")),
+        _ => Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "page_size",
+            "page_size must be between 0 and 1000",
+        )),
     }
 }
 
 impl Page {
     pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
         let size = self::page_size(page_size)?;
-        let after = if page_token.is_empty() { None } else { Some(decode(page_token)?) };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(decode(page_token)?)
+        };
         Ok(Self { size, after })
     }
 
@@ -58,8 +66,15 @@ fn encode((at, id): Cursor) -> String {
 }
 
 fn decode(token: &str) -> Result<Cursor> {
-    let bad = || Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid");
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let bad = || {
+        Error::invalid(
+            "INVALID_PAGE_TOKEN",
+            "page_token",
+            "the page token is not valid",
+        )
+    };
+    let raw =
+        String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
     let (micros, id) = raw.split_once(':').ok_or_else(bad)?;
     let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
@@ -72,7 +87,14 @@ mod tests {
     #[test]
     fn pages_and_tokens() {
         let page = Page::parse(2, "").unwrap();
-        let rows: Vec<Cursor> = (0..3).map(|i| (DateTime::from_timestamp(1_000 - i, 0).unwrap(), Uuid::new_v4())).collect();
+        let rows: Vec<Cursor> = (0..3)
+            .map(|i| {
+                (
+                    DateTime::from_timestamp(1_000 - i, 0).unwrap(),
+                    Uuid::new_v4(),
+                )
+            })
+            .collect();
         let (served, next) = page.finish(rows.clone(), |r| *r);
         assert_eq!(served.len(), 2);
         assert_eq!(Page::parse(2, &next).unwrap().after, Some(rows[1]));

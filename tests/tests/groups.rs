@@ -207,7 +207,7 @@ async fn concurrent_writes_make_one_group_and_one_membership() {
 async fn organization_admins_manage_their_organizations_groups() {
     let server = TestServer::start_with(&ACTIVE).await;
     let admin = server.admin_token().await;
-    let boss = create_user(&server, &admin, "boss@example.com").await;
+    create_user(&server, &admin, "boss@example.com").await;
     let staff = create_user(&server, &admin, "staff@example.com").await;
     create_user(&server, &admin, "rival@example.com").await;
     let login = |email: &'static str| {

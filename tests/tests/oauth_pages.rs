@@ -842,6 +842,71 @@ async fn sign_up_form_follows_a_mobile_and_full_name_policy_and_closed_registrat
     );
 }
 
+/// The deployment's custom user properties are fields of the sign-up form, typed as declared;
+/// a required one left out is a sentence on the page and no account.
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_up_form_asks_for_the_custom_properties() {
+    let config = mgpass_e2e::ConfigFile::new(
+        r#"
+[[identity.properties]]
+name = "favouriteTeam"
+type = "enum"
+values = ["Hearts", "Kotoko"]
+required = true
+
+[[identity.properties]]
+name = "birthYear"
+type = "integer"
+
+[[identity.properties]]
+name = "newsletter"
+type = "boolean"
+default = false
+"#,
+    );
+    let server = TestServer::start_with(&[("MGPASS_CONFIG", config.path())]).await;
+    let mut b = Browser::new(&server);
+    let page = b.get("/oauth2/signup").await;
+    assert_accessible(&page);
+    assert!(page.body.contains("<select id=\"property_favouriteTeam\" name=\"property.favouriteTeam\" required>"), "{}", page.body);
+    assert!(page.text().contains("Favourite team") && page.text().contains("Birth year"));
+    assert!(page.body.contains("name=\"property.newsletter\" type=\"checkbox\""));
+
+    // The required property missing: refused with a sentence, nothing created.
+    let refused = b
+        .submit_follow(
+            &page,
+            "/oauth2/signup",
+            &[("given_name", "Ama"), ("family_name", "Owusu"), ("email", "ama@example.com"), ("password", PW)],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.text().contains("favouriteTeam"), "{}", refused.text());
+    let page = b.get("/oauth2/signup").await;
+    let done = b
+        .submit_follow(
+            &page,
+            "/oauth2/signup",
+            &[
+                ("given_name", "Ama"),
+                ("family_name", "Owusu"),
+                ("email", "ama@example.com"),
+                ("password", PW),
+                ("property.favouriteTeam", "Kotoko"),
+                ("property.birthYear", "1990"),
+                ("property.newsletter", "on"),
+            ],
+        )
+        .await;
+    assert!(done.text().contains("Signed in as ama@example.com"), "{}", done.body);
+    let props: Value = serde_json::from_str(&mgpass_e2e::psql(
+        &server.database_url,
+        "SELECT properties FROM users WHERE email = 'ama@example.com'",
+    ))
+    .unwrap();
+    assert_eq!(props, json!({"favouriteTeam": "Kotoko", "birthYear": 1990, "newsletter": true}));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_up_then_verify_the_emailed_code_then_sign_in() {
     let smtp = SmtpServer::start();

@@ -166,6 +166,38 @@ async fn rate_limit_applies_to_rest_and_grpc_alike() {
     assert!(grpc_limited >= 10, "gRPC calls share the same limit ({grpc_limited} of 20)");
 }
 
+/// The OAuth endpoints and the hosted pages draw on the same per-IP budget as the APIs: a client
+/// guessing codes or passwords through them is slowed like anyone else.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_covers_the_oauth_endpoints_and_hosted_pages() {
+    let server = TestServer::start_with(&[("MGPASS_SERVER__RATE_LIMIT_PER_IP", "5")]).await;
+    let form = [("grant_type", "authorization_code"), ("code", "guess"), ("client_id", "nobody")];
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        let resp = server.http.post(server.url("/oauth2/token")).form(&form).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        let body: Value = resp.json().await.unwrap();
+        answers.push((status, retry_after, body["error"].as_str().unwrap_or_default().to_string()));
+    }
+    let limited: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert!(limited.len() >= 10, "token requests beyond 5/s are refused: {answers:?}");
+    assert!(limited.iter().all(|(_, retry, error)| retry.as_deref() == Some("1") && error == "rate_limited"), "{answers:?}");
+    // The ones let through got the protocol's own answer, not a rate-limit one.
+    assert!(answers.iter().filter(|(s, _, _)| *s != 429).all(|(_, _, e)| e == "invalid_client"), "{answers:?}");
+
+    // The budget is per address and per second, shared: a spent budget also refuses the device
+    // page, and a second later discovery answers again.
+    let mut page_statuses = Vec::new();
+    for _ in 0..10 {
+        page_statuses.push(server.http.get(server.url("/oauth2/device")).send().await.unwrap().status().as_u16());
+    }
+    assert!(page_statuses.contains(&429), "{page_statuses:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let status = server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().status().as_u16();
+    assert_eq!(status, 200, "the budget refills");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_are_structured_carry_request_ids_and_no_secrets() {
     let server = TestServer::start_with(&[("MGPASS_SERVER__LOG_FORMAT", "json"), ("RUST_LOG", "debug")]).await;

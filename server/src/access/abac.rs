@@ -25,19 +25,28 @@ fn invalid(message: impl Into<String>) -> Error {
 /// function, or a non-boolean result, is refused now rather than silently denying later.
 pub fn compile(source: &str) -> Result<Program> {
     if source.trim().is_empty() || source.len() > MAX_LEN {
-        return Err(invalid(format!("the condition must be 1 to {MAX_LEN} bytes")));
+        return Err(invalid(format!(
+            "the condition must be 1 to {MAX_LEN} bytes"
+        )));
     }
-    let program = Program::compile(source).map_err(|e| invalid(format!("the condition does not parse: {e}")))?;
+    let program = Program::compile(source)
+        .map_err(|e| invalid(format!("the condition does not parse: {e}")))?;
     let sample_subject = json!({"id": "", "kind": "user", "roles": [], "groups": [], "organization_id": "",
                                 "org_role": "", "properties": {}});
     let sample_object = json!({"type": "", "id": "", "attributes": {}});
     match run(&program, &sample_subject, &sample_object, &json!({})) {
         Ok(Value::Bool(_)) => Ok(program),
-        Ok(other) => Err(invalid(format!("the condition yields {:?}, not a boolean", other.type_of()))),
-        Err(ExecutionError::UndeclaredReference(name)) => {
-            Err(invalid(format!("the condition names `{name}`; only {} exist", VARIABLES.join(", "))))
+        Ok(other) => Err(invalid(format!(
+            "the condition yields {:?}, not a boolean",
+            other.type_of()
+        ))),
+        Err(ExecutionError::UndeclaredReference(name)) => Err(invalid(format!(
+            "the condition names `{name}`; only {} exist",
+            VARIABLES.join(", ")
+        ))),
+        Err(ExecutionError::FunctionError { function, .. }) if function.is_empty() => {
+            Err(invalid("unknown function"))
         }
-        Err(ExecutionError::FunctionError { function, .. }) if function.is_empty() => Err(invalid("unknown function")),
         // Missing attributes in the empty sample (`object.attributes.type`) are fine: real objects
         // carry them.
         Err(_) => Ok(program),
@@ -51,8 +60,14 @@ fn run(
     request: &serde_json::Value,
 ) -> std::result::Result<Value, ExecutionError> {
     let mut context = Context::with_env(ENV.clone());
-    for (name, value) in [("subject", subject), ("object", object), ("request", request)] {
-        context.add_variable(name, value).map_err(|e| ExecutionError::function_error("bind", e))?;
+    for (name, value) in [
+        ("subject", subject),
+        ("object", object),
+        ("request", request),
+    ] {
+        context
+            .add_variable(name, value)
+            .map_err(|e| ExecutionError::function_error("bind", e))?;
     }
     program.execute(&context)
 }
@@ -80,19 +95,48 @@ mod tests {
 
     #[test]
     fn compiles_and_evaluates() {
-        let p = compile(r#"object.attributes.type == "external" && "editor" in subject.roles"#).unwrap();
+        let p = compile(r#"object.attributes.type == "external" && "editor" in subject.roles"#)
+            .unwrap();
         let subject = json!({"roles": ["editor"]});
-        assert!(holds(&p, &subject, &json!({"attributes": {"type": "external"}}), &json!({})));
-        assert!(!holds(&p, &subject, &json!({"attributes": {"type": "internal"}}), &json!({})));
+        assert!(holds(
+            &p,
+            &subject,
+            &json!({"attributes": {"type": "external"}}),
+            &json!({})
+        ));
+        assert!(!holds(
+            &p,
+            &subject,
+            &json!({"attributes": {"type": "internal"}}),
+            &json!({})
+        ));
         // A missing attribute is an evaluation error: denied.
         assert!(!holds(&p, &subject, &json!({"attributes": {}}), &json!({})));
     }
 
     #[test]
     fn refuses_bad_conditions() {
-        for bad in ["", "object.type ==", "1 + 2", "\"x\"", "user.id == 'a'", &"a".repeat(5000)] {
-            let err = compile(bad).err().unwrap_or_else(|| panic!("{bad} compiled"));
-            assert!(matches!(err, Error::InvalidArgument { reason: "INVALID_CONDITION", .. }), "{bad}");
+        for bad in [
+            "",
+            "object.type ==",
+            "1 + 2",
+            "\"x\"",
+            "user.id == 'a'",
+            &"a".repeat(5000),
+        ] {
+            let err = compile(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} compiled"));
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidArgument {
+                        reason: "INVALID_CONDITION",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
         }
         assert!(compile("subject.roles.exists(r, r == 'admin')").is_ok());
         assert!(compile("request.ip == '10.0.0.1'").is_ok());

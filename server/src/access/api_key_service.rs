@@ -62,11 +62,16 @@ pub struct ApiKeyService {
 }
 
 fn parse_id(id: &str, field: &'static str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
+    Uuid::parse_str(id)
+        .map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
 }
 
 fn parse_optional_id(id: &str, field: &'static str) -> Result<Option<Uuid>> {
-    if id.is_empty() { Ok(None) } else { parse_id(id, field).map(Some) }
+    if id.is_empty() {
+        Ok(None)
+    } else {
+        parse_id(id, field).map(Some)
+    }
 }
 
 fn not_found() -> Error {
@@ -74,7 +79,10 @@ fn not_found() -> Error {
 }
 
 fn failed(reason: &'static str, message: impl Into<String>) -> Error {
-    Error::FailedPrecondition { reason, message: message.into() }
+    Error::FailedPrecondition {
+        reason,
+        message: message.into(),
+    }
 }
 
 /// A new key value: `mgp_` + 256 random bits in base64url.
@@ -94,7 +102,10 @@ pub fn is_active(row: &ApiKeyRow, now: DateTime<Utc>) -> bool {
 /// The user whose personal keys the caller manages: an organization key has none.
 fn personal_owner(principal: &Principal) -> Result<Uuid> {
     if principal.api_key_organization_id.is_some() {
-        return Err(Error::permission_denied("PERMISSION_DENIED", "an organization API key has no personal keys"));
+        return Err(Error::permission_denied(
+            "PERMISSION_DENIED",
+            "an organization API key has no personal keys",
+        ));
     }
     Ok(principal.user_id)
 }
@@ -107,7 +118,12 @@ impl ApiKeyService {
     ) -> Self {
         let mut known_scopes: HashSet<String> = permissions.into_iter().collect();
         known_scopes.insert(ADMIN_SCOPE.to_string());
-        Self { pool, known_scopes, authenticator, org_access: None }
+        Self {
+            pool,
+            known_scopes,
+            authenticator,
+            org_access: None,
+        }
     }
 
     /// Lets a member give an organization key the permissions of their role in it.
@@ -120,8 +136,14 @@ impl ApiKeyService {
     /// token only: an API key holds exactly its own scopes).
     async fn org_permissions(&self, caller: &Principal, org: Uuid) -> Result<BTreeSet<String>> {
         match &self.org_access {
-            Some(access) if caller.session_id.is_some() && caller.org_id.is_none_or(|o| o == org) => {
-                Ok(access.grant(caller.user_id, org).await?.map(|g| g.permissions.clone()).unwrap_or_default())
+            Some(access)
+                if caller.session_id.is_some() && caller.org_id.is_none_or(|o| o == org) =>
+            {
+                Ok(access
+                    .grant(caller.user_id, org)
+                    .await?
+                    .map(|g| g.permissions.clone())
+                    .unwrap_or_default())
             }
             _ => Ok(BTreeSet::new()),
         }
@@ -137,19 +159,35 @@ impl ApiKeyService {
     ) -> Result<Vec<String>> {
         let name = key.name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME {
-            return Err(Error::invalid("INVALID_ARGUMENT", "api_key.name", "`name` must be 1 to 100 characters"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "api_key.name",
+                "`name` must be 1 to 100 characters",
+            ));
         }
         if key.expires_at.is_some_and(|e| e <= now) {
-            return Err(Error::invalid("INVALID_ARGUMENT", "api_key.expire_time", "`expire_time` is in the past"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "api_key.expire_time",
+                "`expire_time` is in the past",
+            ));
         }
         if key.scopes.len() > MAX_SCOPES {
-            return Err(Error::invalid("INVALID_ARGUMENT", "api_key.scopes", "at most 100 scopes"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "api_key.scopes",
+                "at most 100 scopes",
+            ));
         }
         let mut seen = HashSet::new();
         let mut scopes = Vec::new();
         for scope in &key.scopes {
             if !self.known_scopes.contains(scope) {
-                return Err(Error::invalid("UNKNOWN_SCOPE", "api_key.scopes", format!("unknown scope `{scope}`")));
+                return Err(Error::invalid(
+                    "UNKNOWN_SCOPE",
+                    "api_key.scopes",
+                    format!("unknown scope `{scope}`"),
+                ));
             }
             // Never wider than the creator: a key (or a key created by a key) holds only what
             // its creator's credential holds right now.
@@ -157,7 +195,10 @@ impl ApiKeyService {
                 || in_org.contains(scope)
                 || (creator.org_id.is_some() && creator.scopes.contains(scope));
             if !held {
-                return Err(Error::permission_denied("SCOPE_NOT_HELD", format!("you do not hold the scope `{scope}`")));
+                return Err(Error::permission_denied(
+                    "SCOPE_NOT_HELD",
+                    format!("you do not hold the scope `{scope}`"),
+                ));
             }
             if seen.insert(scope.clone()) {
                 scopes.push(scope.clone());
@@ -182,7 +223,10 @@ impl ApiKeyService {
         let mut conn = self.pool.get().await?;
         if let Some(org) = organization_id {
             if !store::organization_exists(&mut conn, org).await? {
-                return Err(Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization"));
+                return Err(Error::not_found(
+                    "ORGANIZATION_NOT_FOUND",
+                    "no such organization",
+                ));
             }
         }
         let value = new_key();
@@ -221,12 +265,19 @@ impl ApiKeyService {
         key: NewApiKey,
     ) -> Result<IssuedApiKey> {
         if organization_id.is_empty() {
-            return Err(Error::invalid("INVALID_ARGUMENT", "api_key.organization_id", "`organization_id` is required"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "api_key.organization_id",
+                "`organization_id` is required",
+            ));
         }
         let org = parse_id(organization_id, "api_key.organization_id")?;
         // An organization key acting for another organization would break isolation.
         if caller.api_key_organization_id.is_some_and(|own| own != org) {
-            return Err(Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization"));
+            return Err(Error::not_found(
+                "ORGANIZATION_NOT_FOUND",
+                "no such organization",
+            ));
         }
         self.insert(caller, key, None, Some(org)).await
     }
@@ -239,8 +290,16 @@ impl ApiKeyService {
         page_token: &str,
     ) -> Result<(Vec<ApiKeyRow>, String)> {
         let owner = personal_owner(caller)?;
-        self.list_filtered(ApiKeyFilter { user_id: Some(owner), organization_id: None, status }, page_size, page_token)
-            .await
+        self.list_filtered(
+            ApiKeyFilter {
+                user_id: Some(owner),
+                organization_id: None,
+                status,
+            },
+            page_size,
+            page_token,
+        )
+        .await
     }
 
     pub async fn list(
@@ -257,17 +316,32 @@ impl ApiKeyService {
         if let Some(own) = caller.api_key_organization_id {
             // An organization key sees its organization's keys only.
             if organization_id.is_some_and(|o| o != own) {
-                return Err(Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization"));
+                return Err(Error::not_found(
+                    "ORGANIZATION_NOT_FOUND",
+                    "no such organization",
+                ));
             }
             organization_id = Some(own);
         }
         if let Some(org) = organization_id {
             let mut conn = self.pool.get().await?;
             if !store::organization_exists(&mut conn, org).await? {
-                return Err(Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization"));
+                return Err(Error::not_found(
+                    "ORGANIZATION_NOT_FOUND",
+                    "no such organization",
+                ));
             }
         }
-        self.list_filtered(ApiKeyFilter { user_id, organization_id, status }, page_size, page_token).await
+        self.list_filtered(
+            ApiKeyFilter {
+                user_id,
+                organization_id,
+                status,
+            },
+            page_size,
+            page_token,
+        )
+        .await
     }
 
     async fn list_filtered(
@@ -284,9 +358,16 @@ impl ApiKeyService {
 
     /// The key, locked, if `owner` may touch it; otherwise `API_KEY_NOT_FOUND` (a key of another
     /// user or organization is never revealed to exist).
-    async fn locked(&self, conn: &mut AsyncPgConnection, id: &str, owner: Owner) -> Result<ApiKeyRow> {
+    async fn locked(
+        &self,
+        conn: &mut AsyncPgConnection,
+        id: &str,
+        owner: Owner,
+    ) -> Result<ApiKeyRow> {
         let id = parse_id(id, "api_key_id")?;
-        let row = store::get_for_update(conn, id).await?.ok_or_else(not_found)?;
+        let row = store::get_for_update(conn, id)
+            .await?
+            .ok_or_else(not_found)?;
         let visible = match owner {
             Owner::User(user) => row.user_id == Some(user),
             Owner::Managed(None) => true,
@@ -300,7 +381,11 @@ impl ApiKeyService {
 
     async fn rotate(&self, id: &str, owner: Owner, overlap_secs: i64) -> Result<IssuedApiKey> {
         if !(0..=MAX_OVERLAP_SECS).contains(&overlap_secs) {
-            return Err(Error::invalid("INVALID_ARGUMENT", "overlap", "`overlap` must be between 0 and 7 days"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "overlap",
+                "`overlap` must be between 0 and 7 days",
+            ));
         }
         let value = new_key();
         let mut conn = self.pool.get().await?;
@@ -308,18 +393,36 @@ impl ApiKeyService {
             .transaction(async |conn| {
                 let row = self.locked(conn, id, owner).await?;
                 if matches!(owner, Owner::Managed(_)) && row.user_id.is_some() {
-                    return Err(failed("PERSONAL_API_KEY", "personal keys are rotated only by their owner"));
+                    return Err(failed(
+                        "PERSONAL_API_KEY",
+                        "personal keys are rotated only by their owner",
+                    ));
                 }
                 let now = Utc::now();
                 if !is_active(&row, now) {
-                    return Err(failed("API_KEY_INACTIVE", "a revoked or expired key cannot be rotated"));
+                    return Err(failed(
+                        "API_KEY_INACTIVE",
+                        "a revoked or expired key cannot be rotated",
+                    ));
                 }
                 let (previous, until) = if overlap_secs > 0 {
-                    (Some(row.key_hash.clone()), Some(now + Duration::seconds(overlap_secs)))
+                    (
+                        Some(row.key_hash.clone()),
+                        Some(now + Duration::seconds(overlap_secs)),
+                    )
                 } else {
                     (None, None)
                 };
-                store::rotate(conn, row.id, &prefix_of(&value), &digest(&value), previous.as_deref(), until, now).await
+                store::rotate(
+                    conn,
+                    row.id,
+                    &prefix_of(&value),
+                    &digest(&value),
+                    previous.as_deref(),
+                    until,
+                    now,
+                )
+                .await
             })
             .await?;
         self.authenticator.forget_all();
@@ -340,8 +443,14 @@ impl ApiKeyService {
         Ok(row)
     }
 
-    pub async fn rotate_mine(&self, caller: &Principal, id: &str, overlap_secs: i64) -> Result<IssuedApiKey> {
-        self.rotate(id, Owner::User(personal_owner(caller)?), overlap_secs).await
+    pub async fn rotate_mine(
+        &self,
+        caller: &Principal,
+        id: &str,
+        overlap_secs: i64,
+    ) -> Result<IssuedApiKey> {
+        self.rotate(id, Owner::User(personal_owner(caller)?), overlap_secs)
+            .await
     }
 
     pub async fn revoke_mine(&self, caller: &Principal, id: &str) -> Result<ApiKeyRow> {
@@ -354,7 +463,10 @@ impl ApiKeyService {
         let org = parse_optional_id(organization_id, "organization_id")?;
         Ok(match (caller.api_key_organization_id, org) {
             (Some(own), Some(org)) if own != org => {
-                return Err(Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization"));
+                return Err(Error::not_found(
+                    "ORGANIZATION_NOT_FOUND",
+                    "no such organization",
+                ));
             }
             (Some(own), _) => Owner::Managed(Some(own)),
             (None, org) => Owner::Managed(org),
@@ -368,10 +480,17 @@ impl ApiKeyService {
         organization_id: &str,
         overlap_secs: i64,
     ) -> Result<IssuedApiKey> {
-        self.rotate(id, Self::managed(caller, organization_id)?, overlap_secs).await
+        self.rotate(id, Self::managed(caller, organization_id)?, overlap_secs)
+            .await
     }
 
-    pub async fn revoke_managed(&self, caller: &Principal, id: &str, organization_id: &str) -> Result<ApiKeyRow> {
-        self.revoke(id, Self::managed(caller, organization_id)?).await
+    pub async fn revoke_managed(
+        &self,
+        caller: &Principal,
+        id: &str,
+        organization_id: &str,
+    ) -> Result<ApiKeyRow> {
+        self.revoke(id, Self::managed(caller, organization_id)?)
+            .await
     }
 }

@@ -155,7 +155,9 @@ impl Decisions {
     async fn listen(&self, url: &str) -> anyhow::Result<()> {
         use diesel_async::RunQueryDsl;
         let mut conn = AsyncPgConnection::establish(url).await?;
-        diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn).await?;
+        diesel::sql_query(format!("LISTEN {CHANNEL}"))
+            .execute(&mut conn)
+            .await?;
         // Anything cached before LISTEN took effect may have missed a notification.
         self.invalidate();
         self.inner.listening.store(true, Ordering::SeqCst);
@@ -181,7 +183,13 @@ impl Decisions {
     async fn view(&self, subject: Subject) -> Result<Arc<View>> {
         let caching = self.caching();
         if caching {
-            if let Some(view) = self.inner.views.read().expect("decision cache").get(&subject) {
+            if let Some(view) = self
+                .inner
+                .views
+                .read()
+                .expect("decision cache")
+                .get(&subject)
+            {
                 return Ok(view.clone());
             }
         }
@@ -201,25 +209,40 @@ impl Decisions {
 
     async fn load_view(&self, subject: Subject) -> Result<View> {
         let mut conn = self.pool.get().await?;
-        let org = subject.organization_id.map(|o| o.to_string()).unwrap_or_default();
+        let org = subject
+            .organization_id
+            .map(|o| o.to_string())
+            .unwrap_or_default();
         let (user, roles, groups, facts, organization) = match subject.id {
             SubjectId::User(id) => {
                 let Some((names, properties)) = store::user_facts(&mut conn, id).await? else {
                     return Ok(View::default());
                 };
                 let roles = store::user_role_ids(&mut conn, &names).await?;
-                let groups = group_store::groups_of_user(&mut conn, id, subject.organization_id).await?;
+                let groups =
+                    group_store::groups_of_user(&mut conn, id, subject.organization_id).await?;
                 // Organization grants reach members only: a user naming an organization they do
                 // not belong to gets nothing from it.
                 let membership = match subject.organization_id {
-                    Some(org) => store::member_role(&mut conn, org, id).await?.map(|role| (org, role)),
+                    Some(org) => store::member_role(&mut conn, org, id)
+                        .await?
+                        .map(|role| (org, role)),
                     None => None,
                 };
-                let org_role = membership.as_ref().map(|(_, (_, name))| name.clone()).unwrap_or_default();
+                let org_role = membership
+                    .as_ref()
+                    .map(|(_, (_, name))| name.clone())
+                    .unwrap_or_default();
                 let facts = json!({"id": id.to_string(), "kind": "user", "roles": names,
                     "groups": groups.iter().map(Uuid::to_string).collect::<Vec<_>>(),
                     "organization_id": org, "org_role": org_role, "properties": properties});
-                (Some(id), roles, groups, facts, membership.map(|(org, (role, _))| (org, Some(role))))
+                (
+                    Some(id),
+                    roles,
+                    groups,
+                    facts,
+                    membership.map(|(org, (role, _))| (org, Some(role))),
+                )
             }
             SubjectId::Application(id) => {
                 let Some(roles) = store::application_role_ids(&mut conn, id).await? else {
@@ -246,12 +269,22 @@ impl Decisions {
             } else {
                 Source::Role
             };
-            let object = (!row.object_type.is_empty()).then(|| (row.object_type.clone(), row.object_id.clone()));
-            grants.entry(permission.clone()).or_default().push(Held { permission, grant_id: row.id, source, object });
+            let object = (!row.object_type.is_empty())
+                .then(|| (row.object_type.clone(), row.object_id.clone()));
+            grants.entry(permission.clone()).or_default().push(Held {
+                permission,
+                grant_id: row.id,
+                source,
+                object,
+            });
         }
         for held in grants.values_mut() {
             held.sort_by(|a, b| {
-                (a.object.is_some(), a.source, a.grant_id).cmp(&(b.object.is_some(), b.source, b.grant_id))
+                (a.object.is_some(), a.source, a.grant_id).cmp(&(
+                    b.object.is_some(),
+                    b.source,
+                    b.grant_id,
+                ))
             });
         }
         Ok(View { grants, facts })
@@ -282,7 +315,11 @@ impl Decisions {
                     }
                 },
             };
-            rules.by_key.entry((permission, rule.object_type.clone())).or_default().push((rule.id, program));
+            rules
+                .by_key
+                .entry((permission, rule.object_type.clone()))
+                .or_default()
+                .push((rule.id, program));
         }
         for list in rules.by_key.values_mut() {
             list.sort_by_key(|r| r.0);
@@ -316,15 +353,23 @@ impl Decisions {
                 (Some(_), None) => false,
             });
             if let Some(h) = hit {
-                return Ok(Decision::Grant { grant_id: h.grant_id, source: h.source });
+                return Ok(Decision::Grant {
+                    grant_id: h.grant_id,
+                    source: h.source,
+                });
             }
         }
-        let Some((object_type, object_id)) = object else { return Ok(Decision::Denied) };
+        let Some((object_type, object_id)) = object else {
+            return Ok(Decision::Denied);
+        };
         if view.facts.is_null() {
             return Ok(Decision::Denied); // unknown subject
         }
         let rules = self.rules().await?;
-        if let Some(candidates) = rules.by_key.get(&(permission.to_string(), object_type.to_string())) {
+        if let Some(candidates) = rules
+            .by_key
+            .get(&(permission.to_string(), object_type.to_string()))
+        {
             let object = json!({"type": object_type, "id": object_id, "attributes": attributes});
             for (rule_id, program) in candidates {
                 if abac::holds(program, &view.facts, &object, context) {
@@ -352,11 +397,20 @@ impl Decisions {
         object_type: &str,
     ) -> Result<(Vec<String>, bool, Vec<Uuid>)> {
         let view = self.view(subject).await?;
-        let held = view.grants.get(permission).map(Vec::as_slice).unwrap_or_default();
+        let held = view
+            .grants
+            .get(permission)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let all = held.iter().any(|h| h.object.is_none());
         let mut ids: Vec<String> = held
             .iter()
-            .filter_map(|h| h.object.as_ref().filter(|(t, _)| t == object_type).map(|(_, i)| i.clone()))
+            .filter_map(|h| {
+                h.object
+                    .as_ref()
+                    .filter(|(t, _)| t == object_type)
+                    .map(|(_, i)| i.clone())
+            })
             .collect();
         ids.sort();
         ids.dedup();

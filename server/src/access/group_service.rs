@@ -49,11 +49,16 @@ fn not_found() -> Error {
 }
 
 fn disabled(setting: &str) -> Error {
-    Error::FailedPrecondition { reason: "FEATURE_DISABLED", message: format!("this feature is off ({setting})") }
+    Error::FailedPrecondition {
+        reason: "FEATURE_DISABLED",
+        message: format!("this feature is off ({setting})"),
+    }
 }
 
 fn check_avatar(url: &str) -> Result<()> {
-    if !url.is_empty() && (url.len() > 2048 || !(url.starts_with("https://") || url.starts_with("http://"))) {
+    if !url.is_empty()
+        && (url.len() > 2048 || !(url.starts_with("https://") || url.starts_with("http://")))
+    {
         return Err(Error::invalid(
             "INVALID_ARGUMENT",
             "avatar_url",
@@ -65,7 +70,11 @@ fn check_avatar(url: &str) -> Result<()> {
 
 impl GroupService {
     pub fn new(pool: DbPool, config: AccessConfig, decisions: Decisions) -> Self {
-        Self { pool, config, decisions }
+        Self {
+            pool,
+            config,
+            decisions,
+        }
     }
 
     /// The scope a request names: `None` for the global groups. Refused when the deployment has
@@ -92,8 +101,13 @@ impl GroupService {
         check_description(&fields.description, "group.description")?;
         check_avatar(&fields.avatar_url)?;
         let avatar_url = if fields.avatar_url.is_empty() {
-            let hash: String = secret::digest(&name).iter().map(|b| format!("{b:02x}")).collect();
-            self.config.group_avatar_template.replace("{name_sha256}", &hash)
+            let hash: String = secret::digest(&name)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            self.config
+                .group_avatar_template
+                .replace("{name_sha256}", &hash)
         } else {
             fields.avatar_url
         };
@@ -113,14 +127,19 @@ impl GroupService {
         )
         .await?;
         tracing::info!(group_id = %row.id, organization_id = ?org, "group created");
-        Ok(Group { row, member_count: 0 })
+        Ok(Group {
+            row,
+            member_count: 0,
+        })
     }
 
     pub async fn get(&self, id: &str, organization_id: &str) -> Result<Group> {
         let org = self.scope(organization_id)?;
         let id = parse_id(id, "group_id")?;
         let mut conn = self.pool.get().await?;
-        let row = store::get(&mut conn, id, org).await?.ok_or_else(not_found)?;
+        let row = store::get(&mut conn, id, org)
+            .await?
+            .ok_or_else(not_found)?;
         Self::with_count(&mut conn, row).await
     }
 
@@ -138,7 +157,15 @@ impl GroupService {
         let page = NamePage::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
         let query = (!query.is_empty()).then_some(query);
-        let rows = store::list(&mut conn, org, query, member, page.after.as_deref(), page.fetch()).await?;
+        let rows = store::list(
+            &mut conn,
+            org,
+            query,
+            member,
+            page.after.as_deref(),
+            page.fetch(),
+        )
+        .await?;
         let (rows, next) = page.finish(rows, |r| r.name.as_str());
         let mut groups = Vec::with_capacity(rows.len());
         for row in rows {
@@ -151,9 +178,16 @@ impl GroupService {
         let org = self.scope(&fields.organization_id)?;
         let id = parse_id(id, "group.id")?;
         if paths.is_empty() {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "update_mask names no field"));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                "update_mask names no field",
+            ));
         }
-        if let Some(other) = paths.iter().find(|p| !matches!(p.as_str(), "name" | "description" | "avatar_url")) {
+        if let Some(other) = paths
+            .iter()
+            .find(|p| !matches!(p.as_str(), "name" | "description" | "avatar_url"))
+        {
             return Err(Error::invalid(
                 "INVALID_UPDATE_MASK",
                 "update_mask",
@@ -161,7 +195,11 @@ impl GroupService {
             ));
         }
         let has = |p: &str| paths.iter().any(|x| x == p);
-        let name = if has("name") { Some(check_display_name(&fields.name, "group.name")?) } else { None };
+        let name = if has("name") {
+            Some(check_display_name(&fields.name, "group.name")?)
+        } else {
+            None
+        };
         if has("description") {
             check_description(&fields.description, "group.description")?;
         }
@@ -179,8 +217,12 @@ impl GroupService {
             .transaction(async |conn| {
                 // The scope check and the write see the same row: a group cannot be updated
                 // through another organization's path.
-                store::get_for_share(conn, id, org).await?.ok_or_else(not_found)?;
-                store::update(conn, id, changes).await?.ok_or_else(not_found)
+                store::get_for_share(conn, id, org)
+                    .await?
+                    .ok_or_else(not_found)?;
+                store::update(conn, id, changes)
+                    .await?
+                    .ok_or_else(not_found)
             })
             .await?;
         Self::with_count(&mut conn, row).await
@@ -192,7 +234,9 @@ impl GroupService {
         let id = parse_id(id, "group_id")?;
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
-            store::get_for_share(conn, id, org).await?.ok_or_else(not_found)?;
+            store::get_for_share(conn, id, org)
+                .await?
+                .ok_or_else(not_found)?;
             store::delete(conn, id).await
         })
         .await?;
@@ -214,15 +258,26 @@ impl GroupService {
         let mut conn = self.pool.get().await?;
         let member = conn
             .transaction(async |conn| {
-                store::get_for_share(conn, id, org).await?.ok_or_else(not_found)?;
+                store::get_for_share(conn, id, org)
+                    .await?
+                    .ok_or_else(not_found)?;
                 if !store::lock_user(conn, user).await? {
-                    return Err(Error::not_found("USER_NOT_FOUND", format!("no user `{user}`")));
+                    return Err(Error::not_found(
+                        "USER_NOT_FOUND",
+                        format!("no user `{user}`"),
+                    ));
                 }
                 // An organization's groups hold its members only; an outsider is answered like an
                 // unknown user, so organization admins learn nothing about other accounts.
                 if let Some(org) = org {
-                    if crate::org::org_store::get_member(conn, org, user).await?.is_none() {
-                        return Err(Error::not_found("USER_NOT_FOUND", format!("no user `{user}`")));
+                    if crate::org::org_store::get_member(conn, org, user)
+                        .await?
+                        .is_none()
+                    {
+                        return Err(Error::not_found(
+                            "USER_NOT_FOUND",
+                            format!("no user `{user}`"),
+                        ));
                     }
                 }
                 if !store::add_member(conn, id, user, adder).await? {
@@ -231,7 +286,9 @@ impl GroupService {
                         "the user is already a member of the group",
                     ));
                 }
-                store::member(conn, id, user).await?.ok_or_else(|| Error::internal("membership vanished"))
+                store::member(conn, id, user)
+                    .await?
+                    .ok_or_else(|| Error::internal("membership vanished"))
             })
             .await?;
         self.decisions.invalidate();
@@ -239,15 +296,25 @@ impl GroupService {
         Ok(member)
     }
 
-    pub async fn remove_member(&self, id: &str, organization_id: &str, user_id: &str) -> Result<()> {
+    pub async fn remove_member(
+        &self,
+        id: &str,
+        organization_id: &str,
+        user_id: &str,
+    ) -> Result<()> {
         let org = self.scope(organization_id)?;
         let id = parse_id(id, "group_id")?;
         let user = parse_id(user_id, "user_id")?;
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
-            store::get_for_share(conn, id, org).await?.ok_or_else(not_found)?;
+            store::get_for_share(conn, id, org)
+                .await?
+                .ok_or_else(not_found)?;
             if !store::remove_member(conn, id, user).await? {
-                return Err(Error::not_found("GROUP_MEMBER_NOT_FOUND", "the user is not a member of the group"));
+                return Err(Error::not_found(
+                    "GROUP_MEMBER_NOT_FOUND",
+                    "the user is not a member of the group",
+                ));
             }
             Ok(())
         })
@@ -268,7 +335,9 @@ impl GroupService {
         let id = parse_id(id, "group_id")?;
         let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
-        store::get(&mut conn, id, org).await?.ok_or_else(not_found)?;
+        store::get(&mut conn, id, org)
+            .await?
+            .ok_or_else(not_found)?;
         let rows = store::members(&mut conn, id, page.after, page.fetch()).await?;
         Ok(page.finish(rows, |r| (r.created_at, r.user_id)))
     }

@@ -47,7 +47,10 @@ pub struct MemberRow {
 /// Both unique indexes (global names, and names per organization) mean the same to a client.
 fn conflict(err: diesel::result::Error) -> Error {
     if let diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) = &err {
-        return Error::already_exists("GROUP_NAME_TAKEN", "another group of this scope has this name");
+        return Error::already_exists(
+            "GROUP_NAME_TAKEN",
+            "another group of this scope has this name",
+        );
     }
     if let diesel::result::Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) = &err {
         return Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization");
@@ -66,8 +69,15 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: GroupRow) -> Result<Group
 
 /// The group, if it belongs to `organization` (`None`: a global group). A group of another scope
 /// is not found: organizations never see each other's groups.
-pub async fn get(conn: &mut AsyncPgConnection, id: Uuid, organization: Option<Uuid>) -> Result<Option<GroupRow>> {
-    let mut query = groups::table.find(id).select(GroupRow::as_select()).into_boxed();
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    organization: Option<Uuid>,
+) -> Result<Option<GroupRow>> {
+    let mut query = groups::table
+        .find(id)
+        .select(GroupRow::as_select())
+        .into_boxed();
     query = match organization {
         Some(org) => query.filter(groups::organization_id.eq(org)),
         None => query.filter(groups::organization_id.is_null()),
@@ -77,14 +87,27 @@ pub async fn get(conn: &mut AsyncPgConnection, id: Uuid, organization: Option<Uu
 
 /// Like [`get`], share-locked until the end of the transaction: members may be added
 /// concurrently, the group cannot be deleted meanwhile.
-pub async fn get_for_share(conn: &mut AsyncPgConnection, id: Uuid, org: Option<Uuid>) -> Result<Option<GroupRow>> {
-    let row: Option<GroupRow> =
-        groups::table.find(id).select(GroupRow::as_select()).for_share().first(conn).await.optional()?;
+pub async fn get_for_share(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    org: Option<Uuid>,
+) -> Result<Option<GroupRow>> {
+    let row: Option<GroupRow> = groups::table
+        .find(id)
+        .select(GroupRow::as_select())
+        .for_share()
+        .first(conn)
+        .await
+        .optional()?;
     Ok(row.filter(|g| g.organization_id == org))
 }
 
 pub async fn member_count(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i64> {
-    Ok(members::table.filter(members::group_id.eq(id)).count().get_result(conn).await?)
+    Ok(members::table
+        .filter(members::group_id.eq(id))
+        .count()
+        .get_result(conn)
+        .await?)
 }
 
 /// One page of a scope's groups by name, strictly after the `after` name (names are unique per
@@ -103,11 +126,22 @@ pub async fn list(
         None => q.filter(groups::organization_id.is_null()),
     };
     if let Some(text) = query {
-        let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         q = q.filter(groups::name.ilike(pattern));
     }
     if let Some(user) = member {
-        q = q.filter(groups::id.eq_any(members::table.filter(members::user_id.eq(user)).select(members::group_id)));
+        q = q.filter(
+            groups::id.eq_any(
+                members::table
+                    .filter(members::user_id.eq(user))
+                    .select(members::group_id),
+            ),
+        );
     }
     if let Some(after) = after {
         q = q.filter(
@@ -116,10 +150,19 @@ pub async fn list(
                 .sql(")"),
         );
     }
-    Ok(q.order(diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)")).limit(limit).load(conn).await?)
+    Ok(
+        q.order(diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)"))
+            .limit(limit)
+            .load(conn)
+            .await?,
+    )
 }
 
-pub async fn update(conn: &mut AsyncPgConnection, id: Uuid, changes: GroupChanges) -> Result<Option<GroupRow>> {
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    changes: GroupChanges,
+) -> Result<Option<GroupRow>> {
     diesel::update(groups::table.find(id))
         .set(changes)
         .returning(GroupRow::as_returning())
@@ -136,11 +179,23 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
 
 /// Whether the user exists, share-locked so it cannot be deleted before the membership commits.
 pub async fn lock_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(users::table.find(id).select(users::id).for_share().first::<Uuid>(conn).await.optional()?.is_some())
+    Ok(users::table
+        .find(id)
+        .select(users::id)
+        .for_share()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?
+        .is_some())
 }
 
 /// Adds a member; `false` when already a member (the primary key decides, whatever the race).
-pub async fn add_member(conn: &mut AsyncPgConnection, group: Uuid, user: Uuid, adder: Option<Uuid>) -> Result<bool> {
+pub async fn add_member(
+    conn: &mut AsyncPgConnection,
+    group: Uuid,
+    user: Uuid,
+    adder: Option<Uuid>,
+) -> Result<bool> {
     let inserted = diesel::insert_into(members::table)
         .values((
             members::group_id.eq(group),
@@ -155,11 +210,18 @@ pub async fn add_member(conn: &mut AsyncPgConnection, group: Uuid, user: Uuid, a
 }
 
 pub async fn remove_member(conn: &mut AsyncPgConnection, group: Uuid, user: Uuid) -> Result<bool> {
-    Ok(diesel::delete(members::table.find((group, user))).execute(conn).await? == 1)
+    Ok(diesel::delete(members::table.find((group, user)))
+        .execute(conn)
+        .await?
+        == 1)
 }
 
 /// One member with display fields.
-pub async fn member(conn: &mut AsyncPgConnection, group: Uuid, user: Uuid) -> Result<Option<MemberRow>> {
+pub async fn member(
+    conn: &mut AsyncPgConnection,
+    group: Uuid,
+    user: Uuid,
+) -> Result<Option<MemberRow>> {
     Ok(members::table
         .inner_join(users::table.on(users::id.eq(members::user_id)))
         .filter(members::group_id.eq(group))
@@ -197,18 +259,38 @@ pub async fn members(
         ))
         .into_boxed();
     if let Some((at, id)) = after {
-        q = q.filter(members::created_at.lt(at).or(members::created_at.eq(at).and(members::user_id.lt(id))));
+        q = q.filter(
+            members::created_at
+                .lt(at)
+                .or(members::created_at.eq(at).and(members::user_id.lt(id))),
+        );
     }
-    Ok(q.order((members::created_at.desc(), members::user_id.desc())).limit(limit).load(conn).await?)
+    Ok(
+        q.order((members::created_at.desc(), members::user_id.desc()))
+            .limit(limit)
+            .load(conn)
+            .await?,
+    )
 }
 
 /// The groups a user belongs to that apply in `organization`: the global ones, plus that
 /// organization's.
-pub async fn groups_of_user(conn: &mut AsyncPgConnection, user: Uuid, organization: Option<Uuid>) -> Result<Vec<Uuid>> {
-    let mut q =
-        members::table.inner_join(groups::table).filter(members::user_id.eq(user)).select(groups::id).into_boxed();
+pub async fn groups_of_user(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    organization: Option<Uuid>,
+) -> Result<Vec<Uuid>> {
+    let mut q = members::table
+        .inner_join(groups::table)
+        .filter(members::user_id.eq(user))
+        .select(groups::id)
+        .into_boxed();
     q = match organization {
-        Some(org) => q.filter(groups::organization_id.is_null().or(groups::organization_id.eq(org))),
+        Some(org) => q.filter(
+            groups::organization_id
+                .is_null()
+                .or(groups::organization_id.eq(org)),
+        ),
         None => q.filter(groups::organization_id.is_null()),
     };
     Ok(q.load(conn).await?)

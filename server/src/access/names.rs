@@ -6,11 +6,16 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 
 pub fn parse_id(id: &str, field: &'static str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
+    Uuid::parse_str(id)
+        .map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
 }
 
 pub fn parse_optional_id(id: &str, field: &'static str) -> Result<Option<Uuid>> {
-    if id.is_empty() { Ok(None) } else { parse_id(id, field).map(Some) }
+    if id.is_empty() {
+        Ok(None)
+    } else {
+        parse_id(id, field).map(Some)
+    }
 }
 
 /// A letter, then letters and digits, at most 64 characters: a permission group or permission
@@ -45,7 +50,11 @@ pub fn check_display_name(name: &str, field: &'static str) -> Result<String> {
 
 pub fn check_description(description: &str, field: &'static str) -> Result<()> {
     if description.chars().count() > 1000 {
-        return Err(Error::invalid("INVALID_ARGUMENT", field, format!("`{field}` is longer than 1000 characters")));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            field,
+            format!("`{field}` is longer than 1000 characters"),
+        ));
     }
     Ok(())
 }
@@ -59,12 +68,21 @@ pub struct NamePage {
 impl NamePage {
     pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
         let size = crate::paging::page_size(page_size)?;
-        let bad = || Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid");
+        let bad = || {
+            Error::invalid(
+                "INVALID_PAGE_TOKEN",
+                "page_token",
+                "the page token is not valid",
+            )
+        };
         let after = if page_token.is_empty() {
             None
         } else {
             let raw = URL_SAFE_NO_PAD.decode(page_token).map_err(|_| bad())?;
-            Some(String::from_utf8(raw.strip_prefix(b"n:").ok_or_else(bad)?.to_vec()).map_err(|_| bad())?)
+            Some(
+                String::from_utf8(raw.strip_prefix(b"n:").ok_or_else(bad)?.to_vec())
+                    .map_err(|_| bad())?,
+            )
         };
         Ok(Self { size, after })
     }
@@ -78,7 +96,10 @@ impl NamePage {
             return (rows, String::new());
         }
         rows.truncate(self.size as usize);
-        let next = rows.last().map(|r| URL_SAFE_NO_PAD.encode(format!("n:{}", name(r)))).unwrap_or_default();
+        let next = rows
+            .last()
+            .map(|r| URL_SAFE_NO_PAD.encode(format!("n:{}", name(r))))
+            .unwrap_or_default();
         (rows, next)
     }
 }
@@ -104,7 +125,10 @@ mod tests {
         let page = NamePage::parse(1, "").unwrap();
         let (rows, next) = page.finish(vec!["alpha", "beta"], |s| s);
         assert_eq!(rows, ["alpha"]);
-        assert_eq!(NamePage::parse(1, &next).unwrap().after.as_deref(), Some("alpha"));
+        assert_eq!(
+            NamePage::parse(1, &next).unwrap().after.as_deref(),
+            Some("alpha")
+        );
         assert!(NamePage::parse(1, "bm90LWEtdG9rZW4").is_err());
     }
 }

@@ -15,9 +15,13 @@ use crate::{
     access::{
         abac,
         decision::{Decision, Decisions, Held, Subject, SubjectId},
-        names::{NamePage, check_description, check_display_name, is_identifier, is_object_type, parse_id},
+        names::{
+            NamePage, check_description, check_display_name, is_identifier, is_object_type,
+            parse_id,
+        },
         permission_store::{
-            self as store, GrantFilter, GrantRow, PermissionGroupRow, PermissionRow, RuleChanges, RuleRow,
+            self as store, GrantFilter, GrantRow, PermissionGroupRow, PermissionRow, RuleChanges,
+            RuleRow,
         },
     },
     db::DbPool,
@@ -94,7 +98,11 @@ fn bad(field: &'static str, message: impl Into<String>) -> Error {
 
 fn check_mask(paths: &[String], allowed: &[&str]) -> Result<()> {
     if paths.is_empty() {
-        return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "update_mask names no field"));
+        return Err(Error::invalid(
+            "INVALID_UPDATE_MASK",
+            "update_mask",
+            "update_mask names no field",
+        ));
     }
     if let Some(other) = paths.iter().find(|p| !allowed.contains(&p.as_str())) {
         return Err(Error::invalid(
@@ -109,14 +117,20 @@ fn check_mask(paths: &[String], allowed: &[&str]) -> Result<()> {
 /// Checks permission names and descriptions; a name twice (case-insensitively) is refused.
 fn check_definitions(defs: &[Definition]) -> Result<()> {
     if defs.len() > 1000 {
-        return Err(bad("permission_group.permissions", "a group holds at most 1000 permissions"));
+        return Err(bad(
+            "permission_group.permissions",
+            "a group holds at most 1000 permissions",
+        ));
     }
     let mut seen = HashSet::new();
     for d in defs {
         if !is_identifier(&d.name) {
             return Err(bad(
                 "permission_group.permissions",
-                format!("`{}` is not a permission name: a letter, then letters and digits, at most 64", d.name),
+                format!(
+                    "`{}` is not a permission name: a letter, then letters and digits, at most 64",
+                    d.name
+                ),
             ));
         }
         check_description(&d.description, "permission_group.permissions")?;
@@ -134,7 +148,10 @@ fn check_definitions(defs: &[Definition]) -> Result<()> {
 pub fn check_permission_name(name: &str, field: &'static str) -> Result<()> {
     match name.split_once('.') {
         Some((g, p)) if is_identifier(g) && is_identifier(p) => Ok(()),
-        _ => Err(bad(field, format!("`{name}` is not a permission name `<group>.<permission>`"))),
+        _ => Err(bad(
+            field,
+            format!("`{name}` is not a permission name `<group>.<permission>`"),
+        )),
     }
 }
 
@@ -146,22 +163,35 @@ pub fn check_object(object_type: &str, object_id: &str, field: &'static str) -> 
             format!("`{object_type}` is not an object type: a letter, then letters, digits or `_`"),
         ));
     }
-    if object_id.is_empty() || object_id.chars().count() > 256 || object_id.chars().any(char::is_control) {
+    if object_id.is_empty()
+        || object_id.chars().count() > 256
+        || object_id.chars().any(char::is_control)
+    {
         return Err(bad(field, "an object id is 1 to 256 printable characters"));
     }
     Ok(())
 }
 
 /// A subject as the caller named it.
-pub fn parse_subject(user_id: Option<&str>, application_id: Option<&str>, organization_id: &str) -> Result<Subject> {
+pub fn parse_subject(
+    user_id: Option<&str>,
+    application_id: Option<&str>,
+    organization_id: &str,
+) -> Result<Subject> {
     let id = match (user_id, application_id) {
         (Some(u), None) => SubjectId::User(parse_id(u, "subject.user_id")?),
         (None, Some(a)) => SubjectId::Application(parse_id(a, "subject.application_id")?),
         _ => return Err(bad("subject", "the subject names a user or an application")),
     };
-    let organization_id =
-        if organization_id.is_empty() { None } else { Some(parse_id(organization_id, "subject.organization_id")?) };
-    Ok(Subject { id, organization_id })
+    let organization_id = if organization_id.is_empty() {
+        None
+    } else {
+        Some(parse_id(organization_id, "subject.organization_id")?)
+    };
+    Ok(Subject {
+        id,
+        organization_id,
+    })
 }
 
 impl PermissionService {
@@ -171,9 +201,17 @@ impl PermissionService {
 
     // --- Permission groups ----------------------------------------------------------------------
 
-    pub async fn create_group(&self, name: &str, description: &str, defs: Vec<Definition>) -> Result<PermissionGroup> {
+    pub async fn create_group(
+        &self,
+        name: &str,
+        description: &str,
+        defs: Vec<Definition>,
+    ) -> Result<PermissionGroup> {
         if !is_identifier(name) {
-            return Err(bad("permission_group.name", "a group name is a letter, then letters and digits, at most 64"));
+            return Err(bad(
+                "permission_group.name",
+                "a group name is a letter, then letters and digits, at most 64",
+            ));
         }
         check_description(description, "permission_group.description")?;
         check_definitions(&defs)?;
@@ -199,7 +237,11 @@ impl PermissionService {
     }
 
     /// The rows of `defs`, keeping the ids of `existing` permissions of the same name.
-    fn rows(group: &PermissionGroupRow, defs: &[Definition], existing: &[PermissionRow]) -> Vec<PermissionRow> {
+    fn rows(
+        group: &PermissionGroupRow,
+        defs: &[Definition],
+        existing: &[PermissionRow],
+    ) -> Vec<PermissionRow> {
         defs.iter()
             .enumerate()
             .map(|(i, d)| PermissionRow {
@@ -220,12 +262,18 @@ impl PermissionService {
     pub async fn get_group(&self, id: &str) -> Result<PermissionGroup> {
         let id = parse_id(id, "permission_group_id")?;
         let mut conn = self.pool.get().await?;
-        let row = store::get_group(&mut conn, id).await?.ok_or_else(group_not_found)?;
+        let row = store::get_group(&mut conn, id)
+            .await?
+            .ok_or_else(group_not_found)?;
         let permissions = store::permissions_of(&mut conn, &[id]).await?;
         Ok(PermissionGroup { row, permissions })
     }
 
-    pub async fn list_groups(&self, page_size: i32, page_token: &str) -> Result<(Vec<PermissionGroup>, String)> {
+    pub async fn list_groups(
+        &self,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<PermissionGroup>, String)> {
         let page = NamePage::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
         let rows = store::list_groups(&mut conn, page.after.as_deref(), page.fetch()).await?;
@@ -235,10 +283,14 @@ impl PermissionService {
         let groups = rows
             .into_iter()
             .map(|row| {
-                let (mine, rest): (Vec<_>, Vec<_>) =
-                    std::mem::take(&mut permissions).into_iter().partition(|p| p.group_id == row.id);
+                let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut permissions)
+                    .into_iter()
+                    .partition(|p| p.group_id == row.id);
                 permissions = rest;
-                PermissionGroup { row, permissions: mine }
+                PermissionGroup {
+                    row,
+                    permissions: mine,
+                }
             })
             .collect();
         Ok((groups, next))
@@ -265,21 +317,28 @@ impl PermissionService {
         let mut conn = self.pool.get().await?;
         let group = conn
             .transaction(async |conn| {
-                let current = store::get_group_for_update(conn, id).await?.ok_or_else(group_not_found)?;
+                let current = store::get_group_for_update(conn, id)
+                    .await?
+                    .ok_or_else(group_not_found)?;
                 if has("permissions") {
                     let existing = store::permissions_of(conn, &[id]).await?;
                     let rows = Self::rows(&current, &defs, &existing);
-                    let removed: Vec<Uuid> =
-                        existing.iter().filter(|e| !rows.iter().any(|r| r.id == e.id)).map(|e| e.id).collect();
+                    let removed: Vec<Uuid> = existing
+                        .iter()
+                        .filter(|e| !rows.iter().any(|r| r.id == e.id))
+                        .map(|e| e.id)
+                        .collect();
                     store::delete_permissions(conn, &removed).await?;
-                    let (kept, new): (Vec<_>, Vec<_>) =
-                        rows.into_iter().partition(|r| existing.iter().any(|e| e.id == r.id));
+                    let (kept, new): (Vec<_>, Vec<_>) = rows
+                        .into_iter()
+                        .partition(|r| existing.iter().any(|e| e.id == r.id));
                     for k in &kept {
                         store::update_permission(conn, k.id, &k.description, k.position).await?;
                     }
                     store::insert_permissions(conn, new).await?;
                 }
-                let row = store::touch_group(conn, id, has("description").then_some(description)).await?;
+                let row =
+                    store::touch_group(conn, id, has("description").then_some(description)).await?;
                 let permissions = store::permissions_of(conn, &[id]).await?;
                 Ok::<_, Error>(PermissionGroup { row, permissions })
             })
@@ -310,7 +369,8 @@ impl PermissionService {
         creator: Option<Uuid>,
     ) -> Result<Grant> {
         check_permission_name(permission, "permission_grant.permission")?;
-        let grantee = grantee.ok_or_else(|| bad("permission_grant.grantee", "a grant needs a grantee"))?;
+        let grantee =
+            grantee.ok_or_else(|| bad("permission_grant.grantee", "a grant needs a grantee"))?;
         if let Some((t, i)) = &object {
             check_object(t, i, "permission_grant.object")?;
         }
@@ -328,23 +388,42 @@ impl PermissionService {
             created_at: Utc::now(),
         };
         match &grantee {
-            Grantee::Role(id) => row.role_id = Some(parse_id(id, "permission_grant.grantee.role_id")?),
-            Grantee::User(id) => row.user_id = Some(parse_id(id, "permission_grant.grantee.user_id")?),
-            Grantee::Group(id) => row.group_id = Some(parse_id(id, "permission_grant.grantee.group_id")?),
-            Grantee::OrgRole(id) => row.org_role_id = Some(parse_id(id, "permission_grant.grantee.org_role_id")?),
+            Grantee::Role(id) => {
+                row.role_id = Some(parse_id(id, "permission_grant.grantee.role_id")?)
+            }
+            Grantee::User(id) => {
+                row.user_id = Some(parse_id(id, "permission_grant.grantee.user_id")?)
+            }
+            Grantee::Group(id) => {
+                row.group_id = Some(parse_id(id, "permission_grant.grantee.group_id")?)
+            }
+            Grantee::OrgRole(id) => {
+                row.org_role_id = Some(parse_id(id, "permission_grant.grantee.org_role_id")?)
+            }
             Grantee::Organization(id) => {
-                row.organization_id = Some(parse_id(id, "permission_grant.grantee.organization_id")?)
+                row.organization_id =
+                    Some(parse_id(id, "permission_grant.grantee.organization_id")?)
             }
         }
         let mut conn = self.pool.get().await?;
         let row = conn
             .transaction(async |conn| {
-                let found = store::permissions_by_full_name(conn, &[permission.to_string()]).await?;
-                let p = found
-                    .first()
-                    .ok_or_else(|| Error::not_found("PERMISSION_NOT_FOUND", format!("no permission `{permission}`")))?;
+                let found =
+                    store::permissions_by_full_name(conn, &[permission.to_string()]).await?;
+                let p = found.first().ok_or_else(|| {
+                    Error::not_found(
+                        "PERMISSION_NOT_FOUND",
+                        format!("no permission `{permission}`"),
+                    )
+                })?;
                 row.permission_id = p.id;
-                let exists = match (row.role_id, row.user_id, row.group_id, row.org_role_id, row.organization_id) {
+                let exists = match (
+                    row.role_id,
+                    row.user_id,
+                    row.group_id,
+                    row.org_role_id,
+                    row.organization_id,
+                ) {
                     (Some(id), ..) => store::lock_role(conn, id)
                         .await?
                         .then_some(())
@@ -352,7 +431,9 @@ impl PermissionService {
                     (_, Some(id), ..) => store::lock_user(conn, id)
                         .await?
                         .then_some(())
-                        .ok_or_else(|| Error::not_found("USER_NOT_FOUND", format!("no user `{id}`"))),
+                        .ok_or_else(|| {
+                            Error::not_found("USER_NOT_FOUND", format!("no user `{id}`"))
+                        }),
                     (_, _, Some(id), ..) => store::lock_group(conn, id)
                         .await?
                         .then_some(())
@@ -360,11 +441,15 @@ impl PermissionService {
                     (.., Some(id), None) => store::lock_org_role(conn, id)
                         .await?
                         .then_some(())
-                        .ok_or_else(|| Error::not_found("ORG_ROLE_NOT_FOUND", "no such organization role")),
+                        .ok_or_else(|| {
+                            Error::not_found("ORG_ROLE_NOT_FOUND", "no such organization role")
+                        }),
                     (.., Some(id)) => store::lock_organization(conn, id)
                         .await?
                         .then_some(())
-                        .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization")),
+                        .ok_or_else(|| {
+                            Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization")
+                        }),
                     _ => Err(Error::internal("grant without grantee")),
                 };
                 exists?;
@@ -373,7 +458,10 @@ impl PermissionService {
             .await?;
         self.decisions.invalidate();
         tracing::info!(permission_grant_id = %row.id, permission, "permission granted");
-        Ok(Grant { row, permission: permission.to_string() })
+        Ok(Grant {
+            row,
+            permission: permission.to_string(),
+        })
     }
 
     pub async fn list_grants(
@@ -393,15 +481,20 @@ impl PermissionService {
         match grantee {
             None => {}
             Some(Grantee::Role(id)) => filter.role_id = Some(parse_id(&id, "grantee.role_id")?),
-            Some(Grantee::OrgRole(id)) => filter.org_role_id = Some(parse_id(&id, "grantee.org_role_id")?),
+            Some(Grantee::OrgRole(id)) => {
+                filter.org_role_id = Some(parse_id(&id, "grantee.org_role_id")?)
+            }
             Some(Grantee::User(id)) => filter.user_id = Some(parse_id(&id, "grantee.user_id")?),
             Some(Grantee::Group(id)) => filter.group_id = Some(parse_id(&id, "grantee.group_id")?),
-            Some(Grantee::Organization(id)) => filter.organization_id = Some(parse_id(&id, "grantee.organization_id")?),
+            Some(Grantee::Organization(id)) => {
+                filter.organization_id = Some(parse_id(&id, "grantee.organization_id")?)
+            }
         }
         let mut conn = self.pool.get().await?;
         if !permission.is_empty() {
             check_permission_name(permission, "permission")?;
-            let found = store::permissions_by_full_name(&mut conn, &[permission.to_string()]).await?;
+            let found =
+                store::permissions_by_full_name(&mut conn, &[permission.to_string()]).await?;
             match found.first() {
                 Some(p) => filter.permission_id = Some(p.id),
                 None => return Ok((Vec::new(), String::new())),
@@ -409,14 +502,22 @@ impl PermissionService {
         }
         let rows = store::list_grants(&mut conn, &filter, page.after, page.fetch()).await?;
         let (rows, next) = page.finish(rows, |(r, _)| (r.created_at, r.id));
-        Ok((rows.into_iter().map(|(row, permission)| Grant { row, permission }).collect(), next))
+        Ok((
+            rows.into_iter()
+                .map(|(row, permission)| Grant { row, permission })
+                .collect(),
+            next,
+        ))
     }
 
     pub async fn delete_grant(&self, id: &str) -> Result<()> {
         let id = parse_id(id, "permission_grant_id")?;
         let mut conn = self.pool.get().await?;
         if !store::delete_grant(&mut conn, id).await? {
-            return Err(Error::not_found("PERMISSION_GRANT_NOT_FOUND", "no such permission grant"));
+            return Err(Error::not_found(
+                "PERMISSION_GRANT_NOT_FOUND",
+                "no such permission grant",
+            ));
         }
         self.decisions.invalidate();
         tracing::info!(permission_grant_id = %id, "permission grant deleted");
@@ -434,14 +535,20 @@ impl PermissionService {
             check_description(&f.description, "abac_rule.description")?;
         }
         if has("object_type") && !is_object_type(&f.object_type) {
-            return Err(bad("abac_rule.object_type", format!("`{}` is not an object type", f.object_type)));
+            return Err(bad(
+                "abac_rule.object_type",
+                format!("`{}` is not an object type", f.object_type),
+            ));
         }
         if has("condition") {
             abac::compile(&f.condition)?;
         }
         if has("permissions") {
             if f.permissions.is_empty() || f.permissions.len() > 100 {
-                return Err(bad("abac_rule.permissions", "a rule grants 1 to 100 permissions"));
+                return Err(bad(
+                    "abac_rule.permissions",
+                    "a rule grants 1 to 100 permissions",
+                ));
             }
             for p in &f.permissions {
                 check_permission_name(p, "abac_rule.permissions")?;
@@ -451,10 +558,19 @@ impl PermissionService {
     }
 
     /// The ids of the named permissions (share-locked), or `PERMISSION_NOT_FOUND`.
-    async fn permission_ids(conn: &mut diesel_async::AsyncPgConnection, names: &[String]) -> Result<Vec<Uuid>> {
+    async fn permission_ids(
+        conn: &mut diesel_async::AsyncPgConnection,
+        names: &[String],
+    ) -> Result<Vec<Uuid>> {
         let found = store::permissions_by_full_name(conn, names).await?;
-        if let Some(missing) = names.iter().find(|n| !found.iter().any(|p| &p.full_name == *n)) {
-            return Err(Error::not_found("PERMISSION_NOT_FOUND", format!("no permission `{missing}`")));
+        if let Some(missing) = names
+            .iter()
+            .find(|n| !found.iter().any(|p| &p.full_name == *n))
+        {
+            return Err(Error::not_found(
+                "PERMISSION_NOT_FOUND",
+                format!("no permission `{missing}`"),
+            ));
         }
         Ok(found.into_iter().map(|p| p.id).collect())
     }
@@ -478,7 +594,11 @@ impl PermissionService {
                 let ids = Self::permission_ids(conn, &f.permissions).await?;
                 let row = store::insert_rule(conn, row).await?;
                 store::set_rule_permissions(conn, row.id, &ids).await?;
-                let permissions = store::rule_permissions(conn, &[row.id]).await?.into_iter().map(|p| p.1).collect();
+                let permissions = store::rule_permissions(conn, &[row.id])
+                    .await?
+                    .into_iter()
+                    .map(|p| p.1)
+                    .collect();
                 Ok::<_, Error>(Rule { row, permissions })
             })
             .await?;
@@ -490,12 +610,23 @@ impl PermissionService {
     pub async fn get_rule(&self, id: &str) -> Result<Rule> {
         let id = parse_id(id, "abac_rule_id")?;
         let mut conn = self.pool.get().await?;
-        let row = store::get_rule(&mut conn, id).await?.ok_or_else(rule_not_found)?;
-        let permissions = store::rule_permissions(&mut conn, &[id]).await?.into_iter().map(|p| p.1).collect();
+        let row = store::get_rule(&mut conn, id)
+            .await?
+            .ok_or_else(rule_not_found)?;
+        let permissions = store::rule_permissions(&mut conn, &[id])
+            .await?
+            .into_iter()
+            .map(|p| p.1)
+            .collect();
         Ok(Rule { row, permissions })
     }
 
-    pub async fn list_rules(&self, object_type: &str, page_size: i32, page_token: &str) -> Result<(Vec<Rule>, String)> {
+    pub async fn list_rules(
+        &self,
+        object_type: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Rule>, String)> {
         let page = NamePage::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
         let t = (!object_type.is_empty()).then_some(object_type);
@@ -506,7 +637,11 @@ impl PermissionService {
         let rules = rows
             .into_iter()
             .map(|row| {
-                let permissions = perms.iter().filter(|p| p.0 == row.id).map(|p| p.1.clone()).collect();
+                let permissions = perms
+                    .iter()
+                    .filter(|p| p.0 == row.id)
+                    .map(|p| p.1.clone())
+                    .collect();
                 Rule { row, permissions }
             })
             .collect();
@@ -515,11 +650,25 @@ impl PermissionService {
 
     pub async fn update_rule(&self, id: &str, f: RuleFields, paths: &[String]) -> Result<Rule> {
         let id = parse_id(id, "abac_rule.id")?;
-        check_mask(paths, &["name", "description", "object_type", "condition", "permissions", "enabled"])?;
+        check_mask(
+            paths,
+            &[
+                "name",
+                "description",
+                "object_type",
+                "condition",
+                "permissions",
+                "enabled",
+            ],
+        )?;
         Self::check_rule(&f, Some(paths))?;
         let has = |p: &str| paths.iter().any(|x| x == p);
         let changes = RuleChanges {
-            name: if has("name") { Some(check_display_name(&f.name, "abac_rule.name")?) } else { None },
+            name: if has("name") {
+                Some(check_display_name(&f.name, "abac_rule.name")?)
+            } else {
+                None
+            },
             description: has("description").then(|| f.description.clone()),
             object_type: has("object_type").then(|| f.object_type.clone()),
             condition: has("condition").then(|| f.condition.clone()),
@@ -529,13 +678,19 @@ impl PermissionService {
         let mut conn = self.pool.get().await?;
         let rule = conn
             .transaction(async |conn| {
-                store::get_rule_for_update(conn, id).await?.ok_or_else(rule_not_found)?;
+                store::get_rule_for_update(conn, id)
+                    .await?
+                    .ok_or_else(rule_not_found)?;
                 if has("permissions") {
                     let ids = Self::permission_ids(conn, &f.permissions).await?;
                     store::set_rule_permissions(conn, id, &ids).await?;
                 }
                 let row = store::update_rule(conn, id, changes).await?;
-                let permissions = store::rule_permissions(conn, &[id]).await?.into_iter().map(|p| p.1).collect();
+                let permissions = store::rule_permissions(conn, &[id])
+                    .await?
+                    .into_iter()
+                    .map(|p| p.1)
+                    .collect();
                 Ok::<_, Error>(Rule { row, permissions })
             })
             .await?;
@@ -568,18 +723,33 @@ impl PermissionService {
             check_object(t, i, "object")?;
         }
         self.decisions
-            .check(subject, permission, object.as_ref().map(|(t, i)| (t.as_str(), i.as_str())), attributes, context)
+            .check(
+                subject,
+                permission,
+                object.as_ref().map(|(t, i)| (t.as_str(), i.as_str())),
+                attributes,
+                context,
+            )
             .await
     }
 
     /// A page of held grants by (permission, grant id); the token is the last served pair.
-    pub async fn held(&self, subject: Subject, page_size: i32, page_token: &str) -> Result<(Vec<Held>, String)> {
+    pub async fn held(
+        &self,
+        subject: Subject,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Held>, String)> {
         let page = NamePage::parse(page_size, page_token)?;
         let key = |h: &Held| format!("{}/{}", h.permission, h.grant_id);
         let all = self.decisions.held(subject).await?;
         let rows: Vec<Held> = all
             .into_iter()
-            .filter(|h| page.after.as_ref().is_none_or(|a| key(h).as_str() > a.as_str()))
+            .filter(|h| {
+                page.after
+                    .as_ref()
+                    .is_none_or(|a| key(h).as_str() > a.as_str())
+            })
             .take(page.fetch() as usize)
             .collect();
         let keyed: Vec<(String, Held)> = rows.into_iter().map(|h| (key(&h), h)).collect();
@@ -598,12 +768,21 @@ impl PermissionService {
     ) -> Result<(Vec<String>, String, bool, Vec<Uuid>)> {
         check_permission_name(permission, "permission")?;
         if !is_object_type(object_type) {
-            return Err(bad("object_type", format!("`{object_type}` is not an object type")));
+            return Err(bad(
+                "object_type",
+                format!("`{object_type}` is not an object type"),
+            ));
         }
         let page = NamePage::parse(page_size, page_token)?;
-        let (ids, all, rules) = self.decisions.objects(subject, permission, object_type).await?;
-        let ids: Vec<String> =
-            ids.into_iter().filter(|i| page.after.as_ref().is_none_or(|a| i > a)).take(page.fetch() as usize).collect();
+        let (ids, all, rules) = self
+            .decisions
+            .objects(subject, permission, object_type)
+            .await?;
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter(|i| page.after.as_ref().is_none_or(|a| i > a))
+            .take(page.fetch() as usize)
+            .collect();
         let (ids, next) = page.finish(ids, |i| i.as_str());
         Ok((ids, next, all, rules))
     }

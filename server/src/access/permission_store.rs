@@ -9,7 +9,8 @@ use uuid::Uuid;
 use crate::{
     db::schema::{
         abac_rule_permissions as rule_perms, abac_rules as rules, application_roles, applications,
-        permission_grants as grants, permission_groups as pgroups, permissions, roles, user_groups, users,
+        permission_grants as grants, permission_groups as pgroups, permissions, roles, user_groups,
+        users,
     },
     error::{Error, Result},
 };
@@ -84,7 +85,13 @@ fn unique(err: diesel::result::Error, reason: &'static str, message: &str) -> Er
 
 fn after_name(
     after: Option<&str>,
-) -> Box<dyn diesel::expression::BoxableExpression<pgroups::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>> {
+) -> Box<
+    dyn diesel::expression::BoxableExpression<
+            pgroups::table,
+            diesel::pg::Pg,
+            SqlType = diesel::sql_types::Bool,
+        >,
+> {
     match after {
         Some(a) => Box::new(
             diesel::dsl::sql::<diesel::sql_types::Bool>("lower(name) > lower(")
@@ -97,16 +104,28 @@ fn after_name(
 
 // --- Permission groups --------------------------------------------------------------------------
 
-pub async fn insert_group(conn: &mut AsyncPgConnection, row: PermissionGroupRow) -> Result<PermissionGroupRow> {
+pub async fn insert_group(
+    conn: &mut AsyncPgConnection,
+    row: PermissionGroupRow,
+) -> Result<PermissionGroupRow> {
     diesel::insert_into(pgroups::table)
         .values(row)
         .returning(PermissionGroupRow::as_returning())
         .get_result(conn)
         .await
-        .map_err(|e| unique(e, "PERMISSION_GROUP_NAME_TAKEN", "another permission group has this name"))
+        .map_err(|e| {
+            unique(
+                e,
+                "PERMISSION_GROUP_NAME_TAKEN",
+                "another permission group has this name",
+            )
+        })
 }
 
-pub async fn insert_permissions(conn: &mut AsyncPgConnection, rows: Vec<PermissionRow>) -> Result<()> {
+pub async fn insert_permissions(
+    conn: &mut AsyncPgConnection,
+    rows: Vec<PermissionRow>,
+) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -114,16 +133,39 @@ pub async fn insert_permissions(conn: &mut AsyncPgConnection, rows: Vec<Permissi
         .values(rows)
         .execute(conn)
         .await
-        .map_err(|e| unique(e, "PERMISSION_NAME_TAKEN", "the permission name appears twice in the group"))?;
+        .map_err(|e| {
+            unique(
+                e,
+                "PERMISSION_NAME_TAKEN",
+                "the permission name appears twice in the group",
+            )
+        })?;
     Ok(())
 }
 
-pub async fn get_group(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<PermissionGroupRow>> {
-    Ok(pgroups::table.find(id).select(PermissionGroupRow::as_select()).first(conn).await.optional()?)
+pub async fn get_group(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<PermissionGroupRow>> {
+    Ok(pgroups::table
+        .find(id)
+        .select(PermissionGroupRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
-pub async fn get_group_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<PermissionGroupRow>> {
-    Ok(pgroups::table.find(id).select(PermissionGroupRow::as_select()).for_update().first(conn).await.optional()?)
+pub async fn get_group_for_update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<PermissionGroupRow>> {
+    Ok(pgroups::table
+        .find(id)
+        .select(PermissionGroupRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 pub async fn touch_group(
@@ -167,11 +209,17 @@ pub async fn list_groups(
 
 /// Deletes the group; its permissions, their grants and rule references cascade.
 pub async fn delete_group(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(diesel::delete(pgroups::table.find(id)).execute(conn).await? == 1)
+    Ok(diesel::delete(pgroups::table.find(id))
+        .execute(conn)
+        .await?
+        == 1)
 }
 
 /// The permissions of these groups, in their order.
-pub async fn permissions_of(conn: &mut AsyncPgConnection, group_ids: &[Uuid]) -> Result<Vec<PermissionRow>> {
+pub async fn permissions_of(
+    conn: &mut AsyncPgConnection,
+    group_ids: &[Uuid],
+) -> Result<Vec<PermissionRow>> {
     Ok(permissions::table
         .filter(permissions::group_id.eq_any(group_ids))
         .order((permissions::group_id, permissions::position))
@@ -181,13 +229,23 @@ pub async fn permissions_of(conn: &mut AsyncPgConnection, group_ids: &[Uuid]) ->
 }
 
 pub async fn delete_permissions(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<()> {
-    diesel::delete(permissions::table.filter(permissions::id.eq_any(ids))).execute(conn).await?;
+    diesel::delete(permissions::table.filter(permissions::id.eq_any(ids)))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-pub async fn update_permission(conn: &mut AsyncPgConnection, id: Uuid, description: &str, position: i32) -> Result<()> {
+pub async fn update_permission(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    description: &str,
+    position: i32,
+) -> Result<()> {
     diesel::update(permissions::table.find(id))
-        .set((permissions::description.eq(description), permissions::position.eq(position)))
+        .set((
+            permissions::description.eq(description),
+            permissions::position.eq(position),
+        ))
         .execute(conn)
         .await?;
     Ok(())
@@ -195,7 +253,10 @@ pub async fn update_permission(conn: &mut AsyncPgConnection, id: Uuid, descripti
 
 /// Permissions by full name, share-locked: they cannot be removed before the referencing write
 /// commits.
-pub async fn permissions_by_full_name(conn: &mut AsyncPgConnection, names: &[String]) -> Result<Vec<PermissionRow>> {
+pub async fn permissions_by_full_name(
+    conn: &mut AsyncPgConnection,
+    names: &[String],
+) -> Result<Vec<PermissionRow>> {
     Ok(permissions::table
         .filter(permissions::full_name.eq_any(names))
         .order(permissions::id)
@@ -205,7 +266,10 @@ pub async fn permissions_by_full_name(conn: &mut AsyncPgConnection, names: &[Str
         .await?)
 }
 
-pub async fn permission_names(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
+pub async fn permission_names(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String)>> {
     Ok(permissions::table
         .filter(permissions::id.eq_any(ids))
         .select((permissions::id, permissions::full_name))
@@ -217,13 +281,34 @@ pub async fn permission_names(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Res
 
 /// Whether the grantee row exists, share-locked until the grant commits.
 pub async fn lock_role(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(roles::table.find(id).select(roles::id).for_share().first::<Uuid>(conn).await.optional()?.is_some())
+    Ok(roles::table
+        .find(id)
+        .select(roles::id)
+        .for_share()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?
+        .is_some())
 }
 pub async fn lock_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(users::table.find(id).select(users::id).for_share().first::<Uuid>(conn).await.optional()?.is_some())
+    Ok(users::table
+        .find(id)
+        .select(users::id)
+        .for_share()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?
+        .is_some())
 }
 pub async fn lock_group(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(user_groups::table.find(id).select(user_groups::id).for_share().first::<Uuid>(conn).await.optional()?.is_some())
+    Ok(user_groups::table
+        .find(id)
+        .select(user_groups::id)
+        .for_share()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?
+        .is_some())
 }
 pub async fn lock_organization(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
     use crate::db::schema::organizations;
@@ -238,7 +323,14 @@ pub async fn lock_organization(conn: &mut AsyncPgConnection, id: Uuid) -> Result
 }
 pub async fn lock_org_role(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
     use crate::db::schema::org_roles;
-    Ok(org_roles::table.find(id).select(org_roles::id).for_share().first::<Uuid>(conn).await.optional()?.is_some())
+    Ok(org_roles::table
+        .find(id)
+        .select(org_roles::id)
+        .for_share()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?
+        .is_some())
 }
 
 /// The user's role in the organization: its id and name; `None` when not a member.
@@ -283,7 +375,13 @@ pub async fn insert_grant(conn: &mut AsyncPgConnection, row: GrantRow) -> Result
         .filter(grants::object_id.eq(&row.object_id))
         .select(GrantRow::as_select())
         .into_boxed();
-    q = match (row.role_id, row.org_role_id, row.user_id, row.group_id, row.organization_id) {
+    q = match (
+        row.role_id,
+        row.org_role_id,
+        row.user_id,
+        row.group_id,
+        row.organization_id,
+    ) {
         (Some(id), ..) => q.filter(grants::role_id.eq(id)),
         (_, Some(id), ..) => q.filter(grants::org_role_id.eq(id)),
         (_, _, Some(id), ..) => q.filter(grants::user_id.eq(id)),
@@ -336,12 +434,21 @@ pub async fn list_grants(
         q = q.filter(grants::organization_id.eq(id));
     }
     if let Some((t, id)) = &f.object {
-        q = q.filter(grants::object_type.eq(t.clone())).filter(grants::object_id.eq(id.clone()));
+        q = q
+            .filter(grants::object_type.eq(t.clone()))
+            .filter(grants::object_id.eq(id.clone()));
     }
     if let Some((at, id)) = after {
-        q = q.filter(grants::created_at.lt(at).or(grants::created_at.eq(at).and(grants::id.lt(id))));
+        q = q.filter(
+            grants::created_at
+                .lt(at)
+                .or(grants::created_at.eq(at).and(grants::id.lt(id))),
+        );
     }
-    Ok(q.order((grants::created_at.desc(), grants::id.desc())).limit(limit).load(conn).await?)
+    Ok(q.order((grants::created_at.desc(), grants::id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
 }
 
 pub async fn delete_grant(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
@@ -351,7 +458,11 @@ pub async fn delete_grant(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool
 // --- Rules --------------------------------------------------------------------------------------
 
 fn rule_conflict(err: diesel::result::Error) -> Error {
-    unique(err, "ABAC_RULE_NAME_TAKEN", "another attribute-based rule has this name")
+    unique(
+        err,
+        "ABAC_RULE_NAME_TAKEN",
+        "another attribute-based rule has this name",
+    )
 }
 
 pub async fn insert_rule(conn: &mut AsyncPgConnection, row: RuleRow) -> Result<RuleRow> {
@@ -363,23 +474,58 @@ pub async fn insert_rule(conn: &mut AsyncPgConnection, row: RuleRow) -> Result<R
         .map_err(rule_conflict)
 }
 
-pub async fn set_rule_permissions(conn: &mut AsyncPgConnection, rule: Uuid, permission_ids: &[Uuid]) -> Result<()> {
-    diesel::delete(rule_perms::table.filter(rule_perms::rule_id.eq(rule))).execute(conn).await?;
-    let rows: Vec<_> =
-        permission_ids.iter().map(|p| (rule_perms::rule_id.eq(rule), rule_perms::permission_id.eq(*p))).collect();
-    diesel::insert_into(rule_perms::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
+pub async fn set_rule_permissions(
+    conn: &mut AsyncPgConnection,
+    rule: Uuid,
+    permission_ids: &[Uuid],
+) -> Result<()> {
+    diesel::delete(rule_perms::table.filter(rule_perms::rule_id.eq(rule)))
+        .execute(conn)
+        .await?;
+    let rows: Vec<_> = permission_ids
+        .iter()
+        .map(|p| {
+            (
+                rule_perms::rule_id.eq(rule),
+                rule_perms::permission_id.eq(*p),
+            )
+        })
+        .collect();
+    diesel::insert_into(rule_perms::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn get_rule(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<RuleRow>> {
-    Ok(rules::table.find(id).select(RuleRow::as_select()).first(conn).await.optional()?)
+    Ok(rules::table
+        .find(id)
+        .select(RuleRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
-pub async fn get_rule_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<RuleRow>> {
-    Ok(rules::table.find(id).select(RuleRow::as_select()).for_update().first(conn).await.optional()?)
+pub async fn get_rule_for_update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<RuleRow>> {
+    Ok(rules::table
+        .find(id)
+        .select(RuleRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
 }
 
-pub async fn update_rule(conn: &mut AsyncPgConnection, id: Uuid, changes: RuleChanges) -> Result<RuleRow> {
+pub async fn update_rule(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    changes: RuleChanges,
+) -> Result<RuleRow> {
     diesel::update(rules::table.find(id))
         .set(changes)
         .returning(RuleRow::as_returning())
@@ -410,11 +556,19 @@ pub async fn list_rules(
                 .sql(")"),
         );
     }
-    Ok(q.order(diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)")).limit(limit).load(conn).await?)
+    Ok(
+        q.order(diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)"))
+            .limit(limit)
+            .load(conn)
+            .await?,
+    )
 }
 
 /// The full permission names of these rules: (rule id, permission full name).
-pub async fn rule_permissions(conn: &mut AsyncPgConnection, rule_ids: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
+pub async fn rule_permissions(
+    conn: &mut AsyncPgConnection,
+    rule_ids: &[Uuid],
+) -> Result<Vec<(Uuid, String)>> {
     Ok(rule_perms::table
         .inner_join(permissions::table)
         .filter(rule_perms::rule_id.eq_any(rule_ids))
@@ -437,12 +591,23 @@ pub async fn enabled_rules(conn: &mut AsyncPgConnection) -> Result<Vec<(RuleRow,
 // --- Decision reads -----------------------------------------------------------------------------
 
 /// A user's global role names and custom properties; `None` when there is no such user.
-pub async fn user_facts(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<(Vec<String>, serde_json::Value)>> {
-    Ok(users::table.find(id).select((users::roles, users::properties)).first(conn).await.optional()?)
+pub async fn user_facts(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<(Vec<String>, serde_json::Value)>> {
+    Ok(users::table
+        .find(id)
+        .select((users::roles, users::properties))
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The (id, name) of the user roles with these names; M2M-only roles never apply to users.
-pub async fn user_role_ids(conn: &mut AsyncPgConnection, names: &[String]) -> Result<Vec<(Uuid, String)>> {
+pub async fn user_role_ids(
+    conn: &mut AsyncPgConnection,
+    names: &[String],
+) -> Result<Vec<(Uuid, String)>> {
     Ok(roles::table
         .filter(roles::name.eq_any(names))
         .filter(roles::m2m_only.eq(false))
@@ -452,8 +617,16 @@ pub async fn user_role_ids(conn: &mut AsyncPgConnection, names: &[String]) -> Re
 }
 
 /// The (id, name) of an application's roles; `None` when there is no such application.
-pub async fn application_role_ids(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Vec<(Uuid, String)>>> {
-    let exists = applications::table.find(id).select(applications::id).first::<Uuid>(conn).await.optional()?;
+pub async fn application_role_ids(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<Vec<(Uuid, String)>>> {
+    let exists = applications::table
+        .find(id)
+        .select(applications::id)
+        .first::<Uuid>(conn)
+        .await
+        .optional()?;
     if exists.is_none() {
         return Ok(None);
     }
@@ -478,7 +651,11 @@ pub async fn grants_to(
     let mut q = grants::table
         .inner_join(permissions::table)
         .select((GrantRow::as_select(), permissions::full_name))
-        .filter(grants::role_id.eq_any(role_ids.to_vec()).or(grants::group_id.eq_any(group_ids.to_vec())))
+        .filter(
+            grants::role_id
+                .eq_any(role_ids.to_vec())
+                .or(grants::group_id.eq_any(group_ids.to_vec())),
+        )
         .into_boxed();
     if let Some(user) = user {
         q = q.or_filter(grants::user_id.eq(user));

@@ -78,7 +78,8 @@ pub struct RoleService {
 }
 
 fn parse_id(id: &str, field: &'static str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
+    Uuid::parse_str(id)
+        .map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
 }
 
 fn not_found() -> Error {
@@ -86,7 +87,10 @@ fn not_found() -> Error {
 }
 
 fn failed(reason: &'static str, message: impl Into<String>) -> Error {
-    Error::FailedPrecondition { reason, message: message.into() }
+    Error::FailedPrecondition {
+        reason,
+        message: message.into(),
+    }
 }
 
 /// A letter, then letters, digits, `_`, `.` or `-`, at most 64 characters: safe in a JWT claim,
@@ -100,7 +104,9 @@ fn check_name(name: &str) -> Result<()> {
         return Err(Error::invalid(
             "INVALID_ARGUMENT",
             "name",
-            format!("`{name}` is not a role name: a letter, then letters, digits, `_`, `.` or `-`, at most 64"),
+            format!(
+                "`{name}` is not a role name: a letter, then letters, digits, `_`, `.` or `-`, at most 64"
+            ),
         ));
     }
     Ok(())
@@ -108,18 +114,29 @@ fn check_name(name: &str) -> Result<()> {
 
 fn check_fields(description: &str, default_for_new_users: bool, m2m_only: bool) -> Result<()> {
     if description.chars().count() > 1000 {
-        return Err(Error::invalid("INVALID_ARGUMENT", "description", "`description` is longer than 1000 characters"));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "description",
+            "`description` is longer than 1000 characters",
+        ));
     }
     // A default role goes to every new user, which an M2M-only role may never have.
     if default_for_new_users && m2m_only {
-        return Err(Error::invalid("INVALID_ARGUMENT", "m2m_only", "a role cannot be both default and M2M-only"));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "m2m_only",
+            "a role cannot be both default and M2M-only",
+        ));
     }
     Ok(())
 }
 
 /// The scopes of the mgpass API among `refs`, as a set (the part of a system role that is fixed).
 fn mgpass_scopes(refs: &[ResourceScopes]) -> HashSet<String> {
-    refs.iter().filter(|r| r.resource == SYSTEM_INDICATOR).flat_map(|r| r.scopes.iter().cloned()).collect()
+    refs.iter()
+        .filter(|r| r.resource == SYSTEM_INDICATOR)
+        .flat_map(|r| r.scopes.iter().cloned())
+        .collect()
 }
 
 /// Distinct ids, in the order given.
@@ -137,7 +154,11 @@ fn parse_ids(ids: &[String], field: &'static str) -> Result<Vec<Uuid>> {
 
 fn check_assignees(users: &[Uuid], apps: &[Uuid]) -> Result<()> {
     if users.is_empty() && apps.is_empty() {
-        return Err(Error::invalid("INVALID_ARGUMENT", "user_ids", "name at least one user or application"));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "user_ids",
+            "name at least one user or application",
+        ));
     }
     if users.len() + apps.len() > MAX_ASSIGNEES {
         return Err(Error::invalid(
@@ -152,7 +173,10 @@ fn check_assignees(users: &[Uuid], apps: &[Uuid]) -> Result<()> {
 /// Checks the global roles given to a user inside the caller's transaction: each exists and may
 /// be held by users. The roles stay share-locked until the transaction ends, so none can be
 /// deleted (or made M2M-only) before the user is written. Returns the names without duplicates.
-pub async fn check_user_roles(conn: &mut AsyncPgConnection, names: &[String]) -> Result<Vec<String>> {
+pub async fn check_user_roles(
+    conn: &mut AsyncPgConnection,
+    names: &[String],
+) -> Result<Vec<String>> {
     let mut names = names.to_vec();
     let mut seen = HashSet::new();
     names.retain(|n| seen.insert(n.clone()));
@@ -162,9 +186,18 @@ pub async fn check_user_roles(conn: &mut AsyncPgConnection, names: &[String]) ->
     let rows = store::lock_by_names(conn, &names).await?;
     for name in &names {
         match rows.iter().find(|r| &r.name == name) {
-            None => return Err(Error::invalid("UNKNOWN_ROLE", "roles", format!("role `{name}` does not exist"))),
+            None => {
+                return Err(Error::invalid(
+                    "UNKNOWN_ROLE",
+                    "roles",
+                    format!("role `{name}` does not exist"),
+                ));
+            }
             Some(r) if r.m2m_only => {
-                return Err(failed("ROLE_M2M_ONLY", format!("role `{name}` is for M2M applications only")));
+                return Err(failed(
+                    "ROLE_M2M_ONLY",
+                    format!("role `{name}` is for M2M applications only"),
+                ));
             }
             Some(_) => {}
         }
@@ -176,7 +209,10 @@ pub async fn check_user_roles(conn: &mut AsyncPgConnection, names: &[String]) ->
 /// `superAdmin`, that role is locked exclusively (as by UnassignRole) until the transaction ends,
 /// so that [`ensure_super_admin_held`], called after the write, sees every concurrent removal.
 /// Call it before locking the user: roles come before users in the lock order.
-pub async fn check_changed_user_roles(conn: &mut AsyncPgConnection, names: &[String]) -> Result<Vec<String>> {
+pub async fn check_changed_user_roles(
+    conn: &mut AsyncPgConnection,
+    names: &[String],
+) -> Result<Vec<String>> {
     let names = check_user_roles(conn, names).await?;
     if !names.iter().any(|n| n == SUPER_ADMIN) {
         store::get_by_name_for_update(conn, SUPER_ADMIN).await?;
@@ -187,16 +223,26 @@ pub async fn check_changed_user_roles(conn: &mut AsyncPgConnection, names: &[Str
 /// Refuses (and so rolls back) a change that left `superAdmin` without a holder.
 pub async fn ensure_super_admin_held(conn: &mut AsyncPgConnection) -> Result<()> {
     if store::count_user_holders(conn, SUPER_ADMIN).await? == 0 {
-        return Err(failed("LAST_SUPER_ADMIN", "the last holder of superAdmin cannot lose it"));
+        return Err(failed(
+            "LAST_SUPER_ADMIN",
+            "the last holder of superAdmin cannot lose it",
+        ));
     }
     Ok(())
 }
 
 /// The roles of a new user: the ones asked for (checked), or else the roles marked
 /// `default_for_new_users`. Same locking as [`check_user_roles`].
-pub async fn roles_for_new_user(conn: &mut AsyncPgConnection, requested: &[String]) -> Result<Vec<String>> {
+pub async fn roles_for_new_user(
+    conn: &mut AsyncPgConnection,
+    requested: &[String],
+) -> Result<Vec<String>> {
     if requested.is_empty() {
-        Ok(store::lock_defaults(conn).await?.into_iter().map(|r| r.name).collect())
+        Ok(store::lock_defaults(conn)
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .collect())
     } else {
         check_user_roles(conn, requested).await
     }
@@ -213,7 +259,11 @@ impl RoleService {
 
     pub async fn create(&self, fields: RoleFields) -> Result<RoleRow> {
         check_name(&fields.name)?;
-        check_fields(&fields.description, fields.default_for_new_users, fields.m2m_only)?;
+        check_fields(
+            &fields.description,
+            fields.default_for_new_users,
+            fields.m2m_only,
+        )?;
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             let scopes = check_references(conn, &fields.scopes, "scopes").await?;
@@ -244,17 +294,39 @@ impl RoleService {
     }
 
     /// A page of roles and the token of the next page (empty on the last page).
-    pub async fn list(&self, q: RoleQuery, page_size: i32, page_token: &str) -> Result<(Vec<RoleRow>, String)> {
+    pub async fn list(
+        &self,
+        q: RoleQuery,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<RoleRow>, String)> {
         let page = Page::parse(page_size, page_token)?;
-        let user_id = q.user_id.as_deref().map(|id| parse_id(id, "user_id")).transpose()?;
-        let application_id = q.application_id.as_deref().map(|id| parse_id(id, "application_id")).transpose()?;
+        let user_id = q
+            .user_id
+            .as_deref()
+            .map(|id| parse_id(id, "user_id"))
+            .transpose()?;
+        let application_id = q
+            .application_id
+            .as_deref()
+            .map(|id| parse_id(id, "application_id"))
+            .transpose()?;
         let mut conn = self.pool.get().await?;
         let names = match user_id {
             // An unknown user holds nothing.
-            Some(id) => Some(identity::store::get(&mut conn, id).await?.map(|u| u.roles).unwrap_or_default()),
+            Some(id) => Some(
+                identity::store::get(&mut conn, id)
+                    .await?
+                    .map(|u| u.roles)
+                    .unwrap_or_default(),
+            ),
             None => None,
         };
-        let filter = RoleFilter { query: q.query, names, application_id };
+        let filter = RoleFilter {
+            query: q.query,
+            names,
+            application_id,
+        };
         let rows = store::list(&mut conn, &filter, page.after, page.fetch()).await?;
         Ok(page.finish(rows, |r| (r.created_at, r.id)))
     }
@@ -264,13 +336,18 @@ impl RoleService {
     pub async fn update(&self, id: &str, update: RoleUpdate) -> Result<RoleRow> {
         let id = parse_id(id, "role.id")?;
         if update.paths.is_empty() {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "update_mask names no field"));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                "update_mask names no field",
+            ));
         }
-        if let Some(other) = update
-            .paths
-            .iter()
-            .find(|p| !matches!(p.as_str(), "description" | "scopes" | "default_for_new_users" | "m2m_only"))
-        {
+        if let Some(other) = update.paths.iter().find(|p| {
+            !matches!(
+                p.as_str(),
+                "description" | "scopes" | "default_for_new_users" | "m2m_only"
+            )
+        }) {
             return Err(Error::invalid(
                 "INVALID_UPDATE_MASK",
                 "update_mask",
@@ -332,7 +409,9 @@ impl RoleService {
         let mut conn = self.pool.get().await?;
         let stale = conn
             .transaction(async |conn| {
-                let role = store::get_for_update(conn, id).await?.ok_or_else(not_found)?;
+                let role = store::get_for_update(conn, id)
+                    .await?
+                    .ok_or_else(not_found)?;
                 if role.system {
                     return Err(failed(
                         "SYSTEM_ROLE_IMMUTABLE",
@@ -350,7 +429,12 @@ impl RoleService {
     }
 
     /// Gives the role to users and M2M applications, all or nothing. Already held is fine.
-    pub async fn assign(&self, role_id: &str, user_ids: &[String], application_ids: &[String]) -> Result<()> {
+    pub async fn assign(
+        &self,
+        role_id: &str,
+        user_ids: &[String],
+        application_ids: &[String],
+    ) -> Result<()> {
         let role_id = parse_id(role_id, "role_id")?;
         let users = parse_ids(user_ids, "user_ids")?;
         let apps = parse_ids(application_ids, "application_ids")?;
@@ -400,7 +484,12 @@ impl RoleService {
 
     /// Takes the role from users and applications. Not held, or unknown, is fine; taking
     /// `superAdmin` from its last holder is not.
-    pub async fn unassign(&self, role_id: &str, user_ids: &[String], application_ids: &[String]) -> Result<()> {
+    pub async fn unassign(
+        &self,
+        role_id: &str,
+        user_ids: &[String],
+        application_ids: &[String],
+    ) -> Result<()> {
         let role_id = parse_id(role_id, "role_id")?;
         let users = parse_ids(user_ids, "user_ids")?;
         let apps = parse_ids(application_ids, "application_ids")?;
@@ -410,7 +499,9 @@ impl RoleService {
             .transaction(async |conn| {
                 // Exclusive: two concurrent unassignments of superAdmin must not both see the
                 // other's holder still there.
-                let role = store::get_for_update(conn, role_id).await?.ok_or_else(not_found)?;
+                let role = store::get_for_update(conn, role_id)
+                    .await?
+                    .ok_or_else(not_found)?;
                 if !users.is_empty() {
                     let found = store::lock_users(conn, &users).await?;
                     store::remove_from_users(conn, &role.name, &found).await?;
@@ -441,14 +532,21 @@ impl RoleService {
         let role_id = parse_id(role_id, "role_id")?;
         let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
-        let role = store::get(&mut conn, role_id).await?.ok_or_else(not_found)?;
-        let rows = store::assignments(&mut conn, role_id, &role.name, page.after, page.fetch()).await?;
+        let role = store::get(&mut conn, role_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let rows =
+            store::assignments(&mut conn, role_id, &role.name, page.after, page.fetch()).await?;
         let (rows, next) = page.finish(rows, |r| (r.sort_at, r.id));
         let assignments = rows
             .into_iter()
             .map(|r| RoleAssignment {
                 role_id,
-                assignee: if r.kind == "user" { Assignee::User(r.id) } else { Assignee::Application(r.id) },
+                assignee: if r.kind == "user" {
+                    Assignee::User(r.id)
+                } else {
+                    Assignee::Application(r.id)
+                },
                 assigned_at: r.assigned_at,
             })
             .collect();
@@ -462,10 +560,23 @@ mod tests {
 
     #[test]
     fn role_names() {
-        for good in ["editor", "a", "Content.Editor-2_x", &format!("a{}", "b".repeat(63))] {
+        for good in [
+            "editor",
+            "a",
+            "Content.Editor-2_x",
+            &format!("a{}", "b".repeat(63)),
+        ] {
             assert!(check_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "1editor", "_x", "has space", "é", "a/b", &format!("a{}", "b".repeat(64))] {
+        for bad in [
+            "",
+            "1editor",
+            "_x",
+            "has space",
+            "é",
+            "a/b",
+            &format!("a{}", "b".repeat(64)),
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }
@@ -480,9 +591,18 @@ mod tests {
     #[test]
     fn mgpass_part_of_scopes() {
         let refs = vec![
-            ResourceScopes { resource: "mgpass".into(), scopes: vec!["mgpass:admin".into()] },
-            ResourceScopes { resource: "https://api".into(), scopes: vec!["read".into()] },
+            ResourceScopes {
+                resource: "mgpass".into(),
+                scopes: vec!["mgpass:admin".into()],
+            },
+            ResourceScopes {
+                resource: "https://api".into(),
+                scopes: vec!["read".into()],
+            },
         ];
-        assert_eq!(mgpass_scopes(&refs), HashSet::from(["mgpass:admin".to_string()]));
+        assert_eq!(
+            mgpass_scopes(&refs),
+            HashSet::from(["mgpass:admin".to_string()])
+        );
     }
 }

@@ -84,7 +84,10 @@ fn conflict(err: diesel::result::Error) -> Error {
 }
 
 /// The roles with these names (a user's `roles`). M2M-only roles never apply to users.
-pub async fn user_roles_by_name(conn: &mut AsyncPgConnection, names: &[String]) -> Result<Vec<RoleRow>> {
+pub async fn user_roles_by_name(
+    conn: &mut AsyncPgConnection,
+    names: &[String],
+) -> Result<Vec<RoleRow>> {
     Ok(roles::table
         .filter(roles::name.eq_any(names))
         .filter(roles::m2m_only.eq(false))
@@ -94,7 +97,10 @@ pub async fn user_roles_by_name(conn: &mut AsyncPgConnection, names: &[String]) 
 }
 
 /// The roles assigned to an application.
-pub async fn application_roles(conn: &mut AsyncPgConnection, application_id: Uuid) -> Result<Vec<RoleRow>> {
+pub async fn application_roles(
+    conn: &mut AsyncPgConnection,
+    application_id: Uuid,
+) -> Result<Vec<RoleRow>> {
     Ok(application_roles::table
         .inner_join(roles::table)
         .filter(application_roles::application_id.eq(application_id))
@@ -113,16 +119,30 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: RoleRow) -> Result<RoleRo
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<RoleRow>> {
-    Ok(roles::table.find(id).select(RoleRow::as_select()).first(conn).await.optional()?)
+    Ok(roles::table
+        .find(id)
+        .select(RoleRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The role, locked until the end of the transaction (against every other writer of it).
 pub async fn get_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<RoleRow>> {
-    Ok(roles::table.find(id).select(RoleRow::as_select()).for_update().first(conn).await.optional()?)
+    Ok(roles::table
+        .find(id)
+        .select(RoleRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The role of this name, locked until the end of the transaction.
-pub async fn get_by_name_for_update(conn: &mut AsyncPgConnection, name: &str) -> Result<Option<RoleRow>> {
+pub async fn get_by_name_for_update(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+) -> Result<Option<RoleRow>> {
     Ok(roles::table
         .filter(roles::name.eq(name))
         .select(RoleRow::as_select())
@@ -135,7 +155,13 @@ pub async fn get_by_name_for_update(conn: &mut AsyncPgConnection, name: &str) ->
 /// The role, share-locked until the end of the transaction: it cannot be deleted or changed
 /// meanwhile, but concurrent assignments of it proceed.
 pub async fn get_for_share(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<RoleRow>> {
-    Ok(roles::table.find(id).select(RoleRow::as_select()).for_share().first(conn).await.optional()?)
+    Ok(roles::table
+        .find(id)
+        .select(RoleRow::as_select())
+        .for_share()
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The roles with these names, share-locked in id order until the end of the transaction.
@@ -169,7 +195,12 @@ pub async fn list(
 ) -> Result<Vec<RoleRow>> {
     let mut query = roles::table.select(RoleRow::as_select()).into_boxed();
     if let Some(q) = &filter.query {
-        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         query = query.filter(roles::name.ilike(pattern));
     }
     if let Some(names) = &filter.names {
@@ -185,12 +216,24 @@ pub async fn list(
         );
     }
     if let Some((at, id)) = after {
-        query = query.filter(roles::created_at.lt(at).or(roles::created_at.eq(at).and(roles::id.lt(id))));
+        query = query.filter(
+            roles::created_at
+                .lt(at)
+                .or(roles::created_at.eq(at).and(roles::id.lt(id))),
+        );
     }
-    Ok(query.order((roles::created_at.desc(), roles::id.desc())).limit(limit).load(conn).await?)
+    Ok(query
+        .order((roles::created_at.desc(), roles::id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
 }
 
-pub async fn update(conn: &mut AsyncPgConnection, id: Uuid, changes: RoleChanges) -> Result<Option<RoleRow>> {
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    changes: RoleChanges,
+) -> Result<Option<RoleRow>> {
     Ok(diesel::update(roles::table.find(id))
         .set(changes)
         .returning(RoleRow::as_returning())
@@ -206,7 +249,10 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
 }
 
 /// The roles whose scopes name the API resource `indicator`, locked in id order.
-pub async fn referencing_resource(conn: &mut AsyncPgConnection, indicator: &str) -> Result<Vec<RoleRow>> {
+pub async fn referencing_resource(
+    conn: &mut AsyncPgConnection,
+    indicator: &str,
+) -> Result<Vec<RoleRow>> {
     Ok(roles::table
         .filter(roles::scopes.contains(serde_json::json!([{ "resource": indicator }])))
         .order(roles::id)
@@ -218,7 +264,13 @@ pub async fn referencing_resource(conn: &mut AsyncPgConnection, indicator: &str)
 
 /// Of these users, the ones that exist, locked in id order until the end of the transaction.
 pub async fn lock_users(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-    Ok(users::table.filter(users::id.eq_any(ids)).order(users::id).select(users::id).for_update().load(conn).await?)
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .order(users::id)
+        .select(users::id)
+        .for_update()
+        .load(conn)
+        .await?)
 }
 
 /// Whether any user holds the role.
@@ -246,7 +298,11 @@ pub async fn add_to_users(conn: &mut AsyncPgConnection, name: &str, ids: &[Uuid]
 }
 
 /// Removes the role name from each user's `roles`.
-pub async fn remove_from_users(conn: &mut AsyncPgConnection, name: &str, ids: &[Uuid]) -> Result<usize> {
+pub async fn remove_from_users(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    ids: &[Uuid],
+) -> Result<usize> {
     Ok(diesel::sql_query(
         "UPDATE users SET roles = array_remove(roles, $1), updated_at = now() WHERE id = ANY($2) AND $1 = ANY(roles)",
     )
@@ -268,18 +324,39 @@ pub async fn remove_from_all_users(conn: &mut AsyncPgConnection, name: &str) -> 
 
 /// How many users hold the role.
 pub async fn count_user_holders(conn: &mut AsyncPgConnection, name: &str) -> Result<i64> {
-    Ok(users::table.filter(users::roles.contains(vec![name.to_string()])).count().get_result(conn).await?)
+    Ok(users::table
+        .filter(users::roles.contains(vec![name.to_string()]))
+        .count()
+        .get_result(conn)
+        .await?)
 }
 
-pub async fn add_to_applications(conn: &mut AsyncPgConnection, role_id: Uuid, app_ids: &[Uuid]) -> Result<usize> {
+pub async fn add_to_applications(
+    conn: &mut AsyncPgConnection,
+    role_id: Uuid,
+    app_ids: &[Uuid],
+) -> Result<usize> {
     let rows: Vec<_> = app_ids
         .iter()
-        .map(|app| (application_roles::application_id.eq(*app), application_roles::role_id.eq(role_id)))
+        .map(|app| {
+            (
+                application_roles::application_id.eq(*app),
+                application_roles::role_id.eq(role_id),
+            )
+        })
         .collect();
-    Ok(diesel::insert_into(application_roles::table).values(rows).on_conflict_do_nothing().execute(conn).await?)
+    Ok(diesel::insert_into(application_roles::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?)
 }
 
-pub async fn remove_from_applications(conn: &mut AsyncPgConnection, role_id: Uuid, app_ids: &[Uuid]) -> Result<usize> {
+pub async fn remove_from_applications(
+    conn: &mut AsyncPgConnection,
+    role_id: Uuid,
+    app_ids: &[Uuid],
+) -> Result<usize> {
     Ok(diesel::delete(
         application_roles::table
             .filter(application_roles::role_id.eq(role_id))

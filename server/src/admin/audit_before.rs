@@ -25,7 +25,11 @@ pub struct BeforeRead {
 
 /// The leading CamelCase word of a method name and the rest: `UpdateUser` → (`Update`, `User`).
 fn split_verb(name: &str) -> Option<(&str, &str)> {
-    let end = name.char_indices().skip(1).find(|(_, c)| c.is_ascii_uppercase())?.0;
+    let end = name
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| c.is_ascii_uppercase())?
+        .0;
     Some((&name[..end], &name[end..]))
 }
 
@@ -35,9 +39,14 @@ pub fn pairing(method: &MethodDescriptor) -> Option<BeforeRead> {
     if CREATING_VERBS.contains(&verb) || verb == "Get" {
         return None;
     }
-    let get = method.parent_service().methods().find(|m| m.name() == format!("Get{noun}"))?;
-    let fillable =
-        get.input().fields().all(|f| f.kind().as_message().is_none() && source_of(&method.input(), f.name()).is_some());
+    let get = method
+        .parent_service()
+        .methods()
+        .find(|m| m.name() == format!("Get{noun}"))?;
+    let fillable = get
+        .input()
+        .fields()
+        .all(|f| f.kind().as_message().is_none() && source_of(&method.input(), f.name()).is_some());
     fillable.then(|| BeforeRead {
         path: format!("/{}/{}", get.parent_service().full_name(), get.name()),
         input: get.input(),
@@ -47,20 +56,33 @@ pub fn pairing(method: &MethodDescriptor) -> Option<BeforeRead> {
 
 /// Where a `Get` field's value sits in the changing request: a top field, or (message, field).
 fn source_of(request: &MessageDescriptor, field: &str) -> Option<(Option<String>, String)> {
-    if request.get_field_by_name(field).is_some_and(|f| f.kind().as_message().is_none()) {
+    if request
+        .get_field_by_name(field)
+        .is_some_and(|f| f.kind().as_message().is_none())
+    {
         return Some((None, field.to_string()));
     }
-    let messages: Vec<_> = request.fields().filter(|f| f.kind().as_message().is_some() && !f.is_list()).collect();
+    let messages: Vec<_> = request
+        .fields()
+        .filter(|f| f.kind().as_message().is_some() && !f.is_list())
+        .collect();
     if let Some(noun) = field.strip_suffix("_id") {
         if let Some(m) = messages.iter().find(|m| m.name() == noun) {
-            if m.kind().as_message().is_some_and(|d| d.get_field_by_name("id").is_some()) {
+            if m.kind()
+                .as_message()
+                .is_some_and(|d| d.get_field_by_name("id").is_some())
+            {
                 return Some((Some(noun.to_string()), "id".to_string()));
             }
         }
     }
     messages
         .iter()
-        .find(|m| m.kind().as_message().is_some_and(|d| d.get_field_by_name(field).is_some()))
+        .find(|m| {
+            m.kind()
+                .as_message()
+                .is_some_and(|d| d.get_field_by_name(field).is_some())
+        })
         .map(|m| (Some(m.name().to_string()), field.to_string()))
 }
 
@@ -95,19 +117,37 @@ mod tests {
 
     fn method(service: &str, name: &str) -> MethodDescriptor {
         let pool = mgpass_proto::descriptor_pool();
-        pool.get_service_by_name(service).unwrap().methods().find(|m| m.name() == name).unwrap()
+        pool.get_service_by_name(service)
+            .unwrap()
+            .methods()
+            .find(|m| m.name() == name)
+            .unwrap()
     }
 
     #[test]
     fn pairs_changes_with_their_get() {
-        let update = pairing(&method("mgpass.identity.v1.UserService", "UpdateUser")).expect("UpdateUser pairs");
+        let update = pairing(&method("mgpass.identity.v1.UserService", "UpdateUser"))
+            .expect("UpdateUser pairs");
         assert_eq!(update.path, "/mgpass.identity.v1.UserService/GetUser");
         assert!(pairing(&method("mgpass.identity.v1.UserService", "DeleteUser")).is_some());
         assert!(pairing(&method("mgpass.identity.v1.UserService", "CreateUser")).is_none());
-        let update = pairing(&method("mgpass.org.v1.OrganizationService", "UpdateOrganization")).unwrap();
-        assert_eq!(update.path, "/mgpass.org.v1.OrganizationService/GetOrganization");
+        let update = pairing(&method(
+            "mgpass.org.v1.OrganizationService",
+            "UpdateOrganization",
+        ))
+        .unwrap();
+        assert_eq!(
+            update.path,
+            "/mgpass.org.v1.OrganizationService/GetOrganization"
+        );
         // No `GetOrganizationMember`: nothing to read.
-        assert!(pairing(&method("mgpass.org.v1.OrganizationService", "RemoveOrganizationMember")).is_none());
+        assert!(
+            pairing(&method(
+                "mgpass.org.v1.OrganizationService",
+                "RemoveOrganizationMember"
+            ))
+            .is_none()
+        );
     }
 
     #[test]
@@ -115,13 +155,24 @@ mod tests {
         let update = method("mgpass.identity.v1.UserService", "UpdateUser");
         let read = pairing(&update).unwrap();
         let mut request = DynamicMessage::new(update.input());
-        let mut user =
-            DynamicMessage::new(update.input().get_field_by_name("user").unwrap().kind().as_message().unwrap().clone());
+        let mut user = DynamicMessage::new(
+            update
+                .input()
+                .get_field_by_name("user")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .clone(),
+        );
         user.set_field_by_name("id", Value::String("u-1".into()));
         request.set_field_by_name("user", Value::Message(user));
         let framed = get_request(&read, &request).expect("a request");
         let get = DynamicMessage::decode(read.input.clone(), &framed[5..]).unwrap();
-        assert_eq!(get.get_field_by_name("user_id").unwrap().as_str(), Some("u-1"));
+        assert_eq!(
+            get.get_field_by_name("user_id").unwrap().as_str(),
+            Some("u-1")
+        );
         // No id, no read.
         assert!(get_request(&read, &DynamicMessage::new(update.input())).is_none());
     }

@@ -40,7 +40,15 @@ use crate::{
 };
 
 /// Name prefixes of methods that only read.
-const READ_PREFIXES: [&str; 7] = ["Get", "List", "Lookup", "Check", "Search", "BatchGet", "Introspect"];
+const READ_PREFIXES: [&str; 7] = [
+    "Get",
+    "List",
+    "Lookup",
+    "Check",
+    "Search",
+    "BatchGet",
+    "Introspect",
+];
 
 /// What the layer knows of an audited method.
 struct Audited {
@@ -66,7 +74,10 @@ pub fn is_audited(method: &prost_reflect::MethodDescriptor) -> bool {
         let options = method.options();
         if options.has_extension(&http) {
             if let Value::Message(rule) = options.get_extension(&http).as_ref() {
-                if rule.get_field_by_name("get").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+                if rule
+                    .get_field_by_name("get")
+                    .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+                {
                     return false;
                 }
             }
@@ -88,7 +99,10 @@ pub struct AuditLayer {
 impl AuditLayer {
     pub fn new(pool: &DescriptorPool, log: AuditLog) -> Self {
         let mut methods = HashMap::new();
-        for service in pool.services().filter(|s| s.full_name().starts_with("mgpass.")) {
+        for service in pool
+            .services()
+            .filter(|s| s.full_name().starts_with("mgpass."))
+        {
             for method in service.methods().filter(is_audited) {
                 methods.insert(
                     format!("/{}/{}", service.full_name(), method.name()),
@@ -101,14 +115,19 @@ impl AuditLayer {
                 );
             }
         }
-        Self { state: Arc::new(AuditState { methods, log }) }
+        Self {
+            state: Arc::new(AuditState { methods, log }),
+        }
     }
 }
 
 impl<S> Layer<S> for AuditLayer {
     type Service = AuditService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuditService { inner, state: self.state.clone() }
+        AuditService {
+            inner,
+            state: self.state.clone(),
+        }
     }
 }
 
@@ -130,11 +149,18 @@ fn decode(body: &[u8], descriptor: &MessageDescriptor) -> Option<DynamicMessage>
 }
 
 fn header(headers: &http::HeaderMap, name: &str) -> String {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect()).unwrap_or_default()
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(512).collect())
+        .unwrap_or_default()
 }
 
 fn string_field(message: &DynamicMessage, name: &str) -> Option<String> {
-    message.get_field_by_name(name).and_then(|v| v.as_str().map(str::to_string)).filter(|s| !s.is_empty())
+    message
+        .get_field_by_name(name)
+        .and_then(|v| v.as_str().map(str::to_string))
+        .filter(|s| !s.is_empty())
 }
 
 /// The target of a call: the first `<type>_id` field of the request (`user_id`, `api_key_id`),
@@ -175,7 +201,9 @@ fn organization_of(message: &DynamicMessage) -> Option<Uuid> {
         return Uuid::parse_str(&id).ok();
     }
     message.fields().find_map(|(_, value)| match value {
-        Value::Message(inner) => string_field(inner, "organization_id").and_then(|id| Uuid::parse_str(&id).ok()),
+        Value::Message(inner) => {
+            string_field(inner, "organization_id").and_then(|id| Uuid::parse_str(&id).ok())
+        }
         _ => None,
     })
 }
@@ -186,7 +214,10 @@ fn failure(headers: &http::HeaderMap) -> Option<Option<String>> {
     if status.code() == tonic::Code::Ok {
         return None;
     }
-    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_else(|| format!("{:?}", status.code()));
+    let reason = status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_else(|| format!("{:?}", status.code()));
     Some(Some(reason))
 }
 
@@ -207,7 +238,11 @@ async fn read_before<S>(
     extensions: &http::Extensions,
 ) -> Option<serde_json::Value>
 where
-    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
+    S: Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        >,
 {
     use tower::ServiceExt;
     let body = get_request(read, request)?;
@@ -244,8 +279,11 @@ fn replay(data: Bytes, trailers: Option<http::HeaderMap>) -> tonic::body::Body {
 
 impl<S, B> Service<http::Request<B>> for AuditService<S>
 where
-    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>
-        + Clone
+    S: Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
@@ -282,7 +320,10 @@ where
             let mut row = AuditRow {
                 id: Uuid::now_v7(),
                 credential_kind: credential_kind(principal.as_ref()).into(),
-                actor_user_id: principal.as_ref().filter(|p| p.api_key_organization_id.is_none()).map(|p| p.user_id),
+                actor_user_id: principal
+                    .as_ref()
+                    .filter(|p| p.api_key_organization_id.is_none())
+                    .map(|p| p.user_id),
                 actor_application_id: principal.as_ref().and_then(|p| p.client_id.clone()),
                 actor_api_key_id: principal.as_ref().and_then(|p| p.api_key_id),
                 action: method.action.clone(),
@@ -310,7 +351,10 @@ where
                 row.before = read_before(inner.clone(), read, message, &parts.extensions).await;
             }
             let response = inner
-                .call(http::Request::from_parts(parts, tonic::body::Body::new(http_body_util::Full::new(body))))
+                .call(http::Request::from_parts(
+                    parts,
+                    tonic::body::Body::new(http_body_util::Full::new(body)),
+                ))
                 .await?;
             // An error answer is "trailers-only": its status is in the headers.
             if let Some(reason) = failure(response.headers()) {
@@ -340,7 +384,8 @@ where
             } else {
                 row.after = response_message.clone().and_then(redacted_json);
             }
-            (row.target_type, row.target_id) = target(request_message.as_ref(), response_message.as_ref());
+            (row.target_type, row.target_id) =
+                target(request_message.as_ref(), response_message.as_ref());
             state.log.append(row).await;
             Ok(http::Response::from_parts(parts, replay(data, trailers)))
         })
@@ -354,23 +399,38 @@ mod tests {
     fn method(path: &str) -> prost_reflect::MethodDescriptor {
         let (service, name) = path.split_once('/').unwrap();
         let pool = mgpass_proto::descriptor_pool();
-        pool.get_service_by_name(service).unwrap().methods().find(|m| m.name() == name).unwrap()
+        pool.get_service_by_name(service)
+            .unwrap()
+            .methods()
+            .find(|m| m.name() == name)
+            .unwrap()
     }
 
     #[test]
     fn reads_are_not_audited() {
-        assert!(!is_audited(&method("mgpass.identity.v1.UserService/GetUser")));
-        assert!(!is_audited(&method("mgpass.access.v1.ApiKeyService/ListMyApiKeys")));
-        assert!(is_audited(&method("mgpass.identity.v1.UserService/UpdateUser")));
-        assert!(is_audited(&method("mgpass.identity.v1.AuthenticationService/Login")));
-        assert!(is_audited(&method("mgpass.access.v1.ApiKeyService/RevokeApiKey")));
+        assert!(!is_audited(&method(
+            "mgpass.identity.v1.UserService/GetUser"
+        )));
+        assert!(!is_audited(&method(
+            "mgpass.access.v1.ApiKeyService/ListMyApiKeys"
+        )));
+        assert!(is_audited(&method(
+            "mgpass.identity.v1.UserService/UpdateUser"
+        )));
+        assert!(is_audited(&method(
+            "mgpass.identity.v1.AuthenticationService/Login"
+        )));
+        assert!(is_audited(&method(
+            "mgpass.access.v1.ApiKeyService/RevokeApiKey"
+        )));
     }
 
     #[test]
     fn targets() {
         let pool = mgpass_proto::descriptor_pool();
         let req = DynamicMessage::deserialize(
-            pool.get_message_by_name("mgpass.access.v1.RevokeApiKeyRequest").unwrap(),
+            pool.get_message_by_name("mgpass.access.v1.RevokeApiKeyRequest")
+                .unwrap(),
             serde_json::json!({"apiKeyId": "k1"}),
         )
         .unwrap();

@@ -5,7 +5,9 @@
 //! `*_codes`, `*_token`, `*_secret`, `*_password`): that covers output secrets such as a created
 //! API key, an access or refresh token, a client secret or recovery codes.
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
+};
 
 /// The marker put in place of a secret.
 pub const REDACTED: &str = "[REDACTED]";
@@ -16,7 +18,9 @@ const NOT_SECRET: [&str; 3] = ["page_token", "next_page_token", "token_type"];
 
 fn input_only(field: &FieldDescriptor) -> bool {
     let pool = field.parent_pool();
-    let Some(ext) = pool.get_extension_by_name("google.api.field_behavior") else { return false };
+    let Some(ext) = pool.get_extension_by_name("google.api.field_behavior") else {
+        return false;
+    };
     let options = field.options();
     if !options.has_extension(&ext) {
         return false;
@@ -34,7 +38,9 @@ fn secret_name(name: &str) -> bool {
     }
     const WORDS: [&str; 5] = ["key", "code", "token", "secret", "password"];
     // `otpauth_uri` carries the TOTP secret inside the URI.
-    WORDS.iter().any(|w| name == *w || name.ends_with(&format!("_{w}")))
+    WORDS
+        .iter()
+        .any(|w| name == *w || name.ends_with(&format!("_{w}")))
         || name == "codes"
         || name.ends_with("_codes")
         || name == "otpauth_uri"
@@ -42,7 +48,8 @@ fn secret_name(name: &str) -> bool {
 
 /// Whether a field's value must never be stored.
 pub fn is_secret(field: &FieldDescriptor) -> bool {
-    input_only(field) || (matches!(field.kind(), Kind::String | Kind::Bytes) && secret_name(field.name()))
+    input_only(field)
+        || (matches!(field.kind(), Kind::String | Kind::Bytes) && secret_name(field.name()))
 }
 
 /// Redacts `message` in place, recursively (nested messages, lists and maps).
@@ -54,7 +61,9 @@ pub fn redact(message: &mut DynamicMessage) {
         }
         if is_secret(&field) {
             let marker = match field.kind() {
-                Kind::String if field.is_list() => Value::List(vec![Value::String(REDACTED.into())]),
+                Kind::String if field.is_list() => {
+                    Value::List(vec![Value::String(REDACTED.into())])
+                }
                 Kind::String => Value::String(REDACTED.into()),
                 _ => {
                     message.clear_field(&field);
@@ -112,7 +121,10 @@ mod tests {
         assert_eq!(json["apiKey"]["name"], "ci");
         assert!(!json.to_string().contains("mgp_secret"));
 
-        let listed = message("mgpass.access.v1.ListMyApiKeysRequest", serde_json::json!({"pageToken": "abc"}));
+        let listed = message(
+            "mgpass.access.v1.ListMyApiKeysRequest",
+            serde_json::json!({"pageToken": "abc"}),
+        );
         assert_eq!(redacted_json(listed).unwrap()["pageToken"], "abc");
     }
 }

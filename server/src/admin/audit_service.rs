@@ -53,7 +53,10 @@ impl AuditLog {
     ) -> Result<(Vec<AuditRow>, String)> {
         if let Some(own) = caller.api_key_organization_id {
             if filter.organization_id.is_some_and(|o| o != own) {
-                return Err(Error::not_found("ORGANIZATION_NOT_FOUND", "no such organization"));
+                return Err(Error::not_found(
+                    "ORGANIZATION_NOT_FOUND",
+                    "no such organization",
+                ));
             }
             filter.organization_id = Some(own);
         }
@@ -73,11 +76,19 @@ impl AuditLog {
     }
 
     pub async fn get(&self, caller: &Principal, id: &str) -> Result<AuditRow> {
-        let id = Uuid::parse_str(id)
-            .map_err(|_| Error::invalid("INVALID_ID", "audit_event_id", format!("`{id}` is not a valid id")))?;
+        let id = Uuid::parse_str(id).map_err(|_| {
+            Error::invalid(
+                "INVALID_ID",
+                "audit_event_id",
+                format!("`{id}` is not a valid id"),
+            )
+        })?;
         let mut conn = self.pool.get().await?;
         let row = store::get(&mut conn, id).await?.ok_or_else(not_found)?;
-        if caller.api_key_organization_id.is_some_and(|own| row.organization_id != Some(own)) {
+        if caller
+            .api_key_organization_id
+            .is_some_and(|own| row.organization_id != Some(own))
+        {
             return Err(not_found());
         }
         Ok(row)

@@ -49,12 +49,20 @@ pub struct AuditFilter {
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, row: &AuditRow) -> Result<()> {
-    diesel::insert_into(audit_events::table).values(row.clone()).execute(conn).await?;
+    diesel::insert_into(audit_events::table)
+        .values(row.clone())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<AuditRow>> {
-    Ok(audit_events::table.find(id).select(AuditRow::as_select()).first(conn).await.optional()?)
+    Ok(audit_events::table
+        .find(id)
+        .select(AuditRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// One page, newest first, strictly after the `after` cursor `(created_at, id)`.
@@ -64,7 +72,9 @@ pub async fn list(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<AuditRow>> {
-    let mut query = audit_events::table.select(AuditRow::as_select()).into_boxed();
+    let mut query = audit_events::table
+        .select(AuditRow::as_select())
+        .into_boxed();
     if let Some(v) = f.organization_id {
         query = query.filter(audit_events::organization_id.eq(v));
     }
@@ -99,8 +109,15 @@ pub async fn list(
         query = query.filter(audit_events::created_at.lt(v));
     }
     if let Some((at, id)) = after {
-        query = query
-            .filter(audit_events::created_at.lt(at).or(audit_events::created_at.eq(at).and(audit_events::id.lt(id))));
+        query = query.filter(
+            audit_events::created_at
+                .lt(at)
+                .or(audit_events::created_at.eq(at).and(audit_events::id.lt(id))),
+        );
     }
-    Ok(query.order((audit_events::created_at.desc(), audit_events::id.desc())).limit(limit).load(conn).await?)
+    Ok(query
+        .order((audit_events::created_at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
 }

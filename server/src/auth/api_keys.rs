@@ -51,19 +51,28 @@ pub struct ApiKeyAuthenticator {
 }
 
 fn invalid() -> Error {
-    Error::unauthenticated("UNAUTHENTICATED", "the API key is invalid, expired or revoked")
+    Error::unauthenticated(
+        "UNAUTHENTICATED",
+        "the API key is invalid, expired or revoked",
+    )
 }
 
 /// Whether a bearer value has the shape of an API key (checked before any lookup).
 pub fn well_formed(key: &str) -> bool {
     key.len() == API_KEY_LEN
         && key.starts_with(API_KEY_PREFIX)
-        && key[API_KEY_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && key[API_KEY_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl ApiKeyAuthenticator {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool, cache: Arc::default(), touched: Arc::default() }
+        Self {
+            pool,
+            cache: Arc::default(),
+            touched: Arc::default(),
+        }
     }
 
     /// The principal of a key: its user (personal key) or its organization, holding exactly the
@@ -74,7 +83,12 @@ impl ApiKeyAuthenticator {
         }
         let hash = digest(key);
         let now = Utc::now();
-        let cached = self.cache.lock().expect("api key cache").get(&hash).cloned();
+        let cached = self
+            .cache
+            .lock()
+            .expect("api key cache")
+            .get(&hash)
+            .cloned();
         let entry = match cached {
             // The map is keyed by the digest; the constant-time comparison keeps the final
             // equality check free of timing differences.
@@ -84,15 +98,25 @@ impl ApiKeyAuthenticator {
         if entry.valid_until.is_some_and(|until| until <= now) {
             return Err(invalid());
         }
-        self.touch(entry.principal.api_key_id.expect("api key principal has its id"));
+        self.touch(
+            entry
+                .principal
+                .api_key_id
+                .expect("api key principal has its id"),
+        );
         Ok(entry.principal)
     }
 
     async fn load(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Cached> {
         let mut conn = self.pool.get().await?;
-        let row = store::find_by_hash(&mut conn, hash, now).await?.ok_or_else(invalid)?;
+        let row = store::find_by_hash(&mut conn, hash, now)
+            .await?
+            .ok_or_else(invalid)?;
         let current = constant_time_eq(&row.key_hash, hash);
-        let previous = row.previous_key_hash.as_deref().is_some_and(|p| constant_time_eq(p, hash));
+        let previous = row
+            .previous_key_hash
+            .as_deref()
+            .is_some_and(|p| constant_time_eq(p, hash));
         if row.revoked_at.is_some() || !(current || previous) {
             return Err(invalid());
         }
@@ -106,7 +130,10 @@ impl ApiKeyAuthenticator {
             (None, Some(org)) => org,
             (None, None) => return Err(invalid()),
         };
-        let valid_until = match (row.expires_at, previous.then_some(row.previous_key_expires_at).flatten()) {
+        let valid_until = match (
+            row.expires_at,
+            previous.then_some(row.previous_key_expires_at).flatten(),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -120,7 +147,12 @@ impl ApiKeyAuthenticator {
             org_id: row.organization_id,
             ..Principal::default()
         };
-        let entry = Cached { hash: hash.to_vec(), principal, valid_until, at: Instant::now() };
+        let entry = Cached {
+            hash: hash.to_vec(),
+            principal,
+            valid_until,
+            at: Instant::now(),
+        };
         let mut cache = self.cache.lock().expect("api key cache");
         if cache.len() >= MAX_ENTRIES {
             cache.clear();
@@ -134,7 +166,10 @@ impl ApiKeyAuthenticator {
     fn touch(&self, id: Uuid) {
         {
             let mut touched = self.touched.lock().expect("api key touches");
-            if touched.get(&id).is_some_and(|at| at.elapsed() < TOUCH_EVERY) {
+            if touched
+                .get(&id)
+                .is_some_and(|at| at.elapsed() < TOUCH_EVERY)
+            {
                 return;
             }
             if touched.len() >= MAX_ENTRIES {

@@ -7,20 +7,19 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     net::{IpAddr, SocketAddr},
-    num::NonZeroU32,
     sync::Arc,
     task::{Context, Poll},
 };
 
 use axum::extract::ConnectInfo;
 use futures::future::BoxFuture;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use prost_reflect::{DescriptorPool, Value};
 use tower::{Layer, Service};
 
 use crate::{
     auth::{
-        Principal, api_keys::ApiKeyAuthenticator, org_scope::OrgScope, session_check::SessionCheck, tokens::TokenIssuer,
+        Principal, api_keys::ApiKeyAuthenticator, org_scope::OrgScope, rate_limit::IpRateLimit,
+        session_check::SessionCheck, tokens::TokenIssuer,
     },
     error::Error,
 };
@@ -52,10 +51,17 @@ impl MethodRules {
                 if !options.has_extension(&ext) {
                     continue;
                 }
-                let Value::Message(auth) = options.get_extension(&ext).into_owned() else { continue };
-                let audience = auth.get_field_by_name("audience").and_then(|v| v.as_enum_number()).unwrap_or(0);
-                let permission =
-                    auth.get_field_by_name("permission").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let Value::Message(auth) = options.get_extension(&ext).into_owned() else {
+                    continue;
+                };
+                let audience = auth
+                    .get_field_by_name("audience")
+                    .and_then(|v| v.as_enum_number())
+                    .unwrap_or(0);
+                let permission = auth
+                    .get_field_by_name("permission")
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
                 let rule = match audience {
                     1 => Rule::Public,
                     2 => Rule::Authenticated,
@@ -86,7 +92,7 @@ struct AuthState {
     rules: MethodRules,
     tokens: TokenIssuer,
     sessions: SessionCheck,
-    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    limiter: IpRateLimit,
     allow_query_token: bool,
     /// Set once by [`AuthLayer::with_api_keys`]; without it every `mgp_` key is refused.
     api_keys: std::sync::OnceLock<ApiKeyAuthenticator>,
@@ -104,10 +110,9 @@ impl AuthLayer {
         rules: MethodRules,
         tokens: TokenIssuer,
         sessions: SessionCheck,
-        rate_per_ip: u32,
+        limiter: IpRateLimit,
         allow_query_token: bool,
     ) -> Self {
-        let limiter = NonZeroU32::new(rate_per_ip).map(|n| RateLimiter::keyed(Quota::per_second(n)));
         let state = Arc::new(AuthState {
             rules,
             tokens,
@@ -117,20 +122,6 @@ impl AuthLayer {
             api_keys: std::sync::OnceLock::new(),
             org_scope: std::sync::OnceLock::new(),
         });
-        if state.limiter.is_some() {
-            // Forget idle clients so the limiter's memory stays bounded.
-            let weak = Arc::downgrade(&state);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-                loop {
-                    tick.tick().await;
-                    let Some(state) = weak.upgrade() else { break };
-                    if let Some(limiter) = &state.limiter {
-                        limiter.retain_recent();
-                    }
-                }
-            });
-        }
         Self { state }
     }
 
@@ -151,7 +142,10 @@ impl AuthLayer {
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, state: self.state.clone() }
+        AuthService {
+            inner,
+            state: self.state.clone(),
+        }
     }
 }
 
@@ -167,7 +161,10 @@ pub const ACCESS_TOKEN_COOKIE: &str = "mgpass_at";
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
@@ -186,11 +183,17 @@ fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
 /// browser cookie, then, only when the deployment allows it, the `access_token` query parameter
 /// (which the REST gateway hands over in its own header; clients cannot set that header).
 fn credential(headers: &http::HeaderMap, allow_query_token: bool) -> Option<&str> {
-    bearer(headers).or_else(|| cookie(headers, ACCESS_TOKEN_COOKIE)).or_else(|| {
-        allow_query_token
-            .then(|| headers.get(mgpass_gateway::QUERY_TOKEN_HEADER).and_then(|v| v.to_str().ok()))
-            .flatten()
-    })
+    bearer(headers)
+        .or_else(|| cookie(headers, ACCESS_TOKEN_COOKIE))
+        .or_else(|| {
+            allow_query_token
+                .then(|| {
+                    headers
+                        .get(mgpass_gateway::QUERY_TOKEN_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                })
+                .flatten()
+        })
 }
 
 /// The only methods a session still owing its second factor may call.
@@ -205,9 +208,15 @@ fn second_factor_needed(factor: &str) -> Error {
     let (reason, what) = match factor {
         "email" => ("EMAIL_TWO_FACTOR_NEEDED", "the code sent by email"),
         "mobile" => ("MOBILE_TWO_FACTOR_NEEDED", "the code sent by SMS"),
-        _ => ("TOTP_TWO_FACTOR_NEEDED", "a code from the authenticator app (or a recovery code)"),
+        _ => (
+            "TOTP_TWO_FACTOR_NEEDED",
+            "a code from the authenticator app (or a recovery code)",
+        ),
     };
-    Error::permission_denied(reason, format!("this session needs its second factor: verify {what} first"))
+    Error::permission_denied(
+        reason,
+        format!("this session needs its second factor: verify {what} first"),
+    )
 }
 
 impl AuthState {
@@ -219,27 +228,36 @@ impl AuthState {
         org: Option<uuid::Uuid>,
     ) -> Result<Option<Principal>, Error> {
         let authenticated = match credential(headers, self.allow_query_token) {
-            Some(token) if token.starts_with("mgp_") => self.authenticate_api_key(token, headers).await.map(Some),
+            Some(token) if token.starts_with("mgp_") => {
+                self.authenticate_api_key(token, headers).await.map(Some)
+            }
             Some(token) => self.authenticate(token, path).await.map(Some),
             None => Ok(None),
         };
         match rule {
             // A stale credential must not stop someone from signing in again.
             Rule::Public => Ok(authenticated.unwrap_or(None)),
-            Rule::Authenticated => authenticated?
-                .map(Some)
-                .ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "authentication required")),
+            Rule::Authenticated => authenticated?.map(Some).ok_or_else(|| {
+                Error::unauthenticated("UNAUTHENTICATED", "authentication required")
+            }),
             Rule::Permission(permission) => {
-                let principal = authenticated?
-                    .ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "authentication required"))?;
+                let principal = authenticated?.ok_or_else(|| {
+                    Error::unauthenticated("UNAUTHENTICATED", "authentication required")
+                })?;
                 if self.permitted(&principal, permission, org).await? {
                     Ok(Some(principal))
                 } else {
-                    Err(Error::permission_denied("PERMISSION_DENIED", format!("permission `{permission}` required")))
+                    Err(Error::permission_denied(
+                        "PERMISSION_DENIED",
+                        format!("permission `{permission}` required"),
+                    ))
                 }
             }
             // Partner keys arrive with the loyalty domain; until then no partner is admitted.
-            Rule::Partner => Err(Error::unauthenticated("UNAUTHENTICATED", "a valid X-API-Key is required")),
+            Rule::Partner => Err(Error::unauthenticated(
+                "UNAUTHENTICATED",
+                "a valid X-API-Key is required",
+            )),
         }
     }
 
@@ -250,7 +268,10 @@ impl AuthState {
         if let Some(session_id) = principal.session_id {
             let state = self.sessions.state(session_id).await?;
             if !state.active {
-                return Err(Error::unauthenticated("UNAUTHENTICATED", "the session of this token has ended"));
+                return Err(Error::unauthenticated(
+                    "UNAUTHENTICATED",
+                    "the session of this token has ended",
+                ));
             }
             if let Some(factor) = state.pending_second_factor {
                 if !CALLABLE_WHILE_PENDING.contains(&path) {
@@ -263,16 +284,28 @@ impl AuthState {
 
     /// An `mgp_` API key, accepted only from the `Authorization` header (the cookie and the query
     /// parameter carry JWTs only).
-    async fn authenticate_api_key(&self, key: &str, headers: &http::HeaderMap) -> Result<Principal, Error> {
+    async fn authenticate_api_key(
+        &self,
+        key: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Principal, Error> {
         match (bearer(headers), self.api_keys.get()) {
             (Some(b), Some(api_keys)) if b == key => api_keys.authenticate(key).await,
-            _ => Err(Error::unauthenticated("UNAUTHENTICATED", "the API key is invalid, expired or revoked")),
+            _ => Err(Error::unauthenticated(
+                "UNAUTHENTICATED",
+                "the API key is invalid, expired or revoked",
+            )),
         }
     }
 
     /// The permission check: global, or through the caller's role in the organization the
     /// request names.
-    async fn permitted(&self, principal: &Principal, permission: &str, org: Option<uuid::Uuid>) -> Result<bool, Error> {
+    async fn permitted(
+        &self,
+        principal: &Principal,
+        permission: &str,
+        org: Option<uuid::Uuid>,
+    ) -> Result<bool, Error> {
         match self.org_scope.get() {
             Some(scope) => scope.allows(principal, permission, org).await,
             None => Ok(principal.has_permission(permission)),
@@ -287,27 +320,34 @@ impl AuthState {
         path: &str,
         request: http::Request<axum::body::Body>,
     ) -> Result<(http::Request<axum::body::Body>, Option<uuid::Uuid>), Error> {
-        let Some(scope) = self.org_scope.get().filter(|s| matches!(rule, Rule::Permission(_)) && s.applies(path)) else {
+        let Some(scope) = self
+            .org_scope
+            .get()
+            .filter(|s| matches!(rule, Rule::Permission(_)) && s.applies(path))
+        else {
             return Ok((request, None));
         };
         let (parts, body) = request.into_parts();
         let bytes = crate::auth::org_scope::buffer(body).await?;
         let org = scope.organization_of(path, &bytes);
-        Ok((http::Request::from_parts(parts, axum::body::Body::from(bytes)), org))
+        Ok((
+            http::Request::from_parts(parts, axum::body::Body::from(bytes)),
+            org,
+        ))
     }
 
     fn rate_limited(&self, ip: Option<IpAddr>) -> bool {
-        match (&self.limiter, ip) {
-            (Some(limiter), Some(ip)) => limiter.check_key(&ip).is_err(),
-            _ => false,
-        }
+        !self.limiter.allows(ip)
     }
 }
 
 impl<S> Service<http::Request<axum::body::Body>> for AuthService<S>
 where
-    S: Service<http::Request<axum::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>
-        + Clone
+    S: Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
@@ -326,15 +366,24 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
         Box::pin(async move {
-            let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            let ip = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
             if state.rate_limited(ip) {
-                let status: tonic::Status =
-                    Error::ResourceExhausted { reason: "RATE_LIMITED", message: "too many requests".into() }.into();
+                let status: tonic::Status = Error::ResourceExhausted {
+                    reason: "RATE_LIMITED",
+                    message: "too many requests".into(),
+                }
+                .into();
                 return Ok(status.into_http());
             }
             let Some(rule) = state.rules.rule_for(request.uri().path()) else {
-                let status: tonic::Status =
-                    Error::permission_denied("ACCESS_RULE_MISSING", "this method declares no access rule").into();
+                let status: tonic::Status = Error::permission_denied(
+                    "ACCESS_RULE_MISSING",
+                    "this method declares no access rule",
+                )
+                .into();
                 return Ok(status.into_http());
             };
             let path = request.uri().path().to_string();
@@ -366,7 +415,10 @@ mod tests {
         let rules = MethodRules::from_pool(&pool);
         let mut missing = Vec::new();
         let mut count = 0;
-        for service in pool.services().filter(|s| s.full_name().starts_with("mgpass.")) {
+        for service in pool
+            .services()
+            .filter(|s| s.full_name().starts_with("mgpass."))
+        {
             for method in service.methods() {
                 count += 1;
                 let path = format!("/{}/{}", service.full_name(), method.name());
@@ -375,19 +427,31 @@ mod tests {
                 }
             }
         }
-        assert!(count >= 10, "the descriptor pool holds the mgpass services ({count} methods)");
-        assert!(missing.is_empty(), "methods without a valid (mgpass.options.v1.auth): {missing:?}");
+        assert!(
+            count >= 10,
+            "the descriptor pool holds the mgpass services ({count} methods)"
+        );
+        assert!(
+            missing.is_empty(),
+            "methods without a valid (mgpass.options.v1.auth): {missing:?}"
+        );
     }
 
     #[test]
     fn rules_are_read_from_the_options() {
         let rules = MethodRules::from_pool(&mgpass_proto::descriptor_pool());
-        assert_eq!(rules.get("/mgpass.identity.v1.AuthenticationService/Login"), Some(&Rule::Public));
+        assert_eq!(
+            rules.get("/mgpass.identity.v1.AuthenticationService/Login"),
+            Some(&Rule::Public)
+        );
         assert_eq!(
             rules.get("/mgpass.identity.v1.UserService/CreateUser"),
             Some(&Rule::Permission("identity.users.create".into()))
         );
-        assert_eq!(rules.rule_for("/grpc.health.v1.Health/Check"), Some(Rule::Public));
+        assert_eq!(
+            rules.rule_for("/grpc.health.v1.Health/Check"),
+            Some(Rule::Public)
+        );
         assert_eq!(rules.rule_for("/mgpass.identity.v1.UserService/Nope"), None);
     }
 
@@ -400,16 +464,32 @@ mod tests {
         let reason = |f: &str| tonic::Status::from(second_factor_needed(f)).code();
         assert_eq!(reason("email"), tonic::Code::PermissionDenied);
         assert!(second_factor_needed("mobile").to_string().contains("SMS"));
-        assert!(matches!(second_factor_needed("totp"), Error::PermissionDenied { reason: "TOTP_TWO_FACTOR_NEEDED", .. }));
+        assert!(matches!(
+            second_factor_needed("totp"),
+            Error::PermissionDenied {
+                reason: "TOTP_TWO_FACTOR_NEEDED",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn credentials_are_taken_in_the_documented_order() {
         let mut headers = http::HeaderMap::new();
-        headers.insert(mgpass_gateway::QUERY_TOKEN_HEADER, "from-query".parse().unwrap());
-        assert_eq!(credential(&headers, false), None, "query tokens only when allowed");
+        headers.insert(
+            mgpass_gateway::QUERY_TOKEN_HEADER,
+            "from-query".parse().unwrap(),
+        );
+        assert_eq!(
+            credential(&headers, false),
+            None,
+            "query tokens only when allowed"
+        );
         assert_eq!(credential(&headers, true), Some("from-query"));
-        headers.insert("cookie", "theme=dark; mgpass_at=from-cookie".parse().unwrap());
+        headers.insert(
+            "cookie",
+            "theme=dark; mgpass_at=from-cookie".parse().unwrap(),
+        );
         assert_eq!(credential(&headers, true), Some("from-cookie"));
         headers.insert("authorization", "Bearer from-header".parse().unwrap());
         assert_eq!(credential(&headers, true), Some("from-header"));

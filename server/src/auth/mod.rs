@@ -5,6 +5,7 @@
 pub mod api_keys;
 mod layer;
 pub mod org_scope;
+pub mod rate_limit;
 pub mod revocation;
 pub mod session_check;
 pub mod tokens;
@@ -55,15 +56,18 @@ impl Principal {
     /// access-control domain will add role- and grant-based permissions here.
     /// An organization token holds nothing globally.
     pub fn has_permission(&self, permission: &str) -> bool {
-        self.org_id.is_none() && self.scopes.iter().any(|s| s == ADMIN_SCOPE || s == permission)
+        self.org_id.is_none()
+            && self
+                .scopes
+                .iter()
+                .any(|s| s == ADMIN_SCOPE || s == permission)
     }
 }
 
 /// The principal of a request that passed the auth layer. Services call it only on methods whose
 /// audience requires one, so its absence is a wiring bug.
 pub fn principal<T>(request: &tonic::Request<T>) -> crate::error::Result<&Principal> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .ok_or_else(|| crate::error::Error::unauthenticated("UNAUTHENTICATED", "authentication required"))
+    request.extensions().get::<Principal>().ok_or_else(|| {
+        crate::error::Error::unauthenticated("UNAUTHENTICATED", "authentication required")
+    })
 }

@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor, Value,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -47,33 +49,58 @@ pub struct OrgScope {
 /// organization (creating one, listing all) is judged on global permissions only, whatever its
 /// body says.
 fn org_field(method: &MethodDescriptor) -> Option<OrgField> {
-    let ext = method.parent_pool().get_extension_by_name("google.api.http")?;
+    let ext = method
+        .parent_pool()
+        .get_extension_by_name("google.api.http")?;
     let options = method.options();
     if !options.has_extension(&ext) {
         return None;
     }
-    let Value::Message(rule) = options.get_extension(&ext).into_owned() else { return None };
+    let Value::Message(rule) = options.get_extension(&ext).into_owned() else {
+        return None;
+    };
     // The primary binding and the additional ones (`ListApiKeys` names the organization only in
     // `/v1/organizations/{organization_id}/apiKeys`): the request message is the same for all.
     let mut rules = vec![rule.clone()];
-    if let Some(Value::List(more)) = rule.get_field_by_name("additional_bindings").map(|v| v.into_owned()) {
-        rules.extend(more.into_iter().filter_map(|v| if let Value::Message(m) = v { Some(m) } else { None }));
+    if let Some(Value::List(more)) = rule
+        .get_field_by_name("additional_bindings")
+        .map(|v| v.into_owned())
+    {
+        rules.extend(more.into_iter().filter_map(|v| {
+            if let Value::Message(m) = v {
+                Some(m)
+            } else {
+                None
+            }
+        }));
     }
     let paths: Vec<String> = rules
         .iter()
         .filter_map(|rule| {
-            ["get", "put", "post", "delete", "patch"].iter().find_map(|verb| {
-                rule.get_field_by_name(verb).and_then(|v| v.as_str().map(str::to_string)).filter(|p| !p.is_empty())
-            })
+            ["get", "put", "post", "delete", "patch"]
+                .iter()
+                .find_map(|verb| {
+                    rule.get_field_by_name(verb)
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .filter(|p| !p.is_empty())
+                })
         })
         .collect();
-    let vars = paths.iter().flat_map(|path| path.split('{').skip(1).filter_map(|v| v.split(['}', '=']).next()));
+    let vars = paths.iter().flat_map(|path| {
+        path.split('{')
+            .skip(1)
+            .filter_map(|v| v.split(['}', '=']).next())
+    });
     let input = method.input();
     for var in vars {
         match var.split_once('.') {
             None if var == "organization_id" => return Some(OrgField::Direct),
-            Some((outer, inner)) if inner == "organization_id" || (outer == "organization" && inner == "id") => {
-                let is_message = input.get_field_by_name(outer).is_some_and(|f| matches!(f.kind(), Kind::Message(_)));
+            Some((outer, inner))
+                if inner == "organization_id" || (outer == "organization" && inner == "id") =>
+            {
+                let is_message = input
+                    .get_field_by_name(outer)
+                    .is_some_and(|f| matches!(f.kind(), Kind::Message(_)));
                 return is_message.then(|| OrgField::Nested(outer.to_string(), inner.to_string()));
             }
             _ => {}
@@ -86,10 +113,16 @@ impl OrgScope {
     /// Finds the org-scoped methods among the mgpass services.
     pub fn from_pool(pool: &DescriptorPool, access: OrgAccess) -> Self {
         let mut methods = HashMap::new();
-        for service in pool.services().filter(|s| s.full_name().starts_with("mgpass.")) {
+        for service in pool
+            .services()
+            .filter(|s| s.full_name().starts_with("mgpass."))
+        {
             for method in service.methods() {
                 if let Some(field) = org_field(&method) {
-                    methods.insert(format!("/{}/{}", service.full_name(), method.name()), (method.input(), field));
+                    methods.insert(
+                        format!("/{}/{}", service.full_name(), method.name()),
+                        (method.input(), field),
+                    );
                 }
             }
         }
@@ -113,10 +146,17 @@ impl OrgScope {
         let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
         let message = DynamicMessage::decode(input.clone(), body.get(5..5 + len)?).ok()?;
         let id = match field {
-            OrgField::Direct => message.get_field_by_name("organization_id")?.as_str()?.to_string(),
+            OrgField::Direct => message
+                .get_field_by_name("organization_id")?
+                .as_str()?
+                .to_string(),
             OrgField::Nested(outer, inner) => {
                 let outer = message.get_field_by_name(outer)?;
-                outer.as_message()?.get_field_by_name(inner)?.as_str()?.to_string()
+                outer
+                    .as_message()?
+                    .get_field_by_name(inner)?
+                    .as_str()?
+                    .to_string()
             }
         };
         Uuid::parse_str(&id).ok()
@@ -129,7 +169,12 @@ impl OrgScope {
     /// A caller who is not a member of the organization named (or whose organization token is
     /// for another) gets `ORGANIZATION_NOT_FOUND`, as for an organization that does not exist:
     /// nothing tells a foreign organization's existence.
-    pub async fn allows(&self, principal: &Principal, permission: &str, org: Option<Uuid>) -> Result<bool> {
+    pub async fn allows(
+        &self,
+        principal: &Principal,
+        permission: &str,
+        org: Option<Uuid>,
+    ) -> Result<bool> {
         if let Some(bound) = principal.org_id {
             let Some(org) = org else { return Ok(false) };
             if org != bound {
@@ -141,13 +186,18 @@ impl OrgScope {
             if principal.api_key_organization_id == Some(bound) {
                 return Ok(in_token);
             }
-            return Ok(in_token && self.member_allows(principal.user_id, org, permission).await?);
+            return Ok(in_token
+                && self
+                    .member_allows(principal.user_id, org, permission)
+                    .await?);
         }
         if principal.has_permission(permission) {
             return Ok(true);
         }
         match org {
-            Some(org) if principal.session_id.is_some() => self.member_allows(principal.user_id, org, permission).await,
+            Some(org) if principal.session_id.is_some() => {
+                self.member_allows(principal.user_id, org, permission).await
+            }
             _ => Ok(false),
         }
     }
@@ -162,9 +212,13 @@ impl OrgScope {
 
 /// Buffers a request body (up to [`MAX_BODY`]) so that it can be read and passed on.
 pub async fn buffer(body: axum::body::Body) -> Result<Bytes> {
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| Error::invalid("INVALID_ARGUMENT", "body", "the request body is unreadable or too large"))
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        Error::invalid(
+            "INVALID_ARGUMENT",
+            "body",
+            "the request body is unreadable or too large",
+        )
+    })
 }
 
 #[cfg(test)]
@@ -175,22 +229,45 @@ mod tests {
     fn finds_the_organization_of_org_methods() {
         let pool = mgpass_proto::descriptor_pool();
         let find = |service: &str, method: &str| {
-            let m = pool.get_service_by_name(service).unwrap().methods().find(|m| m.name() == method).unwrap();
+            let m = pool
+                .get_service_by_name(service)
+                .unwrap()
+                .methods()
+                .find(|m| m.name() == method)
+                .unwrap();
             org_field(&m)
         };
-        assert_eq!(find("mgpass.org.v1.OrganizationService", "GetOrganization"), Some(OrgField::Direct));
+        assert_eq!(
+            find("mgpass.org.v1.OrganizationService", "GetOrganization"),
+            Some(OrgField::Direct)
+        );
         assert_eq!(
             find("mgpass.org.v1.OrganizationService", "UpdateOrganization"),
             Some(OrgField::Nested("organization".into(), "id".into()))
         );
         assert_eq!(
             find("mgpass.org.v1.OrgRoleService", "UpdateOrgRole"),
-            Some(OrgField::Nested("org_role".into(), "organization_id".into()))
+            Some(OrgField::Nested(
+                "org_role".into(),
+                "organization_id".into()
+            ))
         );
-        assert_eq!(find("mgpass.org.v1.OrganizationService", "ListOrganizations"), None);
-        assert_eq!(find("mgpass.org.v1.OrganizationService", "CreateOrganization"), None);
-        assert_eq!(find("mgpass.org.v1.OrganizationService", "ListFeatureFlags"), Some(OrgField::Direct));
-        assert_eq!(find("mgpass.org.v1.InvitationService", "RevokeInvitation"), Some(OrgField::Direct));
+        assert_eq!(
+            find("mgpass.org.v1.OrganizationService", "ListOrganizations"),
+            None
+        );
+        assert_eq!(
+            find("mgpass.org.v1.OrganizationService", "CreateOrganization"),
+            None
+        );
+        assert_eq!(
+            find("mgpass.org.v1.OrganizationService", "ListFeatureFlags"),
+            Some(OrgField::Direct)
+        );
+        assert_eq!(
+            find("mgpass.org.v1.InvitationService", "RevokeInvitation"),
+            Some(OrgField::Direct)
+        );
     }
 
     #[test]
@@ -198,12 +275,20 @@ mod tests {
         use prost::Message;
         let pool = mgpass_proto::descriptor_pool();
         let mut methods = HashMap::new();
-        let m = pool.get_service_by_name("mgpass.org.v1.OrganizationService").unwrap();
-        let m = m.methods().find(|m| m.name() == "UpdateOrganization").unwrap();
+        let m = pool
+            .get_service_by_name("mgpass.org.v1.OrganizationService")
+            .unwrap();
+        let m = m
+            .methods()
+            .find(|m| m.name() == "UpdateOrganization")
+            .unwrap();
         methods.insert("/x".to_string(), (m.input(), org_field(&m).unwrap()));
         let id = Uuid::new_v4();
         let req = mgpass_proto::org::UpdateOrganizationRequest {
-            organization: Some(mgpass_proto::org::Organization { id: id.to_string(), ..Default::default() }),
+            organization: Some(mgpass_proto::org::Organization {
+                id: id.to_string(),
+                ..Default::default()
+            }),
             update_mask: None,
         };
         let bytes = req.encode_to_vec();
@@ -212,7 +297,10 @@ mod tests {
         framed.extend(bytes);
         // A pool that never connects: reading the id needs no database.
         let db = crate::db::pool("postgres://nobody@127.0.0.1:1/none", 1).unwrap();
-        let scope = OrgScope { access: OrgAccess::new(db), methods };
+        let scope = OrgScope {
+            access: OrgAccess::new(db),
+            methods,
+        };
         assert_eq!(scope.organization_of("/x", &framed), Some(id));
         assert_eq!(scope.organization_of("/x", &framed[..3]), None);
         assert_eq!(scope.organization_of("/y", &framed), None);

@@ -29,11 +29,18 @@ pub struct RevocationList {
 
 impl RevocationList {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool, revoked: Arc::default(), seen_until: Arc::new(RwLock::new(DateTime::<Utc>::UNIX_EPOCH)) }
+        Self {
+            pool,
+            revoked: Arc::default(),
+            seen_until: Arc::new(RwLock::new(DateTime::<Utc>::UNIX_EPOCH)),
+        }
     }
 
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.read().expect("revocation lock").contains_key(jti)
+        self.revoked
+            .read()
+            .expect("revocation lock")
+            .contains_key(jti)
     }
 
     /// Revokes a token until it would have expired anyway.
@@ -45,7 +52,10 @@ impl RevocationList {
             .do_nothing()
             .execute(&mut conn)
             .await?;
-        self.revoked.write().expect("revocation lock").insert(jti.to_string(), expires_at);
+        self.revoked
+            .write()
+            .expect("revocation lock")
+            .insert(jti.to_string(), expires_at);
         Ok(())
     }
 
@@ -54,7 +64,11 @@ impl RevocationList {
         let since = *self.seen_until.read().expect("revocation lock");
         // Transactions commit out of `revoked_at` order; re-reading a few seconds back catches
         // a revocation whose timestamp is older than one already seen.
-        let since = if since == DateTime::<Utc>::UNIX_EPOCH { since } else { since - chrono::Duration::seconds(5) };
+        let since = if since == DateTime::<Utc>::UNIX_EPOCH {
+            since
+        } else {
+            since - chrono::Duration::seconds(5)
+        };
         let now = Utc::now();
         let mut conn = self.pool.get().await?;
         let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = revoked::table
@@ -98,9 +112,12 @@ impl RevocationList {
 
     async fn purge_expired(&self) -> Result<()> {
         let mut conn = self.pool.get().await?;
-        diesel::delete(revoked::table.filter(revoked::expires_at.lt(Utc::now() - chrono::Duration::minutes(5))))
-            .execute(&mut conn)
-            .await?;
+        diesel::delete(
+            revoked::table
+                .filter(revoked::expires_at.lt(Utc::now() - chrono::Duration::minutes(5))),
+        )
+        .execute(&mut conn)
+        .await?;
         Ok(())
     }
 }

@@ -33,7 +33,10 @@ pub struct SessionState {
 
 impl SessionCheck {
     pub fn new(identity: IdentityService) -> Self {
-        Self { identity, cache: Arc::new(Mutex::new(HashMap::new())) }
+        Self {
+            identity,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     pub async fn is_active(&self, session_id: Uuid) -> Result<bool> {
@@ -41,13 +44,22 @@ impl SessionCheck {
     }
 
     pub async fn state(&self, session_id: Uuid) -> Result<SessionState> {
-        if let Some((state, at)) = self.cache.lock().expect("cache lock").get(&session_id).cloned() {
+        if let Some((state, at)) = self
+            .cache
+            .lock()
+            .expect("cache lock")
+            .get(&session_id)
+            .cloned()
+        {
             if at.elapsed() < TTL {
                 return Ok(state);
             }
         }
         let (active, pending_second_factor) = self.identity.session_state(session_id).await?;
-        let state = SessionState { active, pending_second_factor };
+        let state = SessionState {
+            active,
+            pending_second_factor,
+        };
         let mut cache = self.cache.lock().expect("cache lock");
         if cache.len() >= MAX_ENTRIES {
             cache.clear();

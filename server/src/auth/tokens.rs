@@ -7,8 +7,8 @@ use uuid::Uuid;
 use crate::{
     access::role_store,
     auth::{Principal, revocation::RevocationList},
-    db::DbPool,
     crypto::{keys::KeyRing, secret::random_token},
+    db::DbPool,
     error::{Error, Result},
 };
 
@@ -71,7 +71,11 @@ async fn scopes_for_roles(pool: &DbPool, audience: &str, roles: &[String]) -> Re
     let mut conn = pool.get().await?;
     let mut scopes: Vec<String> = Vec::new();
     for role in role_store::user_roles_by_name(&mut conn, roles).await? {
-        for grant in role.resource_scopes().into_iter().filter(|g| g.resource == audience) {
+        for grant in role
+            .resource_scopes()
+            .into_iter()
+            .filter(|g| g.resource == audience)
+        {
             for scope in grant.scopes {
                 if !scopes.contains(&scope) {
                     scopes.push(scope);
@@ -91,7 +95,14 @@ impl TokenIssuer {
         audience: String,
         ttl_secs: u32,
     ) -> Self {
-        Self { pool, keys, revoked, issuer, audience, ttl_secs }
+        Self {
+            pool,
+            keys,
+            revoked,
+            issuer,
+            audience,
+            ttl_secs,
+        }
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -106,7 +117,9 @@ impl TokenIssuer {
         session_id: Option<Uuid>,
     ) -> Result<IssuedToken> {
         let now = Utc::now().timestamp();
-        let scope = scopes_for_roles(&self.pool, &self.audience, &roles).await?.join(" ");
+        let scope = scopes_for_roles(&self.pool, &self.audience, &roles)
+            .await?
+            .join(" ");
         let orgs = crate::org::org_claims(&mut *self.pool.get().await?, user_id).await?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -123,22 +136,32 @@ impl TokenIssuer {
             client_id: None,
             org_id: None,
         };
-        Ok(IssuedToken { access_token: self.keys.sign(&claims).await?, expires_in: self.ttl_secs, scope })
+        Ok(IssuedToken {
+            access_token: self.keys.sign(&claims).await?,
+            expires_in: self.ttl_secs,
+            scope,
+        })
     }
 
     /// Verifies a bearer token and returns its principal.
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
-        let claims: AccessClaims = self.keys.verify(token, &self.issuer, &self.audience).await?;
+        let claims: AccessClaims = self
+            .keys
+            .verify(token, &self.issuer, &self.audience)
+            .await?;
         if self.revoked.is_revoked(&claims.jti) {
-            return Err(Error::unauthenticated("UNAUTHENTICATED", "the access token was revoked"));
+            return Err(Error::unauthenticated(
+                "UNAUTHENTICATED",
+                "the access token was revoked",
+            ));
         }
-        let user_id = Uuid::parse_str(&claims.sub)
-            .map_err(|_| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?;
+        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| {
+            Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid")
+        })?;
         let session_id = match claims.sid.as_deref() {
-            Some(sid) => Some(
-                Uuid::parse_str(sid)
-                    .map_err(|_| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?,
-            ),
+            Some(sid) => Some(Uuid::parse_str(sid).map_err(|_| {
+                Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid")
+            })?),
             None => None,
         };
         Ok(Principal {
@@ -146,12 +169,15 @@ impl TokenIssuer {
             client_id: claims.client_id,
             session_id,
             roles: claims.roles,
-            scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
+            scopes: claims
+                .scope
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
             org_id: match claims.org_id.as_deref() {
-                Some(org) => Some(
-                    Uuid::parse_str(org)
-                        .map_err(|_| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?,
-                ),
+                Some(org) => Some(Uuid::parse_str(org).map_err(|_| {
+                    Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid")
+                })?),
                 None => None,
             },
             ..Principal::default()

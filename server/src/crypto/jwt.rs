@@ -9,8 +9,9 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ring::{
     rand::SystemRandom,
     signature::{
-        ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
-        RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, RsaPublicKeyComponents, UnparsedPublicKey,
+        ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
+        Ed25519KeyPair, KeyPair, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair,
+        RsaPublicKeyComponents, UnparsedPublicKey,
     },
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -64,8 +65,12 @@ struct Header {
 /// other algorithm (`none`, HS256, ...) are refused here.
 pub fn kid(token: &str) -> Result<String, JwtError> {
     let header_b64 = token.split('.').next().ok_or(JwtError::Malformed)?;
-    let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| JwtError::Malformed)?)
-        .map_err(|_| JwtError::Malformed)?;
+    let header: Header = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| JwtError::Malformed)?,
+    )
+    .map_err(|_| JwtError::Malformed)?;
     Alg::parse(&header.alg).ok_or(JwtError::Malformed)?;
     header.kid.ok_or(JwtError::Malformed)
 }
@@ -113,7 +118,10 @@ impl JwtVerifier {
             Alg::EdDsa if x.len() == 32 => UnparsedPublicKey::new(&ED25519, x),
             Alg::EdDsa | Alg::Rs256 => return Err(JwtError::Malformed),
         };
-        Ok(Self { alg, key: PublicKey::Raw(key) })
+        Ok(Self {
+            alg,
+            key: PublicKey::Raw(key),
+        })
     }
 
     /// An RSA key (`n`, `e`) for RS256.
@@ -123,7 +131,10 @@ impl JwtVerifier {
         if n.len() < 256 {
             return Err(JwtError::Malformed);
         }
-        Ok(Self { alg: Alg::Rs256, key: PublicKey::Rsa(RsaPublicKeyComponents { n, e }) })
+        Ok(Self {
+            alg: Alg::Rs256,
+            key: PublicKey::Rsa(RsaPublicKeyComponents { n, e }),
+        })
     }
 
     pub fn alg(&self) -> Alg {
@@ -138,13 +149,19 @@ impl JwtVerifier {
         }
         let (signed, signature_b64) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
         let (_, payload_b64) = signed.split_once('.').ok_or(JwtError::Malformed)?;
-        let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| JwtError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .map_err(|_| JwtError::Malformed)?;
         match &self.key {
             PublicKey::Raw(key) => key.verify(signed.as_bytes(), &signature),
-            PublicKey::Rsa(key) => key.verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature),
+            PublicKey::Rsa(key) => {
+                key.verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature)
+            }
         }
         .map_err(|_| JwtError::BadSignature)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| JwtError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| JwtError::Malformed)?;
         serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)
     }
 }
@@ -161,22 +178,27 @@ pub struct JwtSigner(SigningKey);
 impl JwtSigner {
     pub fn from_pkcs8(alg: Alg, der: &[u8]) -> Result<Self, String> {
         let key = match alg {
-            Alg::Es256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &SystemRandom::new())
-                .map(SigningKey::Es256)
-                .map_err(|e| format!("not a P-256 PKCS#8 key: {e}"))?,
+            Alg::Es256 => EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                der,
+                &SystemRandom::new(),
+            )
+            .map(SigningKey::Es256)
+            .map_err(|e| format!("not a P-256 PKCS#8 key: {e}"))?,
             Alg::EdDsa => Ed25519KeyPair::from_pkcs8(der)
                 .map(SigningKey::EdDsa)
                 .map_err(|e| format!("not an Ed25519 PKCS#8 key: {e}"))?,
-            Alg::Rs256 => {
-                RsaKeyPair::from_pkcs8(der).map(SigningKey::Rs256).map_err(|e| format!("not an RSA PKCS#8 key: {e}"))?
-            }
+            Alg::Rs256 => RsaKeyPair::from_pkcs8(der)
+                .map(SigningKey::Rs256)
+                .map_err(|e| format!("not an RSA PKCS#8 key: {e}"))?,
         };
         Ok(Self(key))
     }
 
     /// A new Ed25519 key: its PKCS#8 document and its public key (the JWK `x`).
     pub fn generate_ed25519() -> Result<(Vec<u8>, Vec<u8>), String> {
-        let der = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|e| e.to_string())?;
+        let der =
+            Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|e| e.to_string())?;
         let pair = Ed25519KeyPair::from_pkcs8(der.as_ref()).map_err(|e| e.to_string())?;
         Ok((der.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
     }
@@ -191,19 +213,32 @@ impl JwtSigner {
 
     pub fn sign<C: Serialize>(&self, kid: &str, typ: &str, claims: &C) -> Result<String, String> {
         let alg = self.alg();
-        let header = Header { alg: alg.name().into(), typ: Some(typ.into()), kid: Some(kid.into()) };
-        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|e| e.to_string())?);
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|e| e.to_string())?);
+        let header = Header {
+            alg: alg.name().into(),
+            typ: Some(typ.into()),
+            kid: Some(kid.into()),
+        };
+        let header =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|e| e.to_string())?);
+        let payload =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|e| e.to_string())?);
         let signed = format!("{header}.{payload}");
         let signature = match &self.0 {
-            SigningKey::Es256(key) => {
-                key.sign(&SystemRandom::new(), signed.as_bytes()).map_err(|e| e.to_string())?.as_ref().to_vec()
-            }
+            SigningKey::Es256(key) => key
+                .sign(&SystemRandom::new(), signed.as_bytes())
+                .map_err(|e| e.to_string())?
+                .as_ref()
+                .to_vec(),
             SigningKey::EdDsa(key) => key.sign(signed.as_bytes()).as_ref().to_vec(),
             SigningKey::Rs256(key) => {
                 let mut signature = vec![0; key.public().modulus_len()];
-                key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signed.as_bytes(), &mut signature)
-                    .map_err(|e| e.to_string())?;
+                key.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    signed.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|e| e.to_string())?;
                 signature
             }
         };
@@ -226,7 +261,11 @@ mod tests {
             &URL_SAFE_NO_PAD.encode(point.y().unwrap()),
         )
         .unwrap();
-        (JwtSigner::from_pkcs8(Alg::Es256, der.as_bytes()).unwrap(), verifier, secret)
+        (
+            JwtSigner::from_pkcs8(Alg::Es256, der.as_bytes()).unwrap(),
+            verifier,
+            secret,
+        )
     }
 
     #[test]
@@ -237,7 +276,10 @@ mod tests {
         let verifier = JwtVerifier::from_jwk(Alg::EdDsa, &x, "").unwrap();
         let claims = serde_json::json!({"sub": "u1"});
         let token = signer.sign("k2", "at+jwt", &claims).unwrap();
-        assert_eq!(verifier.verify::<serde_json::Value>(&token).unwrap(), claims);
+        assert_eq!(
+            verifier.verify::<serde_json::Value>(&token).unwrap(),
+            claims
+        );
         let decoding = jsonwebtoken::DecodingKey::from_ed_components(&x).unwrap();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
         validation.required_spec_claims.clear();
@@ -245,7 +287,10 @@ mod tests {
         jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap();
         // An ES256 key never accepts an EdDSA token, whatever its signature.
         let (_, es_verifier, _) = key();
-        assert_eq!(es_verifier.verify::<serde_json::Value>(&token).unwrap_err(), JwtError::Malformed);
+        assert_eq!(
+            es_verifier.verify::<serde_json::Value>(&token).unwrap_err(),
+            JwtError::Malformed
+        );
     }
 
     #[test]
@@ -254,7 +299,10 @@ mod tests {
         let claims = serde_json::json!({"sub": "u1", "exp": 4_000_000_000u64});
         let token = signer.sign("k1", "at+jwt", &claims).unwrap();
         assert_eq!(kid(&token).unwrap(), "k1");
-        assert_eq!(verifier.verify::<serde_json::Value>(&token).unwrap(), claims);
+        assert_eq!(
+            verifier.verify::<serde_json::Value>(&token).unwrap(),
+            claims
+        );
 
         // An independent implementation accepts ring's signature...
         let point = secret.public_key().to_encoded_point(false);
@@ -270,9 +318,13 @@ mod tests {
         // ...and ring accepts the independent implementation's.
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some("k1".into());
-        let encoding = jsonwebtoken::EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes());
+        let encoding =
+            jsonwebtoken::EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes());
         let theirs = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
-        assert_eq!(verifier.verify::<serde_json::Value>(&theirs).unwrap(), claims);
+        assert_eq!(
+            verifier.verify::<serde_json::Value>(&theirs).unwrap(),
+            claims
+        );
     }
 
     #[test]
@@ -281,12 +333,17 @@ mod tests {
         let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
         let der = private.to_pkcs8_der().unwrap();
         let signer = JwtSigner::from_pkcs8(Alg::Rs256, der.as_bytes()).unwrap();
-        let (n, e) =
-            (URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()), URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()));
+        let (n, e) = (
+            URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()),
+            URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()),
+        );
         let verifier = JwtVerifier::from_rsa_jwk(&n, &e).unwrap();
         let claims = serde_json::json!({"sub": "u1"});
         let token = signer.sign("r1", "JWT", &claims).unwrap();
-        assert_eq!(verifier.verify::<serde_json::Value>(&token).unwrap(), claims);
+        assert_eq!(
+            verifier.verify::<serde_json::Value>(&token).unwrap(),
+            claims
+        );
         let decoding = jsonwebtoken::DecodingKey::from_rsa_components(&n, &e).unwrap();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         validation.required_spec_claims.clear();
@@ -295,8 +352,14 @@ mod tests {
         // The RSA key refuses tokens of other algorithms, and EC keys refuse RS256 tokens.
         let (es_signer, es_verifier, _) = key();
         let es_token = es_signer.sign("r1", "JWT", &claims).unwrap();
-        assert_eq!(verifier.verify::<serde_json::Value>(&es_token).unwrap_err(), JwtError::Malformed);
-        assert_eq!(es_verifier.verify::<serde_json::Value>(&token).unwrap_err(), JwtError::Malformed);
+        assert_eq!(
+            verifier.verify::<serde_json::Value>(&es_token).unwrap_err(),
+            JwtError::Malformed
+        );
+        assert_eq!(
+            es_verifier.verify::<serde_json::Value>(&token).unwrap_err(),
+            JwtError::Malformed
+        );
         // Keys under 2048 bits are refused.
         assert!(JwtVerifier::from_rsa_jwk(&URL_SAFE_NO_PAD.encode([0xffu8; 128]), &e).is_err());
     }
@@ -304,16 +367,30 @@ mod tests {
     #[test]
     fn refuses_tampering_and_other_algorithms() {
         let (signer, verifier, _) = key();
-        let token = signer.sign("k1", "at+jwt", &serde_json::json!({"sub": "u1"})).unwrap();
+        let token = signer
+            .sign("k1", "at+jwt", &serde_json::json!({"sub": "u1"}))
+            .unwrap();
         let (head, rest) = token.split_once('.').unwrap();
         let (_, sig) = rest.split_once('.').unwrap();
-        let forged = format!("{head}.{}.{sig}", URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#));
-        assert_eq!(verifier.verify::<serde_json::Value>(&forged).unwrap_err(), JwtError::BadSignature);
-        let none =
-            format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#), URL_SAFE_NO_PAD.encode(b"{}"));
+        let forged = format!(
+            "{head}.{}.{sig}",
+            URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#)
+        );
+        assert_eq!(
+            verifier.verify::<serde_json::Value>(&forged).unwrap_err(),
+            JwtError::BadSignature
+        );
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#),
+            URL_SAFE_NO_PAD.encode(b"{}")
+        );
         assert_eq!(kid(&none).unwrap_err(), JwtError::Malformed);
-        let hs =
-            format!("{}.{}.x", URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"k1"}"#), URL_SAFE_NO_PAD.encode(b"{}"));
+        let hs = format!(
+            "{}.{}.x",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"k1"}"#),
+            URL_SAFE_NO_PAD.encode(b"{}")
+        );
         assert_eq!(kid(&hs).unwrap_err(), JwtError::Malformed);
         assert!(verifier.verify::<serde_json::Value>("a.b").is_err());
     }

@@ -93,7 +93,9 @@ impl KeyPolicy {
         let check = i64::from(t.key_check_interval_secs);
         Self {
             algorithm: Alg::parse(&t.algorithm).unwrap_or(Alg::Es256),
-            rotation_period: chrono::Duration::milliseconds((t.key_rotation_period_days * 86_400_000.0) as i64),
+            rotation_period: chrono::Duration::milliseconds(
+                (t.key_rotation_period_days * 86_400_000.0) as i64,
+            ),
             publish_lead: chrono::Duration::seconds(i64::from(t.key_publish_lead_secs)),
             check_interval: Duration::from_secs(check as u64),
             leeway_secs: u64::from(t.leeway_secs),
@@ -116,7 +118,10 @@ fn plan(keys: &[(String, DateTime<Utc>)], now: DateTime<Utc>, policy: &KeyPolicy
     // A key is done once some newer key has been signing for `retire_after`.
     let retire = keys
         .iter()
-        .filter(|(_, at)| keys.iter().any(|(_, newer)| newer > at && *newer + policy.retire_after <= now))
+        .filter(|(_, at)| {
+            keys.iter()
+                .any(|(_, newer)| newer > at && *newer + policy.retire_after <= now)
+        })
         .map(|(kid, _)| kid.clone())
         .collect();
     let newest = keys.iter().map(|(_, at)| *at).max();
@@ -171,7 +176,9 @@ impl LoadedKeys {
     /// The signer whose time has come, of the RSA family or of the main one.
     fn current(&self, rsa: bool) -> Option<&Signer> {
         let now = Utc::now();
-        self.signers.iter().find(|s| s.activates_at <= now && (s.key.alg() == Alg::Rs256) == rsa)
+        self.signers
+            .iter()
+            .find(|s| s.activates_at <= now && (s.key.alg() == Alg::Rs256) == rsa)
     }
 }
 
@@ -216,7 +223,11 @@ impl VerifiedTokens {
         if self.disabled {
             return None;
         }
-        self.map.read().expect("verified tokens lock").get(key).cloned()
+        self.map
+            .read()
+            .expect("verified tokens lock")
+            .get(key)
+            .cloned()
     }
 
     fn insert(&self, key: [u8; 32], typ: String, claims: serde_json::Value) {
@@ -245,11 +256,17 @@ fn open_key(master: &MasterKey, row: &KeyRow) -> Result<JwtSigner> {
         ))
     };
     let sealed = row.private_sealed.as_deref().ok_or_else(wrong)?;
-    let der = master.open(&seal_context(&row.kid), sealed).map_err(|_| wrong())?;
+    let der = master
+        .open(&seal_context(&row.kid), sealed)
+        .map_err(|_| wrong())?;
     let alg = Alg::parse(&row.algorithm).ok_or_else(|| {
-        Error::internal(format!("signing key {} has an unknown algorithm {}", row.kid, row.algorithm))
+        Error::internal(format!(
+            "signing key {} has an unknown algorithm {}",
+            row.kid, row.algorithm
+        ))
     })?;
-    JwtSigner::from_pkcs8(alg, &der).map_err(|e| Error::internal(format!("signing key {}: {e}", row.kid)))
+    JwtSigner::from_pkcs8(alg, &der)
+        .map_err(|e| Error::internal(format!("signing key {}: {e}", row.kid)))
 }
 
 async fn load_rows(conn: &mut AsyncPgConnection) -> Result<Vec<KeyRow>> {
@@ -273,7 +290,9 @@ async fn insert_key(
         Alg::Es256 => {
             let secret = loop {
                 let mut bytes = [0u8; 32];
-                SystemRandom::new().fill(&mut bytes).map_err(|_| Error::internal("random generator failed"))?;
+                SystemRandom::new()
+                    .fill(&mut bytes)
+                    .map_err(|_| Error::internal("random generator failed"))?;
                 // Rejection sampling: almost every 32-byte string is a valid P-256 scalar.
                 if let Ok(key) = SecretKey::from_slice(&bytes) {
                     break key;
@@ -290,7 +309,14 @@ async fn insert_key(
                 y: URL_SAFE_NO_PAD.encode(point.y().ok_or_else(|| Error::internal("no y"))?),
                 ..PublicJwk::default()
             };
-            (secret.to_pkcs8_der().map_err(Error::internal)?.as_bytes().to_vec(), jwk)
+            (
+                secret
+                    .to_pkcs8_der()
+                    .map_err(Error::internal)?
+                    .as_bytes()
+                    .to_vec(),
+                jwk,
+            )
         }
         Alg::EdDsa => {
             let (der, public) = JwtSigner::generate_ed25519().map_err(Error::internal)?;
@@ -308,10 +334,12 @@ async fn insert_key(
         Alg::Rs256 => {
             use rsa::{pkcs8::EncodePrivateKey, traits::PublicKeyParts};
             // Off the async runtime: generating a 2048-bit key takes tens of milliseconds.
-            let private = tokio::task::spawn_blocking(|| rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048))
-                .await
-                .map_err(Error::internal)?
-                .map_err(Error::internal)?;
+            let private = tokio::task::spawn_blocking(|| {
+                rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+            })
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)?;
             let jwk = PublicJwk {
                 kty: "RSA".into(),
                 kid: kid.clone(),
@@ -321,7 +349,14 @@ async fn insert_key(
                 e: URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()),
                 ..PublicJwk::default()
             };
-            (private.to_pkcs8_der().map_err(Error::internal)?.as_bytes().to_vec(), jwk)
+            (
+                private
+                    .to_pkcs8_der()
+                    .map_err(Error::internal)?
+                    .as_bytes()
+                    .to_vec(),
+                jwk,
+            )
         }
     };
     let sealed = master.seal(&seal_context(&kid), &der)?;
@@ -346,7 +381,13 @@ pub async fn rotate(pool: &DbPool, master: &MasterKey, alg: Alg, lead_secs: i64)
     for row in load_rows(&mut conn).await? {
         open_key(master, &row)?;
     }
-    insert_key(&mut conn, master, alg, Utc::now() + chrono::Duration::seconds(lead_secs)).await
+    insert_key(
+        &mut conn,
+        master,
+        alg,
+        Utc::now() + chrono::Duration::seconds(lead_secs),
+    )
+    .await
 }
 
 #[derive(Queryable, Selectable)]
@@ -363,7 +404,10 @@ struct ListRow {
 pub async fn list(pool: &DbPool) -> Result<Vec<KeyInfo>> {
     let mut conn = pool.get().await?;
     let rows: Vec<ListRow> = signing_keys::table
-        .order((signing_keys::activates_at.desc(), signing_keys::created_at.desc()))
+        .order((
+            signing_keys::activates_at.desc(),
+            signing_keys::created_at.desc(),
+        ))
         .select(ListRow::as_select())
         .load(&mut conn)
         .await?;
@@ -415,16 +459,22 @@ impl KeyRing {
     /// connected unless a token names an unknown kid), for the benchmarks in `server/benches/`.
     pub fn ephemeral(policy: KeyPolicy) -> Result<Self> {
         let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| Error::internal("random generator failed"))?;
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| Error::internal("random generator failed"))?;
         let secret = SecretKey::from_slice(&bytes).map_err(Error::internal)?;
         let point = secret.public_key().to_encoded_point(false);
-        let (x, y) = (URL_SAFE_NO_PAD.encode(point.x().expect("x")), URL_SAFE_NO_PAD.encode(point.y().expect("y")));
+        let (x, y) = (
+            URL_SAFE_NO_PAD.encode(point.x().expect("x")),
+            URL_SAFE_NO_PAD.encode(point.y().expect("y")),
+        );
         let kid = crate::crypto::secret::random_token(12);
         let der = secret.to_pkcs8_der().map_err(Error::internal)?;
         let mut loaded = LoadedKeys::default();
-        loaded
-            .verifiers
-            .insert(kid.clone(), JwtVerifier::from_jwk(Alg::Es256, &x, &y).map_err(|_| Error::internal("jwk"))?);
+        loaded.verifiers.insert(
+            kid.clone(),
+            JwtVerifier::from_jwk(Alg::Es256, &x, &y).map_err(|_| Error::internal("jwk"))?,
+        );
         loaded.signers.push(Signer {
             kid: kid.clone(),
             activates_at: Utc::now() - chrono::Duration::seconds(1),
@@ -441,8 +491,10 @@ impl KeyRing {
             ..PublicJwk::default()
         });
         Ok(Self {
-            pool: crate::db::pool("postgres://ephemeral.invalid/none", 1).map_err(Error::internal)?,
-            master: MasterKey::from_base64(&MasterKey::generate_base64()).map_err(Error::internal)?,
+            pool: crate::db::pool("postgres://ephemeral.invalid/none", 1)
+                .map_err(Error::internal)?,
+            master: MasterKey::from_base64(&MasterKey::generate_base64())
+                .map_err(Error::internal)?,
             policy,
             loaded: Arc::new(RwLock::new(loaded)),
             last_lookup: Arc::default(),
@@ -454,7 +506,10 @@ impl KeyRing {
     /// The same ring without the cache of already verified tokens, so that every verification
     /// checks the signature (for `server/benches/es256_verify.rs`).
     pub fn without_verification_cache(mut self) -> Self {
-        self.verified = VerifiedTokens { disabled: true, ..VerifiedTokens::default() };
+        self.verified = VerifiedTokens {
+            disabled: true,
+            ..VerifiedTokens::default()
+        };
         self
     }
 
@@ -475,10 +530,11 @@ impl KeyRing {
         let rows = load_rows(&mut *self.pool.get().await?).await?;
         let mut loaded = LoadedKeys::default();
         for row in rows {
-            let jwk: PublicJwk = serde_json::from_value(row.public_jwk.clone()).map_err(Error::internal)?;
-            let decoding = jwk
-                .verifier()
-                .map_err(|_| Error::internal(format!("signing key {} has an invalid public JWK", row.kid)))?;
+            let jwk: PublicJwk =
+                serde_json::from_value(row.public_jwk.clone()).map_err(Error::internal)?;
+            let decoding = jwk.verifier().map_err(|_| {
+                Error::internal(format!("signing key {} has an invalid public JWK", row.kid))
+            })?;
             loaded.signers.push(Signer {
                 kid: row.kid.clone(),
                 activates_at: row.activates_at,
@@ -569,8 +625,13 @@ impl KeyRing {
     /// it for `at_hash`).
     pub async fn sign_typed<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String> {
         let loaded = self.loaded.read().await;
-        let signer = loaded.current(false).ok_or_else(|| Error::internal("no active signing key"))?;
-        signer.key.sign(&signer.kid, typ, claims).map_err(Error::internal)
+        let signer = loaded
+            .current(false)
+            .ok_or_else(|| Error::internal("no active signing key"))?;
+        signer
+            .key
+            .sign(&signer.kid, typ, claims)
+            .map_err(Error::internal)
     }
 
     /// Signs an ID token (`typ: JWT`) with the current RSA key, creating the first one if there
@@ -579,13 +640,21 @@ impl KeyRing {
         {
             let loaded = self.loaded.read().await;
             if let Some(signer) = loaded.current(true) {
-                return signer.key.sign(&signer.kid, "JWT", claims).map_err(Error::internal);
+                return signer
+                    .key
+                    .sign(&signer.kid, "JWT", claims)
+                    .map_err(Error::internal);
             }
         }
         self.ensure_rsa_key().await?;
         let loaded = self.loaded.read().await;
-        let signer = loaded.current(true).ok_or_else(|| Error::internal("no active RSA signing key"))?;
-        signer.key.sign(&signer.kid, "JWT", claims).map_err(Error::internal)
+        let signer = loaded
+            .current(true)
+            .ok_or_else(|| Error::internal("no active RSA signing key"))?;
+        signer
+            .key
+            .sign(&signer.kid, "JWT", claims)
+            .map_err(Error::internal)
     }
 
     /// Creates the first RSA key unless one exists (under the rotation lock, waiting for it, so
@@ -618,7 +687,10 @@ impl KeyRing {
     /// The algorithm of the key that signs access tokens now.
     pub async fn signing_alg(&self) -> Alg {
         let loaded = self.loaded.read().await;
-        loaded.current(false).map(|s| s.key.alg()).unwrap_or(self.policy.algorithm)
+        loaded
+            .current(false)
+            .map(|s| s.key.alg())
+            .unwrap_or(self.policy.algorithm)
     }
 
     /// Reloads the keys unless that was done less than a second ago.
@@ -635,13 +707,23 @@ impl KeyRing {
 
     /// Verifies signature, header `typ`, `iss` and `exp` against any published key and returns the
     /// claims; the audience is the caller's to check.
-    pub async fn verify_signed(&self, token: &str, issuer: &str, typ: &str) -> Result<serde_json::Value> {
-        let claims = self.verify_signed_ignoring_expiry(token, issuer, typ).await?;
-        let exp = claims["exp"]
-            .as_i64()
-            .ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid"))?;
+    pub async fn verify_signed(
+        &self,
+        token: &str,
+        issuer: &str,
+        typ: &str,
+    ) -> Result<serde_json::Value> {
+        let claims = self
+            .verify_signed_ignoring_expiry(token, issuer, typ)
+            .await?;
+        let exp = claims["exp"].as_i64().ok_or_else(|| {
+            Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid")
+        })?;
         if exp + (self.policy.leeway_secs as i64) < Utc::now().timestamp() {
-            return Err(Error::unauthenticated("TOKEN_EXPIRED", "the access token has expired"));
+            return Err(Error::unauthenticated(
+                "TOKEN_EXPIRED",
+                "the access token has expired",
+            ));
         }
         Ok(claims)
     }
@@ -673,7 +755,8 @@ impl KeyRing {
                     }
                     key.verify(token).map_err(|_| invalid())?
                 };
-                self.verified.insert(cache_key, token_typ.clone(), claims.clone());
+                self.verified
+                    .insert(cache_key, token_typ.clone(), claims.clone());
                 (token_typ, claims)
             }
         };
@@ -687,7 +770,12 @@ impl KeyRing {
     }
 
     /// Verifies an access token (`typ: at+jwt`) for `audience` and returns its claims.
-    pub async fn verify<C: DeserializeOwned>(&self, token: &str, issuer: &str, audience: &str) -> Result<C> {
+    pub async fn verify<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<C> {
         let invalid = || Error::unauthenticated("UNAUTHENTICATED", "the access token is invalid");
         let claims = self.verify_signed(token, issuer, "at+jwt").await?;
         if !audience_contains(&claims, audience) {
@@ -728,7 +816,13 @@ mod tests {
     #[test]
     fn first_key_signs_at_once() {
         let now = Utc::now();
-        assert_eq!(plan(&[], now, &policy()), Plan { retire: vec![], create_at: Some(now) });
+        assert_eq!(
+            plan(&[], now, &policy()),
+            Plan {
+                retire: vec![],
+                create_at: Some(now)
+            }
+        );
         // Only a pending key (rotated before the first start): nothing could sign until it activates.
         let pending = [key("a", now + chrono::Duration::minutes(5))];
         assert_eq!(plan(&pending, now, &policy()).create_at, Some(now));
@@ -739,25 +833,53 @@ mod tests {
         let now = Utc::now();
         let p = policy();
         let young = [key("a", now - chrono::Duration::days(29))];
-        assert_eq!(plan(&young, now, &p), Plan { retire: vec![], create_at: None });
+        assert_eq!(
+            plan(&young, now, &p),
+            Plan {
+                retire: vec![],
+                create_at: None
+            }
+        );
         let old = [key("a", now - chrono::Duration::days(31))];
         assert_eq!(plan(&old, now, &p).create_at, Some(now + p.publish_lead));
         // A pending successor exists: no second one.
-        let with_pending = [key("a", now - chrono::Duration::days(31)), key("b", now + chrono::Duration::minutes(10))];
-        assert_eq!(plan(&with_pending, now, &p), Plan { retire: vec![], create_at: None });
+        let with_pending = [
+            key("a", now - chrono::Duration::days(31)),
+            key("b", now + chrono::Duration::minutes(10)),
+        ];
+        assert_eq!(
+            plan(&with_pending, now, &p),
+            Plan {
+                retire: vec![],
+                create_at: None
+            }
+        );
     }
 
     #[test]
     fn retires_only_after_the_last_token_expired() {
         let now = Utc::now();
         let p = policy();
-        let switched =
-            |ago: i64| [key("old", now - chrono::Duration::days(31)), key("new", now - chrono::Duration::seconds(ago))];
-        assert!(plan(&switched(900), now, &p).retire.is_empty(), "its tokens may still be valid");
+        let switched = |ago: i64| {
+            [
+                key("old", now - chrono::Duration::days(31)),
+                key("new", now - chrono::Duration::seconds(ago)),
+            ]
+        };
+        assert!(
+            plan(&switched(900), now, &p).retire.is_empty(),
+            "its tokens may still be valid"
+        );
         assert!(plan(&switched(989), now, &p).retire.is_empty());
-        assert_eq!(plan(&switched(990), now, &p).retire, vec!["old".to_string()]);
+        assert_eq!(
+            plan(&switched(990), now, &p).retire,
+            vec!["old".to_string()]
+        );
         // A pending successor retires nothing, and the signer itself is never retired.
-        let pending = [key("a", now - chrono::Duration::days(1)), key("b", now + chrono::Duration::minutes(1))];
+        let pending = [
+            key("a", now - chrono::Duration::days(1)),
+            key("b", now + chrono::Duration::minutes(1)),
+        ];
         assert!(plan(&pending, now, &p).retire.is_empty());
     }
 }

@@ -34,7 +34,9 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// Parses a base64 key of exactly 32 bytes.
     pub fn from_base64(encoded: &str) -> std::result::Result<Self, String> {
-        let bytes = STANDARD.decode(encoded.trim()).map_err(|_| "is not valid base64".to_string())?;
+        let bytes = STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| "is not valid base64".to_string())?;
         if bytes.len() != 32 {
             return Err(format!("must decode to 32 bytes, not {}", bytes.len()));
         }
@@ -57,16 +59,26 @@ impl MasterKey {
     /// A fresh random key, base64, for `mgpass keys generate-master`.
     pub fn generate_base64() -> String {
         let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).expect("the OS random generator works");
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .expect("the OS random generator works");
         STANDARD.encode(bytes)
     }
 
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; 12];
-        SystemRandom::new().fill(&mut nonce).map_err(|_| Error::internal("random generator failed"))?;
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| Error::internal("random generator failed"))?;
         let sealed = self
             .cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| Error::internal("encryption failed"))?;
         let mut out = Vec::with_capacity(1 + nonce.len() + sealed.len());
         out.push(VERSION);
@@ -82,7 +94,13 @@ impl MasterKey {
         let (nonce, ciphertext) = sealed[1..].split_at(12);
         let nonce: [u8; 12] = nonce.try_into().expect("length checked");
         self.cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: context.as_bytes() })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| Error::internal("sealed value does not open with this master key"))
     }
 }
@@ -106,9 +124,15 @@ mod tests {
         let sealed = key.seal("signing-key", b"secret").unwrap();
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
         assert_eq!(key.open("signing-key", &sealed).unwrap(), b"secret");
-        assert!(key.open("outbox", &sealed).is_err(), "another context does not open it");
+        assert!(
+            key.open("outbox", &sealed).is_err(),
+            "another context does not open it"
+        );
         let other = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
-        assert!(other.open("signing-key", &sealed).is_err(), "another key does not open it");
+        assert!(
+            other.open("signing-key", &sealed).is_err(),
+            "another key does not open it"
+        );
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(key.open("signing-key", &tampered).is_err());

@@ -7,13 +7,17 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// `bytes` random bytes, base64url without padding.
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut buf).expect("the OS random generator works");
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the OS random generator works");
     URL_SAFE_NO_PAD.encode(buf)
 }
 
 /// The SHA-256 digest under which a secret is stored.
 pub fn digest(secret: &str) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref().to_vec()
+    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .to_vec()
 }
 
 /// Constant-time equality of two byte strings.

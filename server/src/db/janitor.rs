@@ -16,12 +16,30 @@ const LOCK_ID: i64 = 0x6d67_7061_7373_4a01;
 /// expires, a delivered message a week (its body was wiped at delivery), an ended session a month
 /// (the user's session list shows only live ones).
 const PURGES: [(&str, &str); 8] = [
-    ("verification_codes", "DELETE FROM verification_codes WHERE expires_at < now() - interval '1 day'"),
-    ("outbox", "DELETE FROM outbox WHERE status IN ('sent', 'failed') AND created_at < now() - interval '7 days'"),
-    ("authorization_codes", "DELETE FROM authorization_codes WHERE expires_at < now() - interval '1 hour'"),
-    ("device_authorizations", "DELETE FROM device_authorizations WHERE expires_at < now() - interval '1 hour'"),
-    ("oauth_interactions", "DELETE FROM oauth_interactions WHERE expires_at < now()"),
-    ("revoked_access_tokens", "DELETE FROM revoked_access_tokens WHERE expires_at < now() - interval '5 minutes'"),
+    (
+        "verification_codes",
+        "DELETE FROM verification_codes WHERE expires_at < now() - interval '1 day'",
+    ),
+    (
+        "outbox",
+        "DELETE FROM outbox WHERE status IN ('sent', 'failed') AND created_at < now() - interval '7 days'",
+    ),
+    (
+        "authorization_codes",
+        "DELETE FROM authorization_codes WHERE expires_at < now() - interval '1 hour'",
+    ),
+    (
+        "device_authorizations",
+        "DELETE FROM device_authorizations WHERE expires_at < now() - interval '1 hour'",
+    ),
+    (
+        "oauth_interactions",
+        "DELETE FROM oauth_interactions WHERE expires_at < now()",
+    ),
+    (
+        "revoked_access_tokens",
+        "DELETE FROM revoked_access_tokens WHERE expires_at < now() - interval '5 minutes'",
+    ),
     (
         "sessions",
         "DELETE FROM sessions WHERE coalesce(revoked_at, expires_at) < now() - interval '30 days'",
@@ -41,7 +59,10 @@ struct Locked {
 /// One round: every purge, if this instance gets the lock. Returns rows deleted per table.
 pub async fn run_once(pool: &DbPool) -> Result<Vec<(&'static str, usize)>> {
     let mut conn = pool.get().await?;
-    let lock: Locked = diesel::sql_query(format!("SELECT pg_try_advisory_lock({LOCK_ID}) AS locked")).get_result(&mut conn).await?;
+    let lock: Locked =
+        diesel::sql_query(format!("SELECT pg_try_advisory_lock({LOCK_ID}) AS locked"))
+            .get_result(&mut conn)
+            .await?;
     if !lock.locked {
         return Ok(Vec::new());
     }
@@ -56,7 +77,9 @@ pub async fn run_once(pool: &DbPool) -> Result<Vec<(&'static str, usize)>> {
             }
         }
     }
-    diesel::sql_query(format!("SELECT pg_advisory_unlock({LOCK_ID})")).execute(&mut conn).await?;
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({LOCK_ID})"))
+        .execute(&mut conn)
+        .await?;
     outcome.map(|()| deleted)
 }
 

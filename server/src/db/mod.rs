@@ -3,10 +3,15 @@
 pub mod janitor;
 pub mod schema;
 
-use diesel::{QueryableByName, sql_types::{Nullable, Text}};
+use diesel::{
+    QueryableByName,
+    sql_types::{Nullable, Text},
+};
 use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl,
-    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, deadpool::Pool},
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, deadpool::Pool,
+    },
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -39,8 +44,13 @@ pub async fn migrate(url: &str) -> anyhow::Result<Vec<String>> {
 /// The newest migration version compiled into this binary.
 pub fn latest_migration() -> String {
     use diesel::migration::MigrationSource;
-    let migrations: Vec<_> = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).expect("embedded migrations");
-    migrations.iter().map(|m| m.name().version().to_string()).max().unwrap_or_default()
+    let migrations: Vec<_> =
+        MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).expect("embedded migrations");
+    migrations
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .max()
+        .unwrap_or_default()
 }
 
 #[derive(QueryableByName)]
@@ -52,12 +62,15 @@ struct Version {
 /// Readiness: the database answers and its schema is at least as new as this binary's.
 pub async fn check_ready(pool: &DbPool, latest: &str) -> Result<()> {
     let mut conn = pool.get().await?;
-    let current: Version = diesel::sql_query("SELECT max(version) AS version FROM __diesel_schema_migrations")
-        .get_result(&mut conn)
-        .await
-        .map_err(|e| Error::Unavailable(format!("schema version: {e}")))?;
+    let current: Version =
+        diesel::sql_query("SELECT max(version) AS version FROM __diesel_schema_migrations")
+            .get_result(&mut conn)
+            .await
+            .map_err(|e| Error::Unavailable(format!("schema version: {e}")))?;
     match current.version {
         Some(v) if v.as_str() >= latest => Ok(()),
-        _ => Err(Error::Unavailable(format!("migrations pending (binary expects {latest})"))),
+        _ => Err(Error::Unavailable(format!(
+            "migrations pending (binary expects {latest})"
+        ))),
     }
 }

@@ -91,7 +91,13 @@ impl std::fmt::Debug for OutgoingMessage {
 
 impl OutgoingMessage {
     pub fn new(channel: Channel, to: impl Into<String>, template: impl Into<String>) -> Self {
-        Self { channel, to: to.into(), template: template.into(), locale: None, vars: Map::new() }
+        Self {
+            channel,
+            to: to.into(),
+            template: template.into(),
+            locale: None,
+            vars: Map::new(),
+        }
     }
 
     pub fn email(to: impl Into<String>, template: impl Into<String>) -> Self {
@@ -125,7 +131,10 @@ pub fn check_config(c: &DeliveryConfig, bad: &mut Vec<String>) {
         if c.email_from.is_empty() {
             bad.push("delivery.email_from: required when delivery.smtp_url is set".into());
         } else if c.email_from.parse::<lettre::message::Mailbox>().is_err() {
-            bad.push(format!("delivery.email_from: `{}` is not an address like `mgpass <no-reply@example.com>`", c.email_from));
+            bad.push(format!(
+                "delivery.email_from: `{}` is not an address like `mgpass <no-reply@example.com>`",
+                c.email_from
+            ));
         }
     }
     if !c.sms_url.is_empty() {
@@ -145,10 +154,16 @@ pub fn check_config(c: &DeliveryConfig, bad: &mut Vec<String>) {
         }
     }
     if !c.templates_dir.is_empty() && !std::path::Path::new(&c.templates_dir).is_dir() {
-        bad.push(format!("delivery.templates_dir: `{}` is not a folder", c.templates_dir));
+        bad.push(format!(
+            "delivery.templates_dir: `{}` is not a folder",
+            c.templates_dir
+        ));
     }
     if templates::normalize_locale(&c.default_locale).is_none() {
-        bad.push(format!("delivery.default_locale: `{}` is not a language tag like `en` or `pt-BR`", c.default_locale));
+        bad.push(format!(
+            "delivery.default_locale: `{}` is not a language tag like `en` or `pt-BR`",
+            c.default_locale
+        ));
     }
     if !(10..=60_000).contains(&c.poll_interval_ms) {
         bad.push("delivery.poll_interval_ms: must be between 10 and 60000".into());
@@ -157,7 +172,9 @@ pub fn check_config(c: &DeliveryConfig, bad: &mut Vec<String>) {
         bad.push("delivery.max_attempts: must be between 1 and 100".into());
     }
     if c.retry_base_ms == 0 || c.retry_max_ms < c.retry_base_ms {
-        bad.push("delivery.retry_base_ms: must be at least 1 and at most delivery.retry_max_ms".into());
+        bad.push(
+            "delivery.retry_base_ms: must be at least 1 and at most delivery.retry_max_ms".into(),
+        );
     }
     if c.send_timeout_secs == 0 || c.lease_secs <= c.send_timeout_secs {
         bad.push("delivery.lease_secs: must exceed delivery.send_timeout_secs (at least 1)".into());
@@ -170,7 +187,9 @@ pub fn check_config(c: &DeliveryConfig, bad: &mut Vec<String>) {
 /// Whether `to` is an E.164 number: `+`, then 8 to 15 digits, the first not 0.
 pub fn is_e164(to: &str) -> bool {
     to.strip_prefix('+').is_some_and(|digits| {
-        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+        (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
     })
 }
 
@@ -245,7 +264,10 @@ mod tests {
             ..DeliveryConfig::default()
         };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("topsecret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("topsecret"),
+            "{shown}"
+        );
         let m = OutgoingMessage::sms("+233201234567", "mobile_2fa").var("code", "918273");
         assert!(!format!("{m:?}").contains("918273"));
     }

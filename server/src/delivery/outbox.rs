@@ -126,7 +126,9 @@ impl Outbox {
 
     /// Renders `msg` without queuing it: the locale used and the message.
     pub fn render(&self, msg: &OutgoingMessage) -> Result<(String, Rendered)> {
-        self.inner.templates.render(msg.channel, &msg.template, msg.locale.as_deref(), &msg.vars)
+        self.inner
+            .templates
+            .render(msg.channel, &msg.template, msg.locale.as_deref(), &msg.vars)
     }
 
     /// Renders `msg`, seals it and queues it on `conn`, inside whatever transaction `conn` is in
@@ -134,7 +136,11 @@ impl Outbox {
     /// Fails with `FEATURE_DISABLED` when the channel has no transport, `INVALID_EMAIL` /
     /// `INVALID_MOBILE` for a bad recipient, and `INTERNAL` for an unknown template or a
     /// variable the template needs and `vars` lacks.
-    pub async fn enqueue(&self, conn: &mut AsyncPgConnection, msg: OutgoingMessage) -> Result<Uuid> {
+    pub async fn enqueue(
+        &self,
+        conn: &mut AsyncPgConnection,
+        msg: OutgoingMessage,
+    ) -> Result<Uuid> {
         if !self.enabled(msg.channel) {
             let (setting, what) = match msg.channel {
                 Channel::Email => ("delivery.smtp_url", "email"),
@@ -149,12 +155,20 @@ impl Outbox {
         match msg.channel {
             Channel::Email => {
                 if to.parse::<lettre::Address>().is_err() {
-                    return Err(Error::invalid("INVALID_EMAIL", "email", "not a valid email address"));
+                    return Err(Error::invalid(
+                        "INVALID_EMAIL",
+                        "email",
+                        "not a valid email address",
+                    ));
                 }
             }
             Channel::Sms => {
                 if !is_e164(&to) {
-                    return Err(Error::invalid("INVALID_MOBILE", "mobile", "not an E.164 mobile number"));
+                    return Err(Error::invalid(
+                        "INVALID_MOBILE",
+                        "mobile",
+                        "not an E.164 mobile number",
+                    ));
                 }
             }
         }
@@ -174,13 +188,21 @@ impl Outbox {
             .execute(conn)
             .await?;
         // Delivered to listeners at commit, and not at all on rollback.
-        diesel::sql_query("SELECT pg_notify($1, '')").bind::<Text, _>(NOTIFY_CHANNEL).execute(conn).await?;
+        diesel::sql_query("SELECT pg_notify($1, '')")
+            .bind::<Text, _>(NOTIFY_CHANNEL)
+            .execute(conn)
+            .await?;
         Ok(id)
     }
 
     /// The metadata of one message.
     pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<OutboxRow>> {
-        Ok(outbox::table.find(id).select(OutboxRow::as_select()).first(conn).await.optional()?)
+        Ok(outbox::table
+            .find(id)
+            .select(OutboxRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
     }
 }
 
@@ -270,7 +292,12 @@ pub(super) async fn mark_retry(
 }
 
 /// Gives a message up and wipes its body, if the claim `attempt` still holds.
-pub(super) async fn mark_failed(conn: &mut AsyncPgConnection, id: Uuid, attempt: i32, error: &str) -> Result<bool> {
+pub(super) async fn mark_failed(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    attempt: i32,
+    error: &str,
+) -> Result<bool> {
     let n = diesel::sql_query(
         "UPDATE outbox SET status = 'failed', sealed_body = NULL, last_error = $3, updated_at = now()
           WHERE id = $1 AND status = 'sending' AND attempts = $2",

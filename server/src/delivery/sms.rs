@@ -75,18 +75,30 @@ impl SmsSender {
             Some((name, value))
         };
         check_body_template(&config.sms_body_template)?;
-        Ok(Self { client, url: config.sms_url.clone(), auth, body_template: config.sms_body_template.clone() })
+        Ok(Self {
+            client,
+            url: config.sms_url.clone(),
+            auth,
+            body_template: config.sms_body_template.clone(),
+        })
     }
 
     /// Sends one SMS. The error names the HTTP status or the transport failure, never the text,
     /// the provider's answer body, or the URL (which may carry a key).
     pub async fn send(&self, to: &str, message: &Rendered) -> Result<(), String> {
         let body = fill(&self.body_template, to, &message.text);
-        let mut request = self.client.post(&self.url).header(http::header::CONTENT_TYPE, "application/json").body(body);
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some((name, value)) = &self.auth {
             request = request.header(name.clone(), value.clone());
         }
-        let response = request.send().await.map_err(|e| format!("sms provider: {}", describe(e)))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("sms provider: {}", describe(e)))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -117,7 +129,8 @@ mod tests {
     fn body_is_json_with_escaped_values() {
         let t = r#"{"to":"{{to}}","text":"{{text}}","from":"mgpass"}"#;
         let text = "Code \"42\"\nline {{to}} \\ é";
-        let body: serde_json::Value = serde_json::from_str(&fill(t, "+233201234567", text)).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(&fill(t, "+233201234567", text)).unwrap();
         assert_eq!(body["to"], "+233201234567");
         assert_eq!(body["text"], text);
         assert_eq!(body["from"], "mgpass");
@@ -126,8 +139,16 @@ mod tests {
     #[test]
     fn body_template_is_checked() {
         assert!(check_body_template(r#"{"to":"{{to}}","text":"{{text}}"}"#).is_ok());
-        assert!(check_body_template(r#"{"messages":[{"dest":"{{to}}","body":"{{text}}"}]}"#).is_ok());
-        assert!(check_body_template(r#"{"to":"{{to}}"}"#).is_err(), "no text");
-        assert!(check_body_template(r#"{"to":{{to}},"text":"{{text}}"}"#).is_err(), "unquoted");
+        assert!(
+            check_body_template(r#"{"messages":[{"dest":"{{to}}","body":"{{text}}"}]}"#).is_ok()
+        );
+        assert!(
+            check_body_template(r#"{"to":"{{to}}"}"#).is_err(),
+            "no text"
+        );
+        assert!(
+            check_body_template(r#"{"to":{{to}},"text":"{{text}}"}"#).is_err(),
+            "unquoted"
+        );
     }
 }

@@ -69,11 +69,20 @@ impl Worker {
             channels.push(Channel::Sms.as_str());
         }
         if channels.is_empty() {
-            tracing::info!("no delivery channel configured (delivery.smtp_url, delivery.sms_url); nothing will be sent");
+            tracing::info!(
+                "no delivery channel configured (delivery.smtp_url, delivery.sms_url); nothing will be sent"
+            );
         } else {
             tracing::info!(channels = ?channels, "delivery worker started");
         }
-        let state = Arc::new(State { pool, config, key: master_key, email, sms, channels });
+        let state = Arc::new(State {
+            pool,
+            config,
+            key: master_key,
+            email,
+            sms,
+            channels,
+        });
         let wake = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(state.pool.clone(), wake.clone(), shutdown.clone()));
         let handle = tokio::spawn(run(state, wake, shutdown));
@@ -158,11 +167,21 @@ enum Outcome {
 /// The delay before attempt `attempt + 1`: base, 2 x base, 4 x base, ... up to the maximum.
 fn backoff_ms(config: &DeliveryConfig, attempt: i32) -> u64 {
     let doublings = (attempt.max(1) - 1).min(40) as u32;
-    config.retry_base_ms.saturating_mul(1u64 << doublings).min(config.retry_max_ms)
+    config
+        .retry_base_ms
+        .saturating_mul(1u64 << doublings)
+        .min(config.retry_max_ms)
 }
 
 async fn deliver(state: &State, message: Claimed) {
-    let Claimed { id, channel, recipient, template, sealed_body, attempts } = message;
+    let Claimed {
+        id,
+        channel,
+        recipient,
+        template,
+        sealed_body,
+        attempts,
+    } = message;
     let attempt = attempts;
     let max = state.config.max_attempts as i32;
     let result = if attempt > max {
@@ -193,10 +212,20 @@ async fn deliver(state: &State, message: Claimed) {
     }
 }
 
-async fn send(state: &State, id: uuid::Uuid, channel: &str, to: &str, sealed: Option<&[u8]>) -> Result<(), String> {
+async fn send(
+    state: &State,
+    id: uuid::Uuid,
+    channel: &str,
+    to: &str,
+    sealed: Option<&[u8]>,
+) -> Result<(), String> {
     let sealed = sealed.ok_or("the message has no body")?;
-    let body = state.key.open(&seal_context(id), sealed).map_err(|e| e.to_string())?;
-    let message: Rendered = serde_json::from_slice(&body).map_err(|_| "the message body is unreadable".to_string())?;
+    let body = state
+        .key
+        .open(&seal_context(id), sealed)
+        .map_err(|e| e.to_string())?;
+    let message: Rendered =
+        serde_json::from_slice(&body).map_err(|_| "the message body is unreadable".to_string())?;
     let timeout = Duration::from_secs(state.config.send_timeout_secs);
     let sending = async {
         match Channel::parse(channel) {
@@ -211,15 +240,24 @@ async fn send(state: &State, id: uuid::Uuid, channel: &str, to: &str, sealed: Op
             None => Err(format!("unknown channel `{channel}`")),
         }
     };
-    tokio::time::timeout(timeout, sending).await.unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+    tokio::time::timeout(timeout, sending)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
 }
 
-async fn record(state: &State, id: uuid::Uuid, attempt: i32, outcome: &Outcome) -> crate::error::Result<()> {
+async fn record(
+    state: &State,
+    id: uuid::Uuid,
+    attempt: i32,
+    outcome: &Outcome,
+) -> crate::error::Result<()> {
     let mut conn = state.pool.get().await?;
     let error = |e: &str| e.chars().take(500).collect::<String>();
     let held = match outcome {
         Outcome::Sent => outbox::mark_sent(&mut conn, id).await?,
-        Outcome::Retry(err, delay) => outbox::mark_retry(&mut conn, id, attempt, &error(err), *delay).await?,
+        Outcome::Retry(err, delay) => {
+            outbox::mark_retry(&mut conn, id, attempt, &error(err), *delay).await?
+        }
         Outcome::Failed(err) => outbox::mark_failed(&mut conn, id, attempt, &error(err)).await?,
     };
     if !held {
@@ -237,7 +275,9 @@ async fn listen(pool: DbPool, wake: Arc<Notify>, mut shutdown: watch::Receiver<b
         }
         match listen_once(&pool, &wake).await {
             Ok(()) => tracing::debug!("outbox notification stream ended; reconnecting"),
-            Err(err) => tracing::debug!(error = %err, "outbox LISTEN failed; polling until it is back"),
+            Err(err) => {
+                tracing::debug!(error = %err, "outbox LISTEN failed; polling until it is back")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -250,7 +290,9 @@ async fn listen_once(pool: &DbPool, wake: &Notify) -> anyhow::Result<()> {
     let pooled = pool.get().await?;
     // Out of the pool for good: a listening connection must never serve other queries.
     let mut conn: AsyncPgConnection = Object::<AsyncPgConnection>::take(pooled);
-    diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}")).execute(&mut conn).await?;
+    diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}"))
+        .execute(&mut conn)
+        .await?;
     let mut notifications = std::pin::pin!(conn.notifications_stream());
     while let Some(notification) = notifications.next().await {
         notification?;
@@ -265,7 +307,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_maximum() {
-        let c = DeliveryConfig { retry_base_ms: 1000, retry_max_ms: 10_000, ..DeliveryConfig::default() };
+        let c = DeliveryConfig {
+            retry_base_ms: 1000,
+            retry_max_ms: 10_000,
+            ..DeliveryConfig::default()
+        };
         let delays: Vec<u64> = (1..=6).map(|a| backoff_ms(&c, a)).collect();
         assert_eq!(delays, [1000, 2000, 4000, 8000, 10_000, 10_000]);
         assert_eq!(backoff_ms(&c, 1000), 10_000, "no overflow");

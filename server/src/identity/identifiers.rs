@@ -6,7 +6,11 @@ use crate::error::{Error, Result};
 pub fn normalize_email(input: &str) -> Result<String> {
     let email = input.trim();
     if email.len() > 254 || !email_address::EmailAddress::is_valid(email) {
-        return Err(Error::invalid("INVALID_EMAIL", "email", format!("`{email}` is not a valid email address")));
+        return Err(Error::invalid(
+            "INVALID_EMAIL",
+            "email",
+            format!("`{email}` is not a valid email address"),
+        ));
     }
     Ok(email.to_string())
 }
@@ -30,12 +34,18 @@ pub fn normalize_mobile(input: &str) -> Result<String> {
 }
 
 fn normalize_mobile_with(input: &str, country: Option<&str>) -> Result<String> {
-    let compact: String = input.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+    let compact: String = input
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
     let national = match (country, compact.strip_prefix('0')) {
         (Some(cc), Some(rest)) if !rest.starts_with('0') => Some(format!("{cc}{rest}")),
         _ => None,
     };
-    let digits = compact.strip_prefix('+').or_else(|| compact.strip_prefix("00")).or(national.as_deref());
+    let digits = compact
+        .strip_prefix('+')
+        .or_else(|| compact.strip_prefix("00"))
+        .or(national.as_deref());
     let valid = digits.filter(|d| {
         (8..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()) && !d.starts_with('0')
     });
@@ -44,7 +54,10 @@ fn normalize_mobile_with(input: &str, country: Option<&str>) -> Result<String> {
         None => Err(Error::invalid(
             "INVALID_MOBILE",
             "mobile",
-            format!("`{}` is not a mobile number in international form (+233201234567)", input.trim()),
+            format!(
+                "`{}` is not a mobile number in international form (+233201234567)",
+                input.trim()
+            ),
         )),
     }
 }
@@ -70,15 +83,24 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(normalize_email("  Ama@Example.com ").unwrap(), "Ama@Example.com");
+        assert_eq!(
+            normalize_email("  Ama@Example.com ").unwrap(),
+            "Ama@Example.com"
+        );
         assert!(normalize_email("not-an-email").is_err());
         assert!(normalize_email("a@").is_err());
     }
 
     #[test]
     fn mobiles() {
-        assert_eq!(normalize_mobile("+233 20 123 4567").unwrap(), "+233201234567");
-        assert_eq!(normalize_mobile("00233-20-123-4567").unwrap(), "+233201234567");
+        assert_eq!(
+            normalize_mobile("+233 20 123 4567").unwrap(),
+            "+233201234567"
+        );
+        assert_eq!(
+            normalize_mobile("00233-20-123-4567").unwrap(),
+            "+233201234567"
+        );
         assert!(normalize_mobile("0201234567").is_err());
         assert!(normalize_mobile("+23320abc4567").is_err());
         assert!(normalize_mobile("+1234").is_err());
@@ -86,8 +108,14 @@ mod tests {
 
     #[test]
     fn national_numbers_take_the_default_country_code() {
-        assert_eq!(normalize_mobile_with("020 123 4567", Some("233")).unwrap(), "+233201234567");
-        assert_eq!(normalize_mobile_with("+44 7700 900123", Some("233")).unwrap(), "+447700900123");
+        assert_eq!(
+            normalize_mobile_with("020 123 4567", Some("233")).unwrap(),
+            "+233201234567"
+        );
+        assert_eq!(
+            normalize_mobile_with("+44 7700 900123", Some("233")).unwrap(),
+            "+447700900123"
+        );
         assert!(normalize_mobile_with("020 123 4567", None).is_err());
     }
 }

@@ -52,24 +52,54 @@ pub struct IdentityPolicy {
     pub properties: Vec<Property>,
 }
 
-fn property(section: &str, cfg: &crate::config::PropertyConfig) -> std::result::Result<Property, String> {
+fn property(
+    section: &str,
+    cfg: &crate::config::PropertyConfig,
+) -> std::result::Result<Property, String> {
     let valid_name = cfg.name.len() <= 40
-        && cfg.name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && cfg.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && cfg
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        && cfg
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid_name {
-        return Err(format!("{section}.properties: `{}` is not a valid property name", cfg.name));
+        return Err(format!(
+            "{section}.properties: `{}` is not a valid property name",
+            cfg.name
+        ));
     }
     let kind = match cfg.kind.as_str() {
         "string" => PropertyKind::String,
         "integer" => PropertyKind::Integer,
         "boolean" => PropertyKind::Boolean,
         "enum" if !cfg.values.is_empty() => PropertyKind::Enum(cfg.values.clone()),
-        "enum" => return Err(format!("{section}.properties.{}: an enum needs `values`", cfg.name)),
-        other => return Err(format!("{section}.properties.{}: unknown type `{other}`", cfg.name)),
+        "enum" => {
+            return Err(format!(
+                "{section}.properties.{}: an enum needs `values`",
+                cfg.name
+            ));
+        }
+        other => {
+            return Err(format!(
+                "{section}.properties.{}: unknown type `{other}`",
+                cfg.name
+            ));
+        }
     };
-    let prop = Property { name: cfg.name.clone(), kind, required: cfg.required, default: cfg.default.clone(), unique: cfg.unique };
+    let prop = Property {
+        name: cfg.name.clone(),
+        kind,
+        required: cfg.required,
+        default: cfg.default.clone(),
+        unique: cfg.unique,
+    };
     if let Some(default) = &prop.default {
-        check_value(&prop, default).map_err(|e| format!("{section}.properties.{}: default {e}", cfg.name))?;
+        check_value(&prop, default)
+            .map_err(|e| format!("{section}.properties.{}: default {e}", cfg.name))?;
     }
     Ok(prop)
 }
@@ -85,13 +115,20 @@ pub fn parse_properties(
     for p in cfgs {
         match property(section, p) {
             Ok(prop) if properties.iter().any(|q: &Property| q.name == prop.name) => {
-                bad.push(format!("{section}.properties: `{}` is declared twice", prop.name));
+                bad.push(format!(
+                    "{section}.properties: `{}` is declared twice",
+                    prop.name
+                ));
             }
             Ok(prop) => properties.push(prop),
             Err(e) => bad.push(e),
         }
     }
-    if bad.is_empty() { Ok(properties) } else { Err(bad) }
+    if bad.is_empty() {
+        Ok(properties)
+    } else {
+        Err(bad)
+    }
 }
 
 /// Validates custom property values against their declarations. On creation (`creating`),
@@ -103,7 +140,10 @@ pub fn check_property_values(
     creating: bool,
     require: bool,
 ) -> Result<()> {
-    if let Some(unknown) = props.keys().find(|k| !properties.iter().any(|p| &p.name == *k)) {
+    if let Some(unknown) = props
+        .keys()
+        .find(|k| !properties.iter().any(|p| &p.name == *k))
+    {
         return Err(invalid_property(unknown, "is not declared".into()));
     }
     for prop in properties {
@@ -129,7 +169,9 @@ pub fn check_property_values(
 fn check_value(prop: &Property, value: &Value) -> std::result::Result<(), String> {
     let ok = match (&prop.kind, value) {
         (PropertyKind::String, Value::String(s)) => s.len() <= 1024,
-        (PropertyKind::Integer, Value::Number(n)) => n.as_i64().is_some() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+        (PropertyKind::Integer, Value::Number(n)) => {
+            n.as_i64().is_some() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
         (PropertyKind::Boolean, Value::Bool(_)) => true,
         (PropertyKind::Enum(values), Value::String(s)) => values.contains(s),
         _ => false,
@@ -148,7 +190,11 @@ fn check_value(prop: &Property, value: &Value) -> std::result::Result<(), String
 }
 
 fn invalid_property(name: &str, message: String) -> Error {
-    Error::InvalidArgument { reason: "INVALID_PROPERTY", field: "properties", message: format!("property `{name}`: {message}") }
+    Error::InvalidArgument {
+        reason: "INVALID_PROPERTY",
+        field: "properties",
+        message: format!("property `{name}`: {message}"),
+    }
 }
 
 impl IdentityPolicy {
@@ -160,7 +206,9 @@ impl IdentityPolicy {
             "mobile" => Primary::Mobile,
             "emailOrMobile" => Primary::EmailOrMobile,
             other => {
-                bad.push(format!("identity.primary_identifier: `{other}` must be email, mobile or emailOrMobile"));
+                bad.push(format!(
+                    "identity.primary_identifier: `{other}` must be email, mobile or emailOrMobile"
+                ));
                 Primary::Email
             }
         };
@@ -169,7 +217,9 @@ impl IdentityPolicy {
             "optional" => Presence::Optional,
             "required" => Presence::Required,
             other => {
-                bad.push(format!("identity.secondary_identifier: `{other}` must be none, optional or required"));
+                bad.push(format!(
+                    "identity.secondary_identifier: `{other}` must be none, optional or required"
+                ));
                 Presence::Optional
             }
         };
@@ -178,7 +228,9 @@ impl IdentityPolicy {
                 "atLeastOne" => Presence::Optional,
                 "both" => Presence::Required,
                 other => {
-                    bad.push(format!("identity.dual_registration: `{other}` must be atLeastOne or both"));
+                    bad.push(format!(
+                        "identity.dual_registration: `{other}` must be atLeastOne or both"
+                    ));
                     Presence::Optional
                 }
             };
@@ -187,7 +239,9 @@ impl IdentityPolicy {
             "asFullname" => true,
             "asNamePair" => false,
             other => {
-                bad.push(format!("identity.user_name_type: `{other}` must be asNamePair or asFullname"));
+                bad.push(format!(
+                    "identity.user_name_type: `{other}` must be asNamePair or asFullname"
+                ));
                 false
             }
         };
@@ -212,20 +266,39 @@ impl IdentityPolicy {
     /// Checks which identifiers a user has against the deployment's rules.
     pub fn check_identifiers(&self, email: Option<&str>, mobile: Option<&str>) -> Result<()> {
         let required = |field: &'static str, what: &str| {
-            Err(Error::invalid("IDENTIFIER_REQUIRED", field, format!("{what} is required")))
+            Err(Error::invalid(
+                "IDENTIFIER_REQUIRED",
+                field,
+                format!("{what} is required"),
+            ))
         };
-        let (primary, secondary, primary_field, secondary_field, primary_name, secondary_name) = match self.primary {
-            Primary::Email => (email, mobile, "email", "mobile", "an email address", "a mobile number"),
-            Primary::Mobile => (mobile, email, "mobile", "email", "a mobile number", "an email address"),
-            Primary::EmailOrMobile => {
-                return match (email, mobile, self.secondary) {
-                    (None, None, _) => required("email", "an email address or a mobile number"),
-                    (Some(_), Some(_), _) | (_, _, Presence::Optional) => Ok(()),
-                    (None, _, _) => required("email", "an email address"),
-                    (_, None, _) => required("mobile", "a mobile number"),
-                };
-            }
-        };
+        let (primary, secondary, primary_field, secondary_field, primary_name, secondary_name) =
+            match self.primary {
+                Primary::Email => (
+                    email,
+                    mobile,
+                    "email",
+                    "mobile",
+                    "an email address",
+                    "a mobile number",
+                ),
+                Primary::Mobile => (
+                    mobile,
+                    email,
+                    "mobile",
+                    "email",
+                    "a mobile number",
+                    "an email address",
+                ),
+                Primary::EmailOrMobile => {
+                    return match (email, mobile, self.secondary) {
+                        (None, None, _) => required("email", "an email address or a mobile number"),
+                        (Some(_), Some(_), _) | (_, _, Presence::Optional) => Ok(()),
+                        (None, _, _) => required("email", "an email address"),
+                        (_, None, _) => required("mobile", "a mobile number"),
+                    };
+                }
+            };
         if primary.is_none() {
             return required(primary_field, primary_name);
         }
@@ -243,9 +316,15 @@ impl IdentityPolicy {
     /// Checks that only the name fields of the deployment's name type are used.
     pub fn check_names(&self, given: &str, family: &str, full: &str) -> Result<()> {
         let unused = if self.full_name {
-            (!given.is_empty() || !family.is_empty()).then_some(("given_name", "given_name and family_name are not used: names are full names"))
+            (!given.is_empty() || !family.is_empty()).then_some((
+                "given_name",
+                "given_name and family_name are not used: names are full names",
+            ))
         } else {
-            (!full.is_empty()).then_some(("full_name", "full_name is not used: names are given and family names"))
+            (!full.is_empty()).then_some((
+                "full_name",
+                "full_name is not used: names are given and family names",
+            ))
         };
         match unused {
             Some((field, message)) => Err(Error::invalid("INVALID_ARGUMENT", field, message)),
@@ -256,7 +335,12 @@ impl IdentityPolicy {
     /// Validates custom properties. On creation (`creating`), defaults fill the gaps and required
     /// properties must be present; on update, the given map replaces the stored one and the same
     /// rules apply to the result.
-    pub fn check_properties(&self, props: &mut Map<String, Value>, creating: bool, require: bool) -> Result<()> {
+    pub fn check_properties(
+        &self,
+        props: &mut Map<String, Value>,
+        creating: bool,
+        require: bool,
+    ) -> Result<()> {
         check_property_values(&self.properties, props, creating, require)
     }
 
@@ -285,15 +369,51 @@ mod tests {
     fn identifier_rules_follow_the_login_definition() {
         let e = Some("a@example.com");
         let m = Some("+233201234567");
-        assert!(policy("email", "optional", "atLeastOne").check_identifiers(e, None).is_ok());
-        assert!(policy("email", "optional", "atLeastOne").check_identifiers(None, m).is_err());
-        assert!(policy("email", "required", "atLeastOne").check_identifiers(e, None).is_err());
-        assert!(policy("email", "none", "atLeastOne").check_identifiers(e, m).is_err());
-        assert!(policy("mobile", "none", "atLeastOne").check_identifiers(None, m).is_ok());
-        assert!(policy("emailOrMobile", "none", "atLeastOne").check_identifiers(None, m).is_ok());
-        assert!(policy("emailOrMobile", "none", "both").check_identifiers(None, m).is_err());
-        assert!(policy("emailOrMobile", "none", "both").check_identifiers(e, m).is_ok());
-        assert!(policy("emailOrMobile", "none", "atLeastOne").check_identifiers(None, None).is_err());
+        assert!(
+            policy("email", "optional", "atLeastOne")
+                .check_identifiers(e, None)
+                .is_ok()
+        );
+        assert!(
+            policy("email", "optional", "atLeastOne")
+                .check_identifiers(None, m)
+                .is_err()
+        );
+        assert!(
+            policy("email", "required", "atLeastOne")
+                .check_identifiers(e, None)
+                .is_err()
+        );
+        assert!(
+            policy("email", "none", "atLeastOne")
+                .check_identifiers(e, m)
+                .is_err()
+        );
+        assert!(
+            policy("mobile", "none", "atLeastOne")
+                .check_identifiers(None, m)
+                .is_ok()
+        );
+        assert!(
+            policy("emailOrMobile", "none", "atLeastOne")
+                .check_identifiers(None, m)
+                .is_ok()
+        );
+        assert!(
+            policy("emailOrMobile", "none", "both")
+                .check_identifiers(None, m)
+                .is_err()
+        );
+        assert!(
+            policy("emailOrMobile", "none", "both")
+                .check_identifiers(e, m)
+                .is_ok()
+        );
+        assert!(
+            policy("emailOrMobile", "none", "atLeastOne")
+                .check_identifiers(None, None)
+                .is_err()
+        );
     }
 
     #[test]
@@ -309,11 +429,19 @@ mod tests {
         let mut props = json!({"tier": "plus"}).as_object().unwrap().clone();
         p.check_properties(&mut props, true, true).unwrap();
         assert_eq!(props["newsletter"], json!(false));
-        for bad in [json!({"tier": "gold"}), json!({}), json!({"tier": "free", "age": "3"}), json!({"tier": "free", "x": 1})] {
+        for bad in [
+            json!({"tier": "gold"}),
+            json!({}),
+            json!({"tier": "free", "age": "3"}),
+            json!({"tier": "free", "x": 1}),
+        ] {
             let mut props = bad.as_object().unwrap().clone();
             assert!(p.check_properties(&mut props, true, true).is_err(), "{bad}");
         }
         cfg.properties[0].default = Some(json!("yes"));
-        assert!(IdentityPolicy::from_config(&cfg).is_err(), "a default of the wrong type is a config error");
+        assert!(
+            IdentityPolicy::from_config(&cfg).is_err(),
+            "a default of the wrong type is a config error"
+        );
     }
 }

@@ -13,7 +13,13 @@ use crate::{
 
 /// The profile fields a user may change about themselves; identifiers change through their own
 /// verified flows, roles and status only through administrators.
-const SELF_UPDATABLE: [&str; 5] = ["given_name", "family_name", "full_name", "avatar_url", "properties"];
+const SELF_UPDATABLE: [&str; 5] = [
+    "given_name",
+    "family_name",
+    "full_name",
+    "avatar_url",
+    "properties",
+];
 
 impl IdentityService {
     pub async fn my_profile(&self, user_id: Uuid) -> Result<UserRow> {
@@ -22,11 +28,18 @@ impl IdentityService {
     }
 
     pub async fn update_my_profile(&self, user_id: Uuid, update: UserUpdate) -> Result<UserRow> {
-        if let Some(path) = update.paths.iter().find(|p| !SELF_UPDATABLE.contains(&p.as_str())) {
+        if let Some(path) = update
+            .paths
+            .iter()
+            .find(|p| !SELF_UPDATABLE.contains(&p.as_str()))
+        {
             return Err(Error::invalid(
                 "INVALID_UPDATE_MASK",
                 "update_mask",
-                format!("`{path}` cannot be changed here (updatable: {})", SELF_UPDATABLE.join(", ")),
+                format!(
+                    "`{path}` cannot be changed here (updatable: {})",
+                    SELF_UPDATABLE.join(", ")
+                ),
             ));
         }
         self.update_user(&user_id.to_string(), update).await
@@ -35,8 +48,17 @@ impl IdentityService {
     /// Checks the password of an account that has one; accounts without a password (created by
     /// an administrator, or through a link) pass.
     pub(super) async fn reauthenticate(&self, user: &UserRow, password: &str) -> Result<()> {
-        if user.password_hash.is_some() && !self.hasher.verify(password.to_string(), user.password_hash.clone()).await? {
-            return Err(Error::invalid("WRONG_PASSWORD", "password", "the current password is wrong"));
+        if user.password_hash.is_some()
+            && !self
+                .hasher
+                .verify(password.to_string(), user.password_hash.clone())
+                .await?
+        {
+            return Err(Error::invalid(
+                "WRONG_PASSWORD",
+                "password",
+                "the current password is wrong",
+            ));
         }
         Ok(())
     }
@@ -55,7 +77,14 @@ impl IdentityService {
         let hash = self.hasher.hash(new_password).await?;
         let mut conn = self.pool.get().await?;
         store::set_password(&mut conn, user_id, &hash).await?;
-        let revoked = session_store::revoke(&mut conn, user_id, None, current_session, "password_changed").await?;
+        let revoked = session_store::revoke(
+            &mut conn,
+            user_id,
+            None,
+            current_session,
+            "password_changed",
+        )
+        .await?;
         tracing::info!(%user_id, revoked, "password changed");
         Ok(revoked)
     }
@@ -74,7 +103,10 @@ impl IdentityService {
 
     /// Everything mgpass holds about the user, as JSON (no secrets: no password hash, no token
     /// digests).
-    pub async fn export_my_data(&self, user_id: Uuid) -> Result<serde_json::Map<String, serde_json::Value>> {
+    pub async fn export_my_data(
+        &self,
+        user_id: Uuid,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
         let user = self.my_profile(user_id).await?;
         let mut conn = self.pool.get().await?;
         let sessions = session_store::list_active(&mut conn, user_id, 1000, None).await?;

@@ -30,7 +30,8 @@ impl RegistrationLimits {
     pub fn new(per_ip_per_hour: u32) -> Self {
         let per_identifier = NonZeroU32::new(PER_IDENTIFIER_PER_HOUR).expect("non-zero");
         Self {
-            per_ip: NonZeroU32::new(per_ip_per_hour).map(|n| Arc::new(RateLimiter::keyed(Quota::per_hour(n)))),
+            per_ip: NonZeroU32::new(per_ip_per_hour)
+                .map(|n| Arc::new(RateLimiter::keyed(Quota::per_hour(n)))),
             per_identifier: Arc::new(RateLimiter::keyed(Quota::per_hour(per_identifier))),
         }
     }
@@ -44,7 +45,10 @@ pub struct Registered {
 }
 
 fn rate_limited() -> Error {
-    Error::ResourceExhausted { reason: "RATE_LIMITED", message: "too many registrations; try again later".into() }
+    Error::ResourceExhausted {
+        reason: "RATE_LIMITED",
+        message: "too many registrations; try again later".into(),
+    }
 }
 
 impl IdentityService {
@@ -66,7 +70,9 @@ impl IdentityService {
             if !normalize_email(&fields.email).is_ok_and(|e| e.eq_ignore_ascii_case(invited)) {
                 return Err(Error::FailedPrecondition {
                     reason: "INVITATION_EMAIL_MISMATCH",
-                    message: "the invitation is for another email address; sign up with that address".into(),
+                    message:
+                        "the invitation is for another email address; sign up with that address"
+                            .into(),
                 });
             }
         }
@@ -80,24 +86,38 @@ impl IdentityService {
             if let (Some(limiter), Some(ip)) = (&limits.per_ip, client.ip) {
                 limiter.check_key(&ip).map_err(|_| rate_limited())?;
             }
-            for identifier in
-                [normalize_email(&fields.email).ok(), normalize_mobile(&fields.mobile).ok()].into_iter().flatten()
+            for identifier in [
+                normalize_email(&fields.email).ok(),
+                normalize_mobile(&fields.mobile).ok(),
+            ]
+            .into_iter()
+            .flatten()
             {
-                limits.per_identifier.check_key(&identifier.to_lowercase()).map_err(|_| rate_limited())?;
+                limits
+                    .per_identifier
+                    .check_key(&identifier.to_lowercase())
+                    .map_err(|_| rate_limited())?;
             }
         }
         if password.is_empty() {
-            return Err(Error::invalid("WEAK_PASSWORD", "password", "a password is required"));
+            return Err(Error::invalid(
+                "WEAK_PASSWORD",
+                "password",
+                "a password is required",
+            ));
         }
         // Roles are for administrators to give; a registration gets the default role.
         fields.roles = Vec::new();
-        let user = self.create_user(fields, Some(password), invited_email.is_some()).await?;
+        let user = self
+            .create_user(fields, Some(password), invited_email.is_some())
+            .await?;
         tracing::info!(user_id = %user.id, invited = invited_email.is_some(), "user registered");
         Ok(Registered {
             email_verification_needed: self.policy.email_verification_required
                 && !user.email_verified
                 && user.email.is_some(),
-            mobile_verification_needed: self.policy.mobile_verification_required && user.mobile.is_some(),
+            mobile_verification_needed: self.policy.mobile_verification_required
+                && user.mobile.is_some(),
             user,
         })
     }

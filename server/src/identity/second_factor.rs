@@ -58,7 +58,11 @@ pub enum FactorMethod {
 }
 
 fn display_name(user: &UserRow) -> String {
-    if user.full_name.is_empty() { user.given_name.clone() } else { user.full_name.clone() }
+    if user.full_name.is_empty() {
+        user.given_name.clone()
+    } else {
+        user.full_name.clone()
+    }
 }
 
 fn totp_context(user_id: Uuid) -> String {
@@ -66,8 +70,11 @@ fn totp_context(user_id: Uuid) -> String {
 }
 
 fn recovery_digest(user_id: Uuid, code: &str) -> Vec<u8> {
-    let normalized: String =
-        code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
+    let normalized: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
     secret::digest(&format!("{user_id}:{normalized}"))
 }
 
@@ -99,11 +106,18 @@ fn totp_for(secret: Vec<u8>, account: &str, issuer: &str) -> Result<Totp> {
 }
 
 fn invalid_code() -> Error {
-    Error::invalid("INVALID_CODE", "code", "the code is wrong, unknown or already used")
+    Error::invalid(
+        "INVALID_CODE",
+        "code",
+        "the code is wrong, unknown or already used",
+    )
 }
 
 fn too_many() -> Error {
-    Error::ResourceExhausted { reason: "TOO_MANY_ATTEMPTS", message: "too many wrong codes; try again later".into() }
+    Error::ResourceExhausted {
+        reason: "TOO_MANY_ATTEMPTS",
+        message: "too many wrong codes; try again later".into(),
+    }
 }
 
 fn not_pending() -> Error {
@@ -124,7 +138,9 @@ enum CodeCheck {
 
 impl IdentityService {
     pub(super) fn verifier(&self) -> Result<&Verifier> {
-        self.verifier.as_deref().ok_or_else(|| feature_disabled("verification"))
+        self.verifier
+            .as_deref()
+            .ok_or_else(|| feature_disabled("verification"))
     }
 
     /// The next second factor a session of `user` owes after proving `amr`: TOTP when the user
@@ -136,7 +152,9 @@ impl IdentityService {
         user: &UserRow,
         amr: &[String],
     ) -> Result<Option<&'static str>> {
-        let Some(v) = self.verifier.as_deref() else { return Ok(None) };
+        let Some(v) = self.verifier.as_deref() else {
+            return Ok(None);
+        };
         let has = |m: &str| amr.iter().any(|a| a == m);
         if vstore::totp_enrolled(conn, user.id).await? {
             return Ok((!has("otp") && !has("rec")).then_some("totp"));
@@ -166,24 +184,52 @@ impl IdentityService {
             _ => return Ok(None),
         };
         let to = to.ok_or_else(not_pending)?;
-        let target = Target { user_id: Some(user.id), to, session_id: Some(session_id), name: display_name(user) };
-        Ok(Some(self.verifier()?.issue(conn, flow, target, enforce_resend).await?))
+        let target = Target {
+            user_id: Some(user.id),
+            to,
+            session_id: Some(session_id),
+            name: display_name(user),
+        };
+        Ok(Some(
+            self.verifier()?
+                .issue(conn, flow, target, enforce_resend)
+                .await?,
+        ))
     }
 
     /// The calling session, which must belong to `user_id` and be alive.
-    async fn own_session(&self, conn: &mut AsyncPgConnection, user_id: Uuid, session_id: Option<Uuid>) -> Result<SessionRow> {
+    async fn own_session(
+        &self,
+        conn: &mut AsyncPgConnection,
+        user_id: Uuid,
+        session_id: Option<Uuid>,
+    ) -> Result<SessionRow> {
         let id = session_id.ok_or_else(not_pending)?;
-        let session = session_store::get_session(conn, id).await?.ok_or_else(not_pending)?;
-        if session.user_id != user_id || session.revoked_at.is_some() || session.expires_at <= Utc::now() {
-            return Err(Error::unauthenticated("UNAUTHENTICATED", "the session of this token has ended"));
+        let session = session_store::get_session(conn, id)
+            .await?
+            .ok_or_else(not_pending)?;
+        if session.user_id != user_id
+            || session.revoked_at.is_some()
+            || session.expires_at <= Utc::now()
+        {
+            return Err(Error::unauthenticated(
+                "UNAUTHENTICATED",
+                "the session of this token has ended",
+            ));
         }
         Ok(session)
     }
 
     pub async fn my_second_factors(&self, user_id: Uuid) -> Result<SecondFactorState> {
         let mut conn = self.pool.get().await?;
-        let totp = vstore::totp(&mut conn, user_id).await?.filter(|t| t.confirmed_at.is_some());
-        let remaining = if totp.is_some() { vstore::recovery_codes_left(&mut conn, user_id).await? } else { 0 };
+        let totp = vstore::totp(&mut conn, user_id)
+            .await?
+            .filter(|t| t.confirmed_at.is_some());
+        let remaining = if totp.is_some() {
+            vstore::recovery_codes_left(&mut conn, user_id).await?
+        } else {
+            0
+        };
         let c = self.verifier.as_deref().map(|v| v.config());
         Ok(SecondFactorState {
             totp_enrolled: totp.is_some(),
@@ -196,13 +242,22 @@ impl IdentityService {
     }
 
     /// Sends (again) the code of the calling session's pending email or SMS factor.
-    pub async fn send_second_factor_code(&self, user_id: Uuid, session_id: Option<Uuid>) -> Result<Dispatch> {
+    pub async fn send_second_factor_code(
+        &self,
+        user_id: Uuid,
+        session_id: Option<Uuid>,
+    ) -> Result<Dispatch> {
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             let session = self.own_session(conn, user_id, session_id).await?;
-            let factor = session.pending_second_factor.clone().ok_or_else(not_pending)?;
+            let factor = session
+                .pending_second_factor
+                .clone()
+                .ok_or_else(not_pending)?;
             let user = users::get(conn, user_id).await?.ok_or_else(not_found)?;
-            self.send_factor_code(conn, &user, session.id, &factor, true).await?.ok_or_else(not_pending)
+            self.send_factor_code(conn, &user, session.id, &factor, true)
+                .await?
+                .ok_or_else(not_pending)
         })
         .await
     }
@@ -218,7 +273,10 @@ impl IdentityService {
     ) -> Result<(SessionRow, Option<i64>)> {
         let mut conn = self.pool.get().await?;
         let session = self.own_session(&mut conn, user_id, session_id).await?;
-        let pending = session.pending_second_factor.clone().ok_or_else(not_pending)?;
+        let pending = session
+            .pending_second_factor
+            .clone()
+            .ok_or_else(not_pending)?;
         let asked = match method {
             FactorMethod::Pending => pending.as_str(),
             FactorMethod::Email => "email",
@@ -229,23 +287,46 @@ impl IdentityService {
         if asked != pending {
             return Err(not_pending());
         }
-        let user = users::get(&mut conn, user_id).await?.ok_or_else(not_found)?;
+        let user = users::get(&mut conn, user_id)
+            .await?
+            .ok_or_else(not_found)?;
         let proved = match pending.as_str() {
             "email" | "mobile" => {
-                let flow = if pending == "email" { Flow::Email2fa } else { Flow::Mobile2fa };
+                let flow = if pending == "email" {
+                    Flow::Email2fa
+                } else {
+                    Flow::Mobile2fa
+                };
                 let v = self.verifier()?;
                 let checked = conn
                     .transaction(async |conn| {
-                        let presented = Presented::Code { destination: "", session: Some(session.id), code };
+                        let presented = Presented::Code {
+                            destination: "",
+                            session: Some(session.id),
+                            code,
+                        };
                         let checked = v.check(conn, flow, presented).await?;
                         if matches!(checked, Checked::Burnt) {
-                            session_store::revoke(conn, user_id, Some(session.id), None, "second_factor_failed").await?;
+                            session_store::revoke(
+                                conn,
+                                user_id,
+                                Some(session.id),
+                                None,
+                                "second_factor_failed",
+                            )
+                            .await?;
                         }
                         Ok::<_, Error>(checked)
                     })
                     .await?;
                 match checked {
-                    Checked::Valid(_) => if pending == "email" { "email" } else { "sms" },
+                    Checked::Valid(_) => {
+                        if pending == "email" {
+                            "email"
+                        } else {
+                            "sms"
+                        }
+                    }
                     other => return Err(other.error()),
                 }
             }
@@ -256,12 +337,22 @@ impl IdentityService {
                     FactorMethod::Totp => (true, false),
                     _ => (true, true),
                 };
-                match self.check_authenticator(&mut conn, user_id, code, allow, &throttle).await? {
+                match self
+                    .check_authenticator(&mut conn, user_id, code, allow, &throttle)
+                    .await?
+                {
                     CodeCheck::Totp => "otp",
                     CodeCheck::Recovery => "rec",
                     CodeCheck::Wrong => return Err(invalid_code()),
                     CodeCheck::Locked => {
-                        session_store::revoke(&mut conn, user_id, Some(session.id), None, "second_factor_failed").await?;
+                        session_store::revoke(
+                            &mut conn,
+                            user_id,
+                            Some(session.id),
+                            None,
+                            "second_factor_failed",
+                        )
+                        .await?;
                         return Err(too_many());
                     }
                 }
@@ -280,12 +371,19 @@ impl IdentityService {
                 }
                 vstore::set_session_factor(conn, session.id, next, &amr).await?;
                 if let Some(factor) = next {
-                    self.send_factor_code(conn, &user, session.id, factor, false).await?;
+                    self.send_factor_code(conn, &user, session.id, factor, false)
+                        .await?;
                 }
-                session_store::get_session(conn, session.id).await?.ok_or_else(not_pending)
+                session_store::get_session(conn, session.id)
+                    .await?
+                    .ok_or_else(not_pending)
             })
             .await?;
-        let remaining = if proved == "rec" { Some(vstore::recovery_codes_left(&mut conn, user_id).await?) } else { None };
+        let remaining = if proved == "rec" {
+            Some(vstore::recovery_codes_left(&mut conn, user_id).await?)
+        } else {
+            None
+        };
         tracing::info!(%user_id, session_id = %session.id, factor = proved, "second factor verified");
         Ok((updated, remaining))
     }
@@ -311,7 +409,9 @@ impl IdentityService {
         let mut outcome = CodeCheck::Wrong;
         if allow.0 && looks_totp {
             if let Some(row) = vstore::totp(conn, user_id).await? {
-                let secret = v.master().open(&totp_context(user_id), &row.secret_sealed)?;
+                let secret = v
+                    .master()
+                    .open(&totp_context(user_id), &row.secret_sealed)?;
                 let totp = totp_for(secret, "", &v.config().totp_issuer)?;
                 let now = Utc::now().timestamp() as u64;
                 if let Some(step) = totp.check(&digits, now) {
@@ -330,7 +430,12 @@ impl IdentityService {
         if matches!(outcome, CodeCheck::Wrong) {
             let failures = session_store::record_failure(conn, throttle_key).await?;
             if failures >= v.config().max_attempts as i32 {
-                session_store::lock(conn, throttle_key, Utc::now() + Duration::seconds(TOTP_LOCK_SECS)).await?;
+                session_store::lock(
+                    conn,
+                    throttle_key,
+                    Utc::now() + Duration::seconds(TOTP_LOCK_SECS),
+                )
+                .await?;
                 tracing::warn!(%user_id, "authenticator checks locked after too many wrong codes");
                 return Ok(CodeCheck::Locked);
             }
@@ -358,17 +463,29 @@ impl IdentityService {
             return Err(already_enrolled());
         }
         let mut bytes = vec![0u8; 20];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| Error::internal("random generator failed"))?;
-        let account = user.email.clone().or(user.mobile.clone()).unwrap_or_else(|| user.id.to_string());
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| Error::internal("random generator failed"))?;
+        let account = user
+            .email
+            .clone()
+            .or(user.mobile.clone())
+            .unwrap_or_else(|| user.id.to_string());
         let totp = totp_for(bytes.clone(), &account, &v.config().totp_issuer)?;
         let sealed = v.master().seal(&totp_context(user_id), &bytes)?;
-        let expire_time = Utc::now() + Duration::seconds(i64::from(v.config().totp_enrollment_ttl_secs));
+        let expire_time =
+            Utc::now() + Duration::seconds(i64::from(v.config().totp_enrollment_ttl_secs));
         if !vstore::put_pending_totp(&mut conn, user_id, sealed, expire_time).await? {
             return Err(already_enrolled());
         }
         Ok(TotpEnrollment {
-            secret_base32: Secret::from(bytes).to_base32().trim_end_matches('=').to_string(),
-            otpauth_uri: totp.to_url().map_err(|e| Error::internal(format!("totp url: {e}")))?,
+            secret_base32: Secret::from(bytes)
+                .to_base32()
+                .trim_end_matches('=')
+                .to_string(),
+            otpauth_uri: totp
+                .to_url()
+                .map_err(|e| Error::internal(format!("totp url: {e}")))?,
             expire_time,
         })
     }
@@ -377,10 +494,13 @@ impl IdentityService {
     pub async fn confirm_totp_enrollment(&self, user_id: Uuid, code: &str) -> Result<Vec<String>> {
         self.totp_available()?;
         let mut conn = self.pool.get().await?;
-        let row = vstore::totp(&mut conn, user_id).await?.ok_or_else(|| Error::FailedPrecondition {
-            reason: "TOTP_ENROLLMENT_NOT_STARTED",
-            message: "start with EnrollTotp".into(),
-        })?;
+        let row =
+            vstore::totp(&mut conn, user_id)
+                .await?
+                .ok_or_else(|| Error::FailedPrecondition {
+                    reason: "TOTP_ENROLLMENT_NOT_STARTED",
+                    message: "start with EnrollTotp".into(),
+                })?;
         if row.confirmed_at.is_some() {
             return Err(already_enrolled());
         }
@@ -390,12 +510,23 @@ impl IdentityService {
                 message: "the unconfirmed secret expired; start again with EnrollTotp".into(),
             });
         }
-        match self.check_authenticator(&mut conn, user_id, code, (true, false), &format!("totp:{user_id}")).await? {
+        match self
+            .check_authenticator(
+                &mut conn,
+                user_id,
+                code,
+                (true, false),
+                &format!("totp:{user_id}"),
+            )
+            .await?
+        {
             CodeCheck::Totp => {}
             CodeCheck::Locked => return Err(too_many()),
             _ => return Err(invalid_code()),
         }
-        let codes: Vec<String> = (0..RECOVERY_CODE_COUNT).map(|_| random_recovery_code()).collect();
+        let codes: Vec<String> = (0..RECOVERY_CODE_COUNT)
+            .map(|_| random_recovery_code())
+            .collect();
         let hashes = codes.iter().map(|c| recovery_digest(user_id, c)).collect();
         conn.transaction(async |conn| {
             vstore::confirm_totp(conn, user_id).await?;
@@ -410,7 +541,10 @@ impl IdentityService {
         if vstore::totp_enrolled(conn, user_id).await? {
             Ok(())
         } else {
-            Err(Error::FailedPrecondition { reason: "TOTP_NOT_ENROLLED", message: "no authenticator is enrolled".into() })
+            Err(Error::FailedPrecondition {
+                reason: "TOTP_NOT_ENROLLED",
+                message: "no authenticator is enrolled".into(),
+            })
         }
     }
 
@@ -419,7 +553,16 @@ impl IdentityService {
         self.verifier()?;
         let mut conn = self.pool.get().await?;
         self.enrolled_or_fail(&mut conn, user_id).await?;
-        match self.check_authenticator(&mut conn, user_id, code, (true, true), &format!("totp:{user_id}")).await? {
+        match self
+            .check_authenticator(
+                &mut conn,
+                user_id,
+                code,
+                (true, true),
+                &format!("totp:{user_id}"),
+            )
+            .await?
+        {
             CodeCheck::Totp | CodeCheck::Recovery => {}
             CodeCheck::Locked => return Err(too_many()),
             CodeCheck::Wrong => return Err(invalid_code()),
@@ -430,18 +573,37 @@ impl IdentityService {
     }
 
     /// New recovery codes, proven with a current authenticator code.
-    pub async fn regenerate_recovery_codes(&self, user_id: Uuid, code: &str) -> Result<Vec<String>> {
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user_id: Uuid,
+        code: &str,
+    ) -> Result<Vec<String>> {
         self.verifier()?;
         let mut conn = self.pool.get().await?;
         self.enrolled_or_fail(&mut conn, user_id).await?;
-        match self.check_authenticator(&mut conn, user_id, code, (true, false), &format!("totp:{user_id}")).await? {
+        match self
+            .check_authenticator(
+                &mut conn,
+                user_id,
+                code,
+                (true, false),
+                &format!("totp:{user_id}"),
+            )
+            .await?
+        {
             CodeCheck::Totp => {}
             CodeCheck::Locked => return Err(too_many()),
             _ => return Err(invalid_code()),
         }
-        let codes: Vec<String> = (0..RECOVERY_CODE_COUNT).map(|_| random_recovery_code()).collect();
-        vstore::replace_recovery_codes(&mut conn, user_id, codes.iter().map(|c| recovery_digest(user_id, c)).collect())
-            .await?;
+        let codes: Vec<String> = (0..RECOVERY_CODE_COUNT)
+            .map(|_| random_recovery_code())
+            .collect();
+        vstore::replace_recovery_codes(
+            &mut conn,
+            user_id,
+            codes.iter().map(|c| recovery_digest(user_id, c)).collect(),
+        )
+        .await?;
         Ok(codes)
     }
 
@@ -461,7 +623,10 @@ impl IdentityService {
 }
 
 fn already_enrolled() -> Error {
-    Error::FailedPrecondition { reason: "TOTP_ALREADY_ENROLLED", message: "an authenticator is already enrolled".into() }
+    Error::FailedPrecondition {
+        reason: "TOTP_ALREADY_ENROLLED",
+        message: "an authenticator is already enrolled".into(),
+    }
 }
 
 #[cfg(test)]
@@ -475,8 +640,14 @@ mod tests {
         assert_eq!(a.as_bytes()[5], b'-');
         assert_ne!(a, random_recovery_code());
         let user = Uuid::now_v7();
-        assert_eq!(recovery_digest(user, &a), recovery_digest(user, &a.to_uppercase().replace('-', " ")));
-        assert_ne!(recovery_digest(user, &a), recovery_digest(Uuid::now_v7(), &a));
+        assert_eq!(
+            recovery_digest(user, &a),
+            recovery_digest(user, &a.to_uppercase().replace('-', " "))
+        );
+        assert_ne!(
+            recovery_digest(user, &a),
+            recovery_digest(Uuid::now_v7(), &a)
+        );
     }
 
     #[test]

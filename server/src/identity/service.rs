@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use diesel_async::AsyncConnection;
 use chrono::Utc;
+use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 use crate::{
-    paging::Page,
     auth::tokens::TokenIssuer,
     config::SessionConfig,
     crypto::{password::PasswordHasherService, secret},
@@ -19,6 +18,7 @@ use crate::{
         policy::{IdentityPolicy, Presence, Primary},
         store::{self, NewUser, UserChanges, UserFilter, UserRow},
     },
+    paging::Page,
 };
 
 /// Global roles that exist from the start (rows of `roles` with `system` set).
@@ -46,8 +46,13 @@ pub struct UserUpdate {
 /// The result of `bootstrap`: created with this password (`None` when it came from config), or
 /// already present.
 pub enum BootstrapOutcome {
-    Created { user_id: Uuid, generated_password: Option<String> },
-    AlreadyPresent { user_id: Uuid },
+    Created {
+        user_id: Uuid,
+        generated_password: Option<String>,
+    },
+    AlreadyPresent {
+        user_id: Uuid,
+    },
 }
 
 #[derive(Clone)]
@@ -64,7 +69,8 @@ pub struct IdentityService {
 }
 
 pub(super) fn parse_id(id: &str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| Error::invalid("INVALID_ID", "user_id", format!("`{id}` is not a user id")))
+    Uuid::parse_str(id)
+        .map_err(|_| Error::invalid("INVALID_ID", "user_id", format!("`{id}` is not a user id")))
 }
 
 pub(super) fn not_found() -> Error {
@@ -73,18 +79,29 @@ pub(super) fn not_found() -> Error {
 
 /// Bounds on free-text fields, so a client cannot store megabytes in a name.
 fn check_lengths(given: &str, family: &str, full: &str, avatar: &str) -> Result<()> {
-    for (field, value, max) in
-        [("given_name", given, 200), ("family_name", family, 200), ("full_name", full, 400), ("avatar_url", avatar, 2048)]
-    {
+    for (field, value, max) in [
+        ("given_name", given, 200),
+        ("family_name", family, 200),
+        ("full_name", full, 400),
+        ("avatar_url", avatar, 2048),
+    ] {
         if value.chars().count() > max {
-            return Err(Error::invalid("INVALID_ARGUMENT", field, format!("{field} is longer than {max} characters")));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                field,
+                format!("{field} is longer than {max} characters"),
+            ));
         }
     }
     Ok(())
 }
 
 fn optional(value: &str, normalize: fn(&str) -> Result<String>) -> Result<Option<String>> {
-    if value.trim().is_empty() { Ok(None) } else { normalize(value).map(Some) }
+    if value.trim().is_empty() {
+        Ok(None)
+    } else {
+        normalize(value).map(Some)
+    }
 }
 
 impl IdentityService {
@@ -96,7 +113,15 @@ impl IdentityService {
         policy: IdentityPolicy,
         avatar_template: String,
     ) -> Self {
-        Self { pool, hasher, tokens, sessions, policy: Arc::new(policy), avatar_template, verifier: None }
+        Self {
+            pool,
+            hasher,
+            tokens,
+            sessions,
+            policy: Arc::new(policy),
+            avatar_template,
+            verifier: None,
+        }
     }
 
     /// Turns on the verification flows and second factors.
@@ -126,13 +151,24 @@ impl IdentityService {
     }
 
     fn default_avatar(&self, email: Option<&str>) -> String {
-        let Some(email) = email else { return String::new() };
-        let hash: String = secret::digest(&email.trim().to_lowercase()).iter().map(|b| format!("{b:02x}")).collect();
+        let Some(email) = email else {
+            return String::new();
+        };
+        let hash: String = secret::digest(&email.trim().to_lowercase())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         self.avatar_template.replace("{email_sha256}", &hash)
     }
 
-    pub async fn create_user(&self, fields: UserFields, password: Option<String>, email_verified: bool) -> Result<UserRow> {
-        self.create_user_checked(fields, password, email_verified, true).await
+    pub async fn create_user(
+        &self,
+        fields: UserFields,
+        password: Option<String>,
+        email_verified: bool,
+    ) -> Result<UserRow> {
+        self.create_user_checked(fields, password, email_verified, true)
+            .await
     }
 
     /// `require_properties: false` is for the bootstrapped super admin only, which must exist
@@ -146,11 +182,19 @@ impl IdentityService {
     ) -> Result<UserRow> {
         let email = optional(&fields.email, normalize_email)?;
         let mobile = optional(&fields.mobile, normalize_mobile)?;
-        self.policy.check_identifiers(email.as_deref(), mobile.as_deref())?;
-        self.policy.check_names(&fields.given_name, &fields.family_name, &fields.full_name)?;
+        self.policy
+            .check_identifiers(email.as_deref(), mobile.as_deref())?;
+        self.policy
+            .check_names(&fields.given_name, &fields.family_name, &fields.full_name)?;
         let mut properties = fields.properties;
-        self.policy.check_properties(&mut properties, true, require_properties)?;
-        check_lengths(&fields.given_name, &fields.family_name, &fields.full_name, &fields.avatar_url)?;
+        self.policy
+            .check_properties(&mut properties, true, require_properties)?;
+        check_lengths(
+            &fields.given_name,
+            &fields.family_name,
+            &fields.full_name,
+            &fields.avatar_url,
+        )?;
         let password_hash = match password.filter(|p| !p.is_empty()) {
             Some(p) => {
                 self.hasher.check_policy(&p)?;
@@ -158,13 +202,17 @@ impl IdentityService {
             }
             None => None,
         };
-        let avatar_url =
-            if fields.avatar_url.is_empty() { self.default_avatar(email.as_deref()) } else { fields.avatar_url };
+        let avatar_url = if fields.avatar_url.is_empty() {
+            self.default_avatar(email.as_deref())
+        } else {
+            fields.avatar_url
+        };
         let mut conn = self.pool.get().await?;
         // The roles (asked for, or the `default_for_new_users` ones) are read and share-locked in
         // the transaction that inserts the user, so none can be deleted in between.
         conn.transaction(async |conn| {
-            let roles = crate::access::role_service::roles_for_new_user(conn, &fields.roles).await?;
+            let roles =
+                crate::access::role_service::roles_for_new_user(conn, &fields.roles).await?;
             store::insert(
                 conn,
                 NewUser {
@@ -193,7 +241,12 @@ impl IdentityService {
     }
 
     /// A page of users and the token of the next page (empty on the last page).
-    pub async fn list_users(&self, filter: UserFilter, page_size: i32, page_token: &str) -> Result<(Vec<UserRow>, String)> {
+    pub async fn list_users(
+        &self,
+        filter: UserFilter,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<UserRow>, String)> {
         let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
         let rows = store::list(&mut conn, &filter, page.after, page.fetch()).await?;
@@ -203,10 +256,17 @@ impl IdentityService {
     pub async fn update_user(&self, id: &str, update: UserUpdate) -> Result<UserRow> {
         let id = parse_id(id)?;
         if update.paths.is_empty() {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "update_mask names no field"));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                "update_mask names no field",
+            ));
         }
         let f = update.fields;
-        let mut changes = UserChanges { updated_at: Some(Utc::now()), ..Default::default() };
+        let mut changes = UserChanges {
+            updated_at: Some(Utc::now()),
+            ..Default::default()
+        };
         for path in &update.paths {
             match path.as_str() {
                 "email" => changes.email = Some(optional(&f.email, normalize_email)?),
@@ -245,18 +305,27 @@ impl IdentityService {
             // Roles before the user: the lock order of role assignment, so the two cannot deadlock.
             let roles_changed = changes.roles.is_some();
             if let Some(roles) = changes.roles.take() {
-                changes.roles = Some(crate::access::role_service::check_changed_user_roles(conn, &roles).await?);
+                changes.roles = Some(
+                    crate::access::role_service::check_changed_user_roles(conn, &roles).await?,
+                );
             }
-            let current = store::get_for_update(conn, id).await?.ok_or_else(not_found)?;
+            let current = store::get_for_update(conn, id)
+                .await?
+                .ok_or_else(not_found)?;
             let email = changes.email.clone().unwrap_or(current.email.clone());
             let mobile = changes.mobile.clone().unwrap_or(current.mobile.clone());
             policy.check_identifiers(email.as_deref(), mobile.as_deref())?;
             policy.check_names(
                 changes.given_name.as_deref().unwrap_or(&current.given_name),
-                changes.family_name.as_deref().unwrap_or(&current.family_name),
+                changes
+                    .family_name
+                    .as_deref()
+                    .unwrap_or(&current.family_name),
                 changes.full_name.as_deref().unwrap_or(&current.full_name),
             )?;
-            let user = store::update(conn, id, changes).await?.ok_or_else(not_found)?;
+            let user = store::update(conn, id, changes)
+                .await?
+                .ok_or_else(not_found)?;
             if roles_changed {
                 crate::access::role_service::ensure_super_admin_held(conn).await?;
             }
@@ -268,24 +337,39 @@ impl IdentityService {
     pub async fn delete_user(&self, id: &str) -> Result<()> {
         let id = parse_id(id)?;
         let mut conn = self.pool.get().await?;
-        if store::delete(&mut conn, id).await? { Ok(()) } else { Err(not_found()) }
+        if store::delete(&mut conn, id).await? {
+            Ok(())
+        } else {
+            Err(not_found())
+        }
     }
 
     /// Suspends or reactivates a user. Suspension also ends every session of the user.
     pub async fn set_status(&self, id: &str, status: &str) -> Result<UserRow> {
         let id = parse_id(id)?;
-        let changes = UserChanges { status: Some(status.into()), updated_at: Some(Utc::now()), ..Default::default() };
+        let changes = UserChanges {
+            status: Some(status.into()),
+            updated_at: Some(Utc::now()),
+            ..Default::default()
+        };
         let mut conn = self.pool.get().await?;
-        let user = store::update(&mut conn, id, changes).await?.ok_or_else(not_found)?;
+        let user = store::update(&mut conn, id, changes)
+            .await?
+            .ok_or_else(not_found)?;
         if status == "suspended" {
-            crate::identity::session_store::revoke(&mut conn, id, None, None, "user_suspended").await?;
+            crate::identity::session_store::revoke(&mut conn, id, None, None, "user_suspended")
+                .await?;
         }
         Ok(user)
     }
 
     /// Creates the first super admin unless a user with that identifier exists. Without a
     /// configured password a random one is generated and returned, to be shown once.
-    pub async fn bootstrap_admin(&self, identifier: &str, password: &str) -> Result<BootstrapOutcome> {
+    pub async fn bootstrap_admin(
+        &self,
+        identifier: &str,
+        password: &str,
+    ) -> Result<BootstrapOutcome> {
         let (email, mobile) = self.bootstrap_identifiers(identifier)?;
         let find = async |this: &Self| -> Result<Option<UserRow>> {
             let mut conn = this.pool.get().await?;
@@ -297,7 +381,9 @@ impl IdentityService {
             }
         };
         if let Some(existing) = find(self).await? {
-            return Ok(BootstrapOutcome::AlreadyPresent { user_id: existing.id });
+            return Ok(BootstrapOutcome::AlreadyPresent {
+                user_id: existing.id,
+            });
         }
         let generated = password.is_empty().then(|| secret::random_token(18));
         let password = generated.clone().unwrap_or_else(|| password.to_string());
@@ -313,12 +399,20 @@ impl IdentityService {
             fields.given_name = "Super".into();
             fields.family_name = "Admin".into();
         }
-        match self.create_user_checked(fields, Some(password), true, false).await {
-            Ok(user) => Ok(BootstrapOutcome::Created { user_id: user.id, generated_password: generated }),
+        match self
+            .create_user_checked(fields, Some(password), true, false)
+            .await
+        {
+            Ok(user) => Ok(BootstrapOutcome::Created {
+                user_id: user.id,
+                generated_password: generated,
+            }),
             // Another instance bootstrapped at the same moment.
             Err(Error::AlreadyExists { .. }) => {
                 let existing = find(self).await?.ok_or_else(not_found)?;
-                Ok(BootstrapOutcome::AlreadyPresent { user_id: existing.id })
+                Ok(BootstrapOutcome::AlreadyPresent {
+                    user_id: existing.id,
+                })
             }
             Err(e) => Err(e),
         }
@@ -331,7 +425,9 @@ impl IdentityService {
         const DEFAULT_ADMIN: &str = "admin@admin.com";
         let identifier = identifier.trim();
         let (mut email, mut mobile) = match self.policy.primary {
-            Primary::Mobile if identifier == DEFAULT_ADMIN => (None, Some("+10000000001".to_string())),
+            Primary::Mobile if identifier == DEFAULT_ADMIN => {
+                (None, Some("+10000000001".to_string()))
+            }
             Primary::Mobile => (None, Some(normalize_mobile(identifier)?)),
             _ if identifier.contains('@') => (Some(normalize_email(identifier)?), None),
             Primary::EmailOrMobile => (None, Some(normalize_mobile(identifier)?)),

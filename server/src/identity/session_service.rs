@@ -9,7 +9,6 @@ use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 use crate::{
-    paging::Page,
     auth::tokens::IssuedToken,
     crypto::secret,
     error::{Error, Result},
@@ -20,6 +19,7 @@ use crate::{
         session_store::{self as store, NewSession, SessionRow},
         store::{self as users, UserRow},
     },
+    paging::Page,
 };
 
 /// Prefix of refresh tokens, so a leaked one is recognisable (secret scanners, logs).
@@ -70,19 +70,37 @@ impl IdentityService {
         let over = failures - threshold as i32;
         if over >= 0 {
             let factor = 1u64 << over.min(20);
-            let secs = (u64::from(self.sessions.lockout_base_secs) * factor).min(u64::from(self.sessions.lockout_max_secs));
+            let secs = (u64::from(self.sessions.lockout_base_secs) * factor)
+                .min(u64::from(self.sessions.lockout_max_secs));
             store::lock(&mut conn, key, Utc::now() + Duration::seconds(secs as i64)).await?;
-            tracing::warn!(key_kind = key.split(':').next().unwrap_or(""), failures, lock_secs = secs, "sign-in locked");
+            tracing::warn!(
+                key_kind = key.split(':').next().unwrap_or(""),
+                failures,
+                lock_secs = secs,
+                "sign-in locked"
+            );
         }
         Ok(())
     }
 
     /// Signs in. Unknown identifiers and wrong passwords fail alike, after the same hashing work,
     /// and count against the same lock.
-    pub async fn login(&self, identifier: &str, password: &str, client: &ClientInfo) -> Result<SessionTokens> {
-        let invalid = || Error::unauthenticated("INVALID_CREDENTIALS", "the identifier or the password is wrong");
+    pub async fn login(
+        &self,
+        identifier: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<SessionTokens> {
+        let invalid = || {
+            Error::unauthenticated(
+                "INVALID_CREDENTIALS",
+                "the identifier or the password is wrong",
+            )
+        };
         let (account_key, ip_key) = Self::throttle_keys(identifier, client);
-        let keys: Vec<String> = std::iter::once(account_key.clone()).chain(ip_key.clone()).collect();
+        let keys: Vec<String> = std::iter::once(account_key.clone())
+            .chain(ip_key.clone())
+            .collect();
         let user = {
             let mut conn = self.pool.get().await?;
             if let Some(until) = store::locked_until(&mut conn, &keys).await? {
@@ -101,23 +119,41 @@ impl IdentityService {
         };
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
         if !self.hasher.verify(password.to_string(), hash).await? {
-            self.count_failure(&account_key, self.sessions.lockout_threshold).await?;
+            self.count_failure(&account_key, self.sessions.lockout_threshold)
+                .await?;
             if let Some(ip_key) = &ip_key {
-                self.count_failure(ip_key, self.sessions.ip_lockout_threshold).await?;
+                self.count_failure(ip_key, self.sessions.ip_lockout_threshold)
+                    .await?;
             }
             return Err(invalid());
         }
         let user = user.ok_or_else(invalid)?;
         if user.status != "active" {
-            return Err(Error::permission_denied("USER_SUSPENDED", "this account is suspended"));
+            return Err(Error::permission_denied(
+                "USER_SUSPENDED",
+                "this account is suspended",
+            ));
         }
         if self.policy.email_verification_required && user.email.is_some() && !user.email_verified {
-            return Err(Error::permission_denied("EMAIL_VERIFICATION_NEEDED", "the email address is not verified"));
+            return Err(Error::permission_denied(
+                "EMAIL_VERIFICATION_NEEDED",
+                "the email address is not verified",
+            ));
         }
-        if self.policy.mobile_verification_required && user.mobile.is_some() && !user.mobile_verified {
-            return Err(Error::permission_denied("MOBILE_VERIFICATION_NEEDED", "the mobile number is not verified"));
+        if self.policy.mobile_verification_required
+            && user.mobile.is_some()
+            && !user.mobile_verified
+        {
+            return Err(Error::permission_denied(
+                "MOBILE_VERIFICATION_NEEDED",
+                "the mobile number is not verified",
+            ));
         }
-        if user.password_hash.as_deref().is_some_and(|h| self.hasher.needs_rehash(h)) {
+        if user
+            .password_hash
+            .as_deref()
+            .is_some_and(|h| self.hasher.needs_rehash(h))
+        {
             self.rehash_in_background(user.id, password.to_string());
         }
         let mut conn = self.pool.get().await?;
@@ -130,12 +166,19 @@ impl IdentityService {
     /// its tokens. When the user owes a second factor (an enrolled authenticator, or an email or
     /// SMS code the deployment requires) the session is created flagged with it and, for a code,
     /// the code is sent in the same transaction.
-    pub(crate) async fn start_session(&self, user: &UserRow, amr: Vec<String>, client: &ClientInfo) -> Result<SessionTokens> {
+    pub(crate) async fn start_session(
+        &self,
+        user: &UserRow,
+        amr: Vec<String>,
+        client: &ClientInfo,
+    ) -> Result<SessionTokens> {
         let mut conn = self.pool.get().await?;
         let now = Utc::now();
         let session_expires = now + Duration::seconds(i64::from(self.sessions.max_lifetime_secs));
         let refresh_token = format!("{REFRESH_TOKEN_PREFIX}{}", secret::random_token(32));
-        let refresh_expires = (now + Duration::seconds(i64::from(self.sessions.refresh_token_ttl_secs))).min(session_expires);
+        let refresh_expires = (now
+            + Duration::seconds(i64::from(self.sessions.refresh_token_ttl_secs)))
+        .min(session_expires);
         let digest = secret::digest(&refresh_token);
         let (session, pending) = conn
             .transaction(async |conn| {
@@ -152,7 +195,8 @@ impl IdentityService {
                 let session = store::insert_session(conn, new_session).await?;
                 store::insert_refresh_token(conn, session.id, digest, refresh_expires).await?;
                 if let Some(factor) = pending {
-                    self.send_factor_code(conn, user, session.id, factor, true).await?;
+                    self.send_factor_code(conn, user, session.id, factor, true)
+                        .await?;
                 }
                 Ok::<_, Error>((session, pending))
             })
@@ -160,7 +204,15 @@ impl IdentityService {
         // The issuer takes connections of its own: holding this one while waiting for them would
         // starve the pool under load.
         drop(conn);
-        let access = self.tokens.issue(user.id, user.email.clone(), user.roles.clone(), Some(session.id)).await?;
+        let access = self
+            .tokens
+            .issue(
+                user.id,
+                user.email.clone(),
+                user.roles.clone(),
+                Some(session.id),
+            )
+            .await?;
         tracing::info!(user_id = %user.id, session_id = %session.id, pending_second_factor = pending.unwrap_or(""), "signed in");
         Ok(SessionTokens {
             access,
@@ -192,7 +244,11 @@ impl IdentityService {
     /// session: the legitimate holder and the thief both lose it, and the holder signs in again.
     pub async fn refresh(&self, refresh_token: &str) -> Result<SessionTokens> {
         enum Outcome {
-            Rotated { session_id: Uuid, user_id: Uuid, token: String },
+            Rotated {
+                session_id: Uuid,
+                user_id: Uuid,
+                token: String,
+            },
             Reused,
             Invalid,
         }
@@ -201,30 +257,57 @@ impl IdentityService {
         let mut conn = self.pool.get().await?;
         let outcome = conn
             .transaction(async |conn| {
-                let Some(row) = store::lock_refresh_token(conn, &digest).await? else { return Ok(Outcome::Invalid) };
-                let Some(session) = store::get_session(conn, row.session_id).await? else { return Ok(Outcome::Invalid) };
+                let Some(row) = store::lock_refresh_token(conn, &digest).await? else {
+                    return Ok(Outcome::Invalid);
+                };
+                let Some(session) = store::get_session(conn, row.session_id).await? else {
+                    return Ok(Outcome::Invalid);
+                };
                 // Refresh tokens of OAuth grants belong to their client and its token endpoint.
                 if !session.application_id.is_empty() {
                     return Ok(Outcome::Invalid);
                 }
                 if row.used_at.is_some() {
-                    store::revoke(conn, session.user_id, Some(session.id), None, "refresh_token_reused").await?;
+                    store::revoke(
+                        conn,
+                        session.user_id,
+                        Some(session.id),
+                        None,
+                        "refresh_token_reused",
+                    )
+                    .await?;
                     return Ok(Outcome::Reused);
                 }
                 let now = Utc::now();
-                if session.revoked_at.is_some() || session.expires_at <= now || row.expires_at <= now {
+                if session.revoked_at.is_some()
+                    || session.expires_at <= now
+                    || row.expires_at <= now
+                {
                     return Ok(Outcome::Invalid);
                 }
                 store::mark_refresh_token_used(conn, &digest).await?;
                 let token = format!("{REFRESH_TOKEN_PREFIX}{}", secret::random_token(32));
-                store::insert_refresh_token(conn, session.id, secret::digest(&token), (now + ttl).min(session.expires_at))
-                    .await?;
+                store::insert_refresh_token(
+                    conn,
+                    session.id,
+                    secret::digest(&token),
+                    (now + ttl).min(session.expires_at),
+                )
+                .await?;
                 store::touch_session(conn, session.id).await?;
-                Ok::<_, Error>(Outcome::Rotated { session_id: session.id, user_id: session.user_id, token })
+                Ok::<_, Error>(Outcome::Rotated {
+                    session_id: session.id,
+                    user_id: session.user_id,
+                    token,
+                })
             })
             .await?;
         let (session_id, user_id, token) = match outcome {
-            Outcome::Rotated { session_id, user_id, token } => (session_id, user_id, token),
+            Outcome::Rotated {
+                session_id,
+                user_id,
+                token,
+            } => (session_id, user_id, token),
             Outcome::Reused => {
                 tracing::warn!("refresh token reused; session revoked");
                 return Err(Error::unauthenticated(
@@ -233,20 +316,43 @@ impl IdentityService {
                 ));
             }
             Outcome::Invalid => {
-                return Err(Error::invalid("INVALID_GRANT", "refresh_token", "the refresh token is invalid or expired"));
+                return Err(Error::invalid(
+                    "INVALID_GRANT",
+                    "refresh_token",
+                    "the refresh token is invalid or expired",
+                ));
             }
         };
-        let user = users::get(&mut conn, user_id).await?.ok_or_else(not_found)?;
+        let user = users::get(&mut conn, user_id)
+            .await?
+            .ok_or_else(not_found)?;
         drop(conn);
         if user.status != "active" {
-            return Err(Error::permission_denied("USER_SUSPENDED", "this account is suspended"));
+            return Err(Error::permission_denied(
+                "USER_SUSPENDED",
+                "this account is suspended",
+            ));
         }
-        let access = self.tokens.issue(user.id, user.email, user.roles, Some(session_id)).await?;
-        Ok(SessionTokens { access, refresh_token: token, session_id, user_id, pending_second_factor: None })
+        let access = self
+            .tokens
+            .issue(user.id, user.email, user.roles, Some(session_id))
+            .await?;
+        Ok(SessionTokens {
+            access,
+            refresh_token: token,
+            session_id,
+            user_id,
+            pending_second_factor: None,
+        })
     }
 
     /// A page of a user's active sessions.
-    pub async fn list_sessions(&self, user_id: Uuid, page_size: i32, page_token: &str) -> Result<(Vec<SessionRow>, String)> {
+    pub async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<SessionRow>, String)> {
         let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
         let rows = store::list_active(&mut conn, user_id, page.fetch(), page.after).await?;
@@ -254,18 +360,31 @@ impl IdentityService {
     }
 
     /// Revokes one session of a user.
-    pub async fn revoke_session(&self, user_id: Uuid, session_id: &str, reason: &str) -> Result<()> {
+    pub async fn revoke_session(
+        &self,
+        user_id: Uuid,
+        session_id: &str,
+        reason: &str,
+    ) -> Result<()> {
         let session_id = Uuid::parse_str(session_id)
             .map_err(|_| Error::invalid("INVALID_ID", "session_id", "not a session id"))?;
         let mut conn = self.pool.get().await?;
         match store::revoke(&mut conn, user_id, Some(session_id), None, reason).await? {
-            0 => Err(Error::not_found("SESSION_NOT_FOUND", "no such active session")),
+            0 => Err(Error::not_found(
+                "SESSION_NOT_FOUND",
+                "no such active session",
+            )),
             _ => Ok(()),
         }
     }
 
     /// Revokes every session of a user except `keep`; returns how many.
-    pub async fn revoke_sessions(&self, user_id: Uuid, keep: Option<Uuid>, reason: &str) -> Result<usize> {
+    pub async fn revoke_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        reason: &str,
+    ) -> Result<usize> {
         let mut conn = self.pool.get().await?;
         store::revoke(&mut conn, user_id, None, keep, reason).await
     }
@@ -274,7 +393,10 @@ impl IdentityService {
     pub async fn existing_user(&self, user_id: &str) -> Result<Uuid> {
         let id = parse_id(user_id)?;
         let mut conn = self.pool.get().await?;
-        users::get(&mut conn, id).await?.map(|u| u.id).ok_or_else(not_found)
+        users::get(&mut conn, id)
+            .await?
+            .map(|u| u.id)
+            .ok_or_else(not_found)
     }
 
     /// Clears the sign-in lock of a user's identifiers.
@@ -303,6 +425,8 @@ impl IdentityService {
     /// Whether a session may still be used, and the second factor it still owes.
     pub async fn session_state(&self, session_id: Uuid) -> Result<(bool, Option<String>)> {
         let mut conn = self.pool.get().await?;
-        Ok(store::session_state(&mut conn, session_id).await?.unwrap_or((false, None)))
+        Ok(store::session_state(&mut conn, session_id)
+            .await?
+            .unwrap_or((false, None)))
     }
 }

@@ -46,7 +46,10 @@ pub struct RefreshTokenRow {
     pub used_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert_session(conn: &mut AsyncPgConnection, session: NewSession) -> Result<SessionRow> {
+pub async fn insert_session(
+    conn: &mut AsyncPgConnection,
+    session: NewSession,
+) -> Result<SessionRow> {
     Ok(diesel::insert_into(sessions::table)
         .values(session)
         .returning(SessionRow::as_returning())
@@ -73,7 +76,10 @@ pub async fn insert_refresh_token(
 
 /// The refresh token with this digest, locked until the transaction ends so that two concurrent
 /// uses of one token are serialised (the second sees it used).
-pub async fn lock_refresh_token(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> Result<Option<RefreshTokenRow>> {
+pub async fn lock_refresh_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> Result<Option<RefreshTokenRow>> {
     Ok(refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select(RefreshTokenRow::as_select())
@@ -83,7 +89,10 @@ pub async fn lock_refresh_token(conn: &mut AsyncPgConnection, token_hash: &[u8])
         .optional()?)
 }
 
-pub async fn mark_refresh_token_used(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> Result<()> {
+pub async fn mark_refresh_token_used(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> Result<()> {
     diesel::update(refresh_tokens::table.filter(refresh_tokens::token_hash.eq(token_hash)))
         .set(refresh_tokens::used_at.eq(Utc::now()))
         .execute(conn)
@@ -92,16 +101,29 @@ pub async fn mark_refresh_token_used(conn: &mut AsyncPgConnection, token_hash: &
 }
 
 pub async fn get_session(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<SessionRow>> {
-    Ok(sessions::table.find(id).select(SessionRow::as_select()).first(conn).await.optional()?)
+    Ok(sessions::table
+        .find(id)
+        .select(SessionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 pub async fn touch_session(conn: &mut AsyncPgConnection, id: Uuid) -> Result<()> {
-    diesel::update(sessions::table.find(id)).set(sessions::last_used_at.eq(Utc::now())).execute(conn).await?;
+    diesel::update(sessions::table.find(id))
+        .set(sessions::last_used_at.eq(Utc::now()))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Active sessions of a user, newest first.
-pub async fn list_active(conn: &mut AsyncPgConnection, user_id: Uuid, limit: i64, after: Option<(DateTime<Utc>, Uuid)>) -> Result<Vec<SessionRow>> {
+pub async fn list_active(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    limit: i64,
+    after: Option<(DateTime<Utc>, Uuid)>,
+) -> Result<Vec<SessionRow>> {
     let mut query = sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())
@@ -109,9 +131,17 @@ pub async fn list_active(conn: &mut AsyncPgConnection, user_id: Uuid, limit: i64
         .select(SessionRow::as_select())
         .into_boxed();
     if let Some((at, id)) = after {
-        query = query.filter(sessions::created_at.lt(at).or(sessions::created_at.eq(at).and(sessions::id.lt(id))));
+        query = query.filter(
+            sessions::created_at
+                .lt(at)
+                .or(sessions::created_at.eq(at).and(sessions::id.lt(id))),
+        );
     }
-    Ok(query.order((sessions::created_at.desc(), sessions::id.desc())).limit(limit).load(conn).await?)
+    Ok(query
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
 }
 
 /// Revokes sessions of `user_id` (one when `only` is set; all but `keep` otherwise) and returns
@@ -133,14 +163,27 @@ pub async fn revoke(
     if let Some(id) = keep {
         query = query.filter(sessions::id.ne(id));
     }
-    Ok(query.set((sessions::revoked_at.eq(Utc::now()), sessions::revoked_reason.eq(reason))).execute(conn).await?)
+    Ok(query
+        .set((
+            sessions::revoked_at.eq(Utc::now()),
+            sessions::revoked_reason.eq(reason),
+        ))
+        .execute(conn)
+        .await?)
 }
 
 /// Whether the session may still be used (not revoked, not expired, no factor pending).
-pub async fn session_state(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<(bool, Option<String>)>> {
+pub async fn session_state(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<(bool, Option<String>)>> {
     let row: Option<(Option<DateTime<Utc>>, DateTime<Utc>, Option<String>)> = sessions::table
         .find(id)
-        .select((sessions::revoked_at, sessions::expires_at, sessions::pending_second_factor))
+        .select((
+            sessions::revoked_at,
+            sessions::expires_at,
+            sessions::pending_second_factor,
+        ))
         .first(conn)
         .await
         .optional()?;
@@ -148,7 +191,10 @@ pub async fn session_state(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Opt
 }
 
 /// The lock of a throttle key, if it is locked now.
-pub async fn locked_until(conn: &mut AsyncPgConnection, keys: &[String]) -> Result<Option<DateTime<Utc>>> {
+pub async fn locked_until(
+    conn: &mut AsyncPgConnection,
+    keys: &[String],
+) -> Result<Option<DateTime<Utc>>> {
     let now = Utc::now();
     let until: Vec<Option<DateTime<Utc>>> = login_throttle::table
         .filter(login_throttle::key.eq_any(keys))
@@ -175,11 +221,16 @@ pub async fn record_failure(conn: &mut AsyncPgConnection, key: &str) -> Result<i
 }
 
 pub async fn lock(conn: &mut AsyncPgConnection, key: &str, until: DateTime<Utc>) -> Result<()> {
-    diesel::update(login_throttle::table.find(key)).set(login_throttle::locked_until.eq(until)).execute(conn).await?;
+    diesel::update(login_throttle::table.find(key))
+        .set(login_throttle::locked_until.eq(until))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn clear_throttle(conn: &mut AsyncPgConnection, keys: &[String]) -> Result<()> {
-    diesel::delete(login_throttle::table.filter(login_throttle::key.eq_any(keys))).execute(conn).await?;
+    diesel::delete(login_throttle::table.filter(login_throttle::key.eq_any(keys)))
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -78,7 +78,9 @@ pub struct UserFilter {
 pub(crate) fn conflict(err: diesel::result::Error) -> Error {
     if let diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &err {
         return match info.constraint_name() {
-            Some("users_mobile_key") => Error::already_exists("MOBILE_TAKEN", "a user with this mobile number exists"),
+            Some("users_mobile_key") => {
+                Error::already_exists("MOBILE_TAKEN", "a user with this mobile number exists")
+            }
             Some(name) if name.starts_with("users_prop_") => Error::InvalidArgument {
                 reason: "INVALID_PROPERTY",
                 field: "properties",
@@ -100,12 +102,23 @@ pub async fn insert(conn: &mut AsyncPgConnection, user: NewUser) -> Result<UserR
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserRow>> {
-    Ok(users::table.find(id).select(UserRow::as_select()).first(conn).await.optional()?)
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The user, locked until the end of the transaction.
 pub async fn get_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserRow>> {
-    Ok(users::table.find(id).select(UserRow::as_select()).for_update().first(conn).await.optional()?)
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<UserRow>> {
@@ -119,7 +132,12 @@ pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<
 }
 
 pub async fn find_by_mobile(conn: &mut AsyncPgConnection, mobile: &str) -> Result<Option<UserRow>> {
-    Ok(users::table.filter(users::mobile.eq(mobile)).select(UserRow::as_select()).first(conn).await.optional()?)
+    Ok(users::table
+        .filter(users::mobile.eq(mobile))
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// One page, newest first, strictly after the `after` cursor `(created_at, id)`.
@@ -131,7 +149,12 @@ pub async fn list(
 ) -> Result<Vec<UserRow>> {
     let mut query = users::table.select(UserRow::as_select()).into_boxed();
     if let Some(q) = &filter.query {
-        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         query = query.filter(
             users::email
                 .ilike(pattern.clone())
@@ -150,8 +173,11 @@ pub async fn list(
     if let Some(org) = filter.organization {
         use crate::db::schema::org_members;
         query = query.filter(
-            users::id
-                .eq_any(org_members::table.filter(org_members::organization_id.eq(org)).select(org_members::user_id)),
+            users::id.eq_any(
+                org_members::table
+                    .filter(org_members::organization_id.eq(org))
+                    .select(org_members::user_id),
+            ),
         );
     }
     if let Some(t) = filter.created_after {
@@ -161,12 +187,24 @@ pub async fn list(
         query = query.filter(users::created_at.lt(t));
     }
     if let Some((at, id)) = after {
-        query = query.filter(users::created_at.lt(at).or(users::created_at.eq(at).and(users::id.lt(id))));
+        query = query.filter(
+            users::created_at
+                .lt(at)
+                .or(users::created_at.eq(at).and(users::id.lt(id))),
+        );
     }
-    Ok(query.order((users::created_at.desc(), users::id.desc())).limit(limit).load(conn).await?)
+    Ok(query
+        .order((users::created_at.desc(), users::id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
 }
 
-pub async fn update(conn: &mut AsyncPgConnection, id: Uuid, changes: UserChanges) -> Result<Option<UserRow>> {
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    changes: UserChanges,
+) -> Result<Option<UserRow>> {
     diesel::update(users::table.find(id))
         .set(changes)
         .returning(UserRow::as_returning())
@@ -178,7 +216,10 @@ pub async fn update(conn: &mut AsyncPgConnection, id: Uuid, changes: UserChanges
 
 pub async fn set_password(conn: &mut AsyncPgConnection, id: Uuid, hash: &str) -> Result<()> {
     diesel::update(users::table.find(id))
-        .set((users::password_hash.eq(hash), users::updated_at.eq(chrono::Utc::now())))
+        .set((
+            users::password_hash.eq(hash),
+            users::updated_at.eq(chrono::Utc::now()),
+        ))
         .execute(conn)
         .await?;
     Ok(())
@@ -194,7 +235,8 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
         {
             Err(Error::FailedPrecondition {
                 reason: "ORGANIZATION_OWNER",
-                message: "the user owns an organization: transfer its ownership or delete it first".into(),
+                message: "the user owns an organization: transfer its ownership or delete it first"
+                    .into(),
             })
         }
         Err(err) => Err(err.into()),
@@ -205,7 +247,10 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
 
 pub async fn set_email_verified(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
     diesel::update(users::table.find(user_id))
-        .set((users::email_verified.eq(true), users::updated_at.eq(Utc::now())))
+        .set((
+            users::email_verified.eq(true),
+            users::updated_at.eq(Utc::now()),
+        ))
         .execute(conn)
         .await?;
     Ok(())
@@ -213,16 +258,28 @@ pub async fn set_email_verified(conn: &mut AsyncPgConnection, user_id: Uuid) -> 
 
 pub async fn set_mobile_verified(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
     diesel::update(users::table.find(user_id))
-        .set((users::mobile_verified.eq(true), users::updated_at.eq(Utc::now())))
+        .set((
+            users::mobile_verified.eq(true),
+            users::updated_at.eq(Utc::now()),
+        ))
         .execute(conn)
         .await?;
     Ok(())
 }
 
 /// Replaces the email address; `EMAIL_TAKEN` when another account has it.
-pub async fn set_email(conn: &mut AsyncPgConnection, user_id: Uuid, email: &str, verified: bool) -> Result<()> {
+pub async fn set_email(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    email: &str,
+    verified: bool,
+) -> Result<()> {
     diesel::update(users::table.find(user_id))
-        .set((users::email.eq(email), users::email_verified.eq(verified), users::updated_at.eq(Utc::now())))
+        .set((
+            users::email.eq(email),
+            users::email_verified.eq(verified),
+            users::updated_at.eq(Utc::now()),
+        ))
         .execute(conn)
         .await
         .map_err(conflict)?;
@@ -230,9 +287,18 @@ pub async fn set_email(conn: &mut AsyncPgConnection, user_id: Uuid, email: &str,
 }
 
 /// Replaces the mobile number; `MOBILE_TAKEN` when another account has it.
-pub async fn set_mobile(conn: &mut AsyncPgConnection, user_id: Uuid, mobile: &str, verified: bool) -> Result<()> {
+pub async fn set_mobile(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    mobile: &str,
+    verified: bool,
+) -> Result<()> {
     diesel::update(users::table.find(user_id))
-        .set((users::mobile.eq(mobile), users::mobile_verified.eq(verified), users::updated_at.eq(Utc::now())))
+        .set((
+            users::mobile.eq(mobile),
+            users::mobile_verified.eq(verified),
+            users::updated_at.eq(Utc::now()),
+        ))
         .execute(conn)
         .await
         .map_err(conflict)?;
@@ -243,7 +309,10 @@ pub async fn set_mobile(conn: &mut AsyncPgConnection, user_id: Uuid, mobile: &st
 /// the user sets a new one through a reset.
 pub async fn clear_password(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
     diesel::update(users::table.find(user_id))
-        .set((users::password_hash.eq(None::<String>), users::updated_at.eq(Utc::now())))
+        .set((
+            users::password_hash.eq(None::<String>),
+            users::updated_at.eq(Utc::now()),
+        ))
         .execute(conn)
         .await?;
     Ok(())

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::{
     config::{FlowConfig, VerificationConfig},
     crypto::{sealed::MasterKey, secret},
-    delivery::{Channel, OutgoingMessage, Outbox},
+    delivery::{Channel, Outbox, OutgoingMessage},
     error::{Error, Result},
     identity::verification_store::{self as store, CodeRow, NewCode},
 };
@@ -60,7 +60,10 @@ impl Flow {
 
     pub fn channel(self) -> Channel {
         match self {
-            Flow::EmailVerification | Flow::PasswordResetByEmail | Flow::MagicLink | Flow::Email2fa => Channel::Email,
+            Flow::EmailVerification
+            | Flow::PasswordResetByEmail
+            | Flow::MagicLink
+            | Flow::Email2fa => Channel::Email,
             _ => Channel::Sms,
         }
     }
@@ -105,7 +108,11 @@ pub struct Target {
 /// The secret a confirmation presents.
 pub enum Presented<'a> {
     /// A code, with the destination it was sent to (or the session of a second factor).
-    Code { destination: &'a str, session: Option<Uuid>, code: &'a str },
+    Code {
+        destination: &'a str,
+        session: Option<Uuid>,
+        code: &'a str,
+    },
     /// A link token.
     Link(&'a str),
 }
@@ -125,7 +132,11 @@ impl Checked {
     pub fn error(&self) -> Error {
         match self {
             Checked::Valid(_) => Error::internal("a valid code is no error"),
-            Checked::Wrong => Error::invalid("INVALID_CODE", "code", "the code or link is wrong, unknown or already used"),
+            Checked::Wrong => Error::invalid(
+                "INVALID_CODE",
+                "code",
+                "the code or link is wrong, unknown or already used",
+            ),
             Checked::Burnt => Error::ResourceExhausted {
                 reason: "TOO_MANY_ATTEMPTS",
                 message: "too many wrong tries: this code is burnt; request a new one".into(),
@@ -181,7 +192,9 @@ pub fn code_digest(master: &MasterKey, id: Uuid, code: &str) -> Vec<u8> {
 
 /// Digits only, spaces and dashes dropped.
 fn normalize_code(code: &str) -> String {
-    code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect()
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect()
 }
 
 /// The verification flows' settings, delivery and checks. Built once at start.
@@ -195,11 +208,27 @@ pub struct Verifier {
 
 impl Verifier {
     /// Checks that each active flow's template renders with the variables the flow gives it.
-    pub fn new(config: VerificationConfig, outbox: Outbox, master: MasterKey, public_url: &str) -> anyhow::Result<Self> {
-        let link_base = if config.link_base_url.is_empty() { public_url } else { &config.link_base_url };
+    pub fn new(
+        config: VerificationConfig,
+        outbox: Outbox,
+        master: MasterKey,
+        public_url: &str,
+    ) -> anyhow::Result<Self> {
+        let link_base = if config.link_base_url.is_empty() {
+            public_url
+        } else {
+            &config.link_base_url
+        };
         let link_base = link_base.trim_end_matches('/').to_string();
-        let per_ip = NonZeroU32::new(config.requests_per_ip_per_hour).map(|n| RateLimiter::keyed(Quota::per_hour(n)));
-        let this = Self { config, outbox, master, link_base, per_ip };
+        let per_ip = NonZeroU32::new(config.requests_per_ip_per_hour)
+            .map(|n| RateLimiter::keyed(Quota::per_hour(n)));
+        let this = Self {
+            config,
+            outbox,
+            master,
+            link_base,
+            per_ip,
+        };
         for flow in Flow::ALL {
             let cfg = this.flow(flow);
             if !cfg.is_active {
@@ -209,8 +238,13 @@ impl Verifier {
                 Channel::Email => "someone@example.com",
                 Channel::Sms => "+233201234567",
             };
-            let mut msg = OutgoingMessage::new(flow.channel(), to, cfg.template.clone()).var("expires_minutes", 15);
-            msg = if this.is_link(flow) { msg.var("link", "https://example.com/x") } else { msg.var("code", "123456") };
+            let mut msg = OutgoingMessage::new(flow.channel(), to, cfg.template.clone())
+                .var("expires_minutes", 15);
+            msg = if this.is_link(flow) {
+                msg.var("link", "https://example.com/x")
+            } else {
+                msg.var("code", "123456")
+            };
             this.outbox.render(&msg).map_err(|e| {
                 anyhow::anyhow!(
                     "verification.{}: template `{}` cannot render a {} ({e})",
@@ -263,7 +297,10 @@ impl Verifier {
         if self.active(flow) {
             Ok(())
         } else {
-            Err(feature_disabled(&format!("verification.{}.is_active", flow.name())))
+            Err(feature_disabled(&format!(
+                "verification.{}.is_active",
+                flow.name()
+            )))
         }
     }
 
@@ -273,7 +310,8 @@ impl Verifier {
             if limiter.check_key(&ip).is_err() {
                 return Err(Error::ResourceExhausted {
                     reason: "RATE_LIMITED",
-                    message: "too many verification requests from this address; try again later".into(),
+                    message: "too many verification requests from this address; try again later"
+                        .into(),
                 });
             }
         }
@@ -300,15 +338,30 @@ impl Verifier {
     /// Issues a new code or link for `target` inside the caller's transaction: refuses within the
     /// resend window (unless `enforce_resend` is false), supersedes the live ones, stores the
     /// digest and queues the message.
-    pub async fn issue(&self, conn: &mut AsyncPgConnection, flow: Flow, target: Target, enforce_resend: bool) -> Result<Dispatch> {
+    pub async fn issue(
+        &self,
+        conn: &mut AsyncPgConnection,
+        flow: Flow,
+        target: Target,
+        enforce_resend: bool,
+    ) -> Result<Dispatch> {
         self.require(flow)?;
         let cfg = self.flow(flow);
         let key = Self::destination_key(flow, &target.to);
-        store::lock_destination(conn, flow.name(), &target.session_id.map(|s| s.to_string()).unwrap_or(key.clone())).await?;
+        store::lock_destination(
+            conn,
+            flow.name(),
+            &target
+                .session_id
+                .map(|s| s.to_string())
+                .unwrap_or(key.clone()),
+        )
+        .await?;
         let now = Utc::now();
         if enforce_resend {
             if let Some(last) = store::newest(conn, flow.name(), &key, target.session_id).await? {
-                let allowed = last.created_at + Duration::seconds(i64::from(cfg.resend_time_window));
+                let allowed =
+                    last.created_at + Duration::seconds(i64::from(cfg.resend_time_window));
                 if allowed > now {
                     let wait = (allowed - now).num_seconds().max(1) as u64;
                     return Err(Error::RetryLater {
@@ -334,7 +387,11 @@ impl Verifier {
         let expire_time = now + Duration::seconds(i64::from(cfg.expire_time_window));
         let known = target.user_id.is_some();
         // Without an account the row stores a digest nobody knows, and nothing is sent.
-        let stored_hash = if known { hash } else { secret::digest(&secret::random_token(32)) };
+        let stored_hash = if known {
+            hash
+        } else {
+            secret::digest(&secret::random_token(32))
+        };
         store::insert_code(
             conn,
             NewCode {
@@ -351,12 +408,17 @@ impl Verifier {
         .await?;
         if known {
             let minutes = cfg.expire_time_window.div_ceil(60);
-            let mut msg = OutgoingMessage::new(flow.channel(), target.to.trim(), cfg.template.clone())
-                .var("expires_minutes", minutes);
+            let mut msg =
+                OutgoingMessage::new(flow.channel(), target.to.trim(), cfg.template.clone())
+                    .var("expires_minutes", minutes);
             if !target.name.is_empty() {
                 msg = msg.var("name", target.name.as_str());
             }
-            msg = if link { msg.var("link", self.link(flow, &secret)) } else { msg.var("code", secret.as_str()) };
+            msg = if link {
+                msg.var("link", self.link(flow, &secret))
+            } else {
+                msg.var("code", secret.as_str())
+            };
             self.outbox.enqueue(conn, msg).await?;
         }
         Ok(Dispatch {
@@ -374,7 +436,12 @@ impl Verifier {
 
     /// Checks a presented secret inside the caller's transaction. A valid one is consumed; a
     /// wrong code counts a try and the last allowed wrong try burns it.
-    pub async fn check(&self, conn: &mut AsyncPgConnection, flow: Flow, presented: Presented<'_>) -> Result<Checked> {
+    pub async fn check(
+        &self,
+        conn: &mut AsyncPgConnection,
+        flow: Flow,
+        presented: Presented<'_>,
+    ) -> Result<Checked> {
         let now = Utc::now();
         let (row, code) = match presented {
             Presented::Link(token) => {
@@ -387,9 +454,18 @@ impl Verifier {
                     None => return Ok(Checked::Wrong),
                 }
             }
-            Presented::Code { destination, session, code } => {
+            Presented::Code {
+                destination,
+                session,
+                code,
+            } => {
                 let key = Self::destination_key(flow, destination);
-                store::lock_destination(conn, flow.name(), &session.map(|s| s.to_string()).unwrap_or(key.clone())).await?;
+                store::lock_destination(
+                    conn,
+                    flow.name(),
+                    &session.map(|s| s.to_string()).unwrap_or(key.clone()),
+                )
+                .await?;
                 match store::newest(conn, flow.name(), &key, session).await? {
                     Some(row) => (row, Some(normalize_code(code))),
                     None => return Ok(Checked::Wrong),
@@ -406,7 +482,13 @@ impl Verifier {
         }
         let matches = match &code {
             None => true, // found by the token's digest
-            Some(code) => row.kind == "code" && secret::constant_time_eq(&code_digest(&self.master, row.id, code), &row.secret_hash),
+            Some(code) => {
+                row.kind == "code"
+                    && secret::constant_time_eq(
+                        &code_digest(&self.master, row.id, code),
+                        &row.secret_hash,
+                    )
+            }
         };
         if matches && row.user_id.is_some() {
             store::consume(conn, row.id, "used").await?;
@@ -415,7 +497,10 @@ impl Verifier {
         let attempts = store::count_attempt(conn, row.id).await?;
         if attempts >= self.config.max_attempts as i32 {
             store::consume(conn, row.id, "burnt").await?;
-            tracing::warn!(flow = flow.name(), "verification code burnt after too many wrong tries");
+            tracing::warn!(
+                flow = flow.name(),
+                "verification code burnt after too many wrong tries"
+            );
             return Ok(Checked::Burnt);
         }
         Ok(Checked::Wrong)
@@ -423,7 +508,10 @@ impl Verifier {
 }
 
 pub fn feature_disabled(setting: &str) -> Error {
-    Error::FailedPrecondition { reason: "FEATURE_DISABLED", message: format!("this feature is off ({setting})") }
+    Error::FailedPrecondition {
+        reason: "FEATURE_DISABLED",
+        message: format!("this feature is off ({setting})"),
+    }
 }
 
 /// The verifier shared by the identity services.
@@ -449,7 +537,10 @@ mod tests {
         }
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let master = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
-        assert_ne!(code_digest(&master, a, "123456"), code_digest(&master, b, "123456"));
+        assert_ne!(
+            code_digest(&master, a, "123456"),
+            code_digest(&master, b, "123456")
+        );
         assert_eq!(normalize_code(" 123 456 "), "123456");
     }
 }

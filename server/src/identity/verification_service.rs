@@ -43,7 +43,11 @@ pub struct IdentifierChange {
 }
 
 fn display_name(user: &UserRow) -> String {
-    if user.full_name.is_empty() { user.given_name.clone() } else { user.full_name.clone() }
+    if user.full_name.is_empty() {
+        user.given_name.clone()
+    } else {
+        user.full_name.clone()
+    }
 }
 
 fn target(user: Option<&UserRow>, to: &str) -> Target {
@@ -56,12 +60,23 @@ fn target(user: Option<&UserRow>, to: &str) -> Target {
 }
 
 /// What a confirmation presents: the token alone, or the code with its normalised destination.
-fn presented<'a>(destination: &'a Option<String>, secret: &'a SecretInput) -> Result<Presented<'a>> {
+fn presented<'a>(
+    destination: &'a Option<String>,
+    secret: &'a SecretInput,
+) -> Result<Presented<'a>> {
     match secret {
         SecretInput::Token(token) => Ok(Presented::Link(token)),
         SecretInput::Code(code) => match destination {
-            Some(d) => Ok(Presented::Code { destination: d, session: None, code }),
-            None => Err(Error::invalid("INVALID_ARGUMENT", "email", "the identifier the code was sent to is required with a code")),
+            Some(d) => Ok(Presented::Code {
+                destination: d,
+                session: None,
+                code,
+            }),
+            None => Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "email",
+                "the identifier the code was sent to is required with a code",
+            )),
         },
     }
 }
@@ -86,10 +101,16 @@ fn same_email(a: Option<&str>, b: &str) -> bool {
 }
 
 impl IdentityService {
-    async fn issue_in_tx(&self, flow: Flow, target: Target, enforce_resend: bool) -> Result<Dispatch> {
+    async fn issue_in_tx(
+        &self,
+        flow: Flow,
+        target: Target,
+        enforce_resend: bool,
+    ) -> Result<Dispatch> {
         let v = self.verifier()?;
         let mut conn = self.pool.get().await?;
-        conn.transaction(async |conn| v.issue(conn, flow, target, enforce_resend).await).await
+        conn.transaction(async |conn| v.issue(conn, flow, target, enforce_resend).await)
+            .await
     }
 
     fn verifier_for(&self, flow: Flow) -> Result<&Verifier> {
@@ -98,7 +119,11 @@ impl IdentityService {
         Ok(v)
     }
 
-    pub async fn send_email_verification(&self, email: &str, client: &ClientInfo) -> Result<Dispatch> {
+    pub async fn send_email_verification(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<Dispatch> {
         let v = self.verifier_for(Flow::EmailVerification)?;
         v.check_rate(client.ip)?;
         let email = normalize_email(email)?;
@@ -111,19 +136,28 @@ impl IdentityService {
             },
         };
         drop(conn);
-        self.issue_in_tx(Flow::EmailVerification, target(user.as_ref(), &email), true).await
+        self.issue_in_tx(Flow::EmailVerification, target(user.as_ref(), &email), true)
+            .await
     }
 
     /// Marks the address verified, or applies the pending change to it; returns the address.
-    pub async fn confirm_email_verification(&self, email: &str, secret: SecretInput) -> Result<String> {
+    pub async fn confirm_email_verification(
+        &self,
+        email: &str,
+        secret: SecretInput,
+    ) -> Result<String> {
         let v = self.verifier_for(Flow::EmailVerification)?;
         let dest = email_for_code(email, &secret)?;
         let presented = presented(&dest, &secret)?;
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             let checked = v.check(conn, Flow::EmailVerification, presented).await?;
-            let Checked::Valid(row) = checked else { return Ok::<Result<String>, Error>(Err(checked.error())) };
-            let user = users::get_for_update(conn, row.user_id.unwrap_or_default()).await?.ok_or_else(not_found)?;
+            let Checked::Valid(row) = checked else {
+                return Ok::<Result<String>, Error>(Err(checked.error()));
+            };
+            let user = users::get_for_update(conn, row.user_id.unwrap_or_default())
+                .await?
+                .ok_or_else(not_found)?;
             if same_email(user.email.as_deref(), &row.destination) {
                 users::set_email_verified(conn, user.id).await?;
                 tracing::info!(user_id = %user.id, "email verified");
@@ -142,7 +176,11 @@ impl IdentityService {
         .await?
     }
 
-    pub async fn send_mobile_verification(&self, mobile: &str, client: &ClientInfo) -> Result<Dispatch> {
+    pub async fn send_mobile_verification(
+        &self,
+        mobile: &str,
+        client: &ClientInfo,
+    ) -> Result<Dispatch> {
         let v = self.verifier_for(Flow::MobileVerification)?;
         v.check_rate(client.ip)?;
         let mobile = normalize_mobile(mobile)?;
@@ -155,19 +193,32 @@ impl IdentityService {
             },
         };
         drop(conn);
-        self.issue_in_tx(Flow::MobileVerification, target(user.as_ref(), &mobile), true).await
+        self.issue_in_tx(
+            Flow::MobileVerification,
+            target(user.as_ref(), &mobile),
+            true,
+        )
+        .await
     }
 
     /// Marks the number verified, or applies the pending change to it; returns the number.
-    pub async fn confirm_mobile_verification(&self, mobile: &str, secret: SecretInput) -> Result<String> {
+    pub async fn confirm_mobile_verification(
+        &self,
+        mobile: &str,
+        secret: SecretInput,
+    ) -> Result<String> {
         let v = self.verifier_for(Flow::MobileVerification)?;
         let dest = mobile_for_code(mobile, &secret)?;
         let presented = presented(&dest, &secret)?;
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             let checked = v.check(conn, Flow::MobileVerification, presented).await?;
-            let Checked::Valid(row) = checked else { return Ok::<Result<String>, Error>(Err(checked.error())) };
-            let user = users::get_for_update(conn, row.user_id.unwrap_or_default()).await?.ok_or_else(not_found)?;
+            let Checked::Valid(row) = checked else {
+                return Ok::<Result<String>, Error>(Err(checked.error()));
+            };
+            let user = users::get_for_update(conn, row.user_id.unwrap_or_default())
+                .await?
+                .ok_or_else(not_found)?;
             if user.mobile.as_deref() == Some(row.destination.as_str()) {
                 users::set_mobile_verified(conn, user.id).await?;
                 tracing::info!(user_id = %user.id, "mobile verified");
@@ -186,29 +237,56 @@ impl IdentityService {
         .await?
     }
 
-    pub async fn request_password_reset(&self, by: ResetBy, client: &ClientInfo) -> Result<Dispatch> {
+    pub async fn request_password_reset(
+        &self,
+        by: ResetBy,
+        client: &ClientInfo,
+    ) -> Result<Dispatch> {
         let (flow, to, user) = {
             let mut conn = self.pool.get().await?;
             match by {
                 ResetBy::Email(e) => {
                     let e = normalize_email(&e)?;
-                    (Flow::PasswordResetByEmail, e.clone(), users::find_by_email(&mut conn, &e).await?)
+                    (
+                        Flow::PasswordResetByEmail,
+                        e.clone(),
+                        users::find_by_email(&mut conn, &e).await?,
+                    )
                 }
                 ResetBy::Mobile(m) => {
                     let m = normalize_mobile(&m)?;
-                    (Flow::PasswordResetByMobile, m.clone(), users::find_by_mobile(&mut conn, &m).await?)
+                    (
+                        Flow::PasswordResetByMobile,
+                        m.clone(),
+                        users::find_by_mobile(&mut conn, &m).await?,
+                    )
                 }
             }
         };
         let v = self.verifier_for(flow)?;
         v.check_rate(client.ip)?;
-        let to = user.as_ref().and_then(|u| if flow == Flow::PasswordResetByEmail { u.email.clone() } else { u.mobile.clone() }).unwrap_or(to);
-        self.issue_in_tx(flow, target(user.as_ref(), &to), true).await
+        let to = user
+            .as_ref()
+            .and_then(|u| {
+                if flow == Flow::PasswordResetByEmail {
+                    u.email.clone()
+                } else {
+                    u.mobile.clone()
+                }
+            })
+            .unwrap_or(to);
+        self.issue_in_tx(flow, target(user.as_ref(), &to), true)
+            .await
     }
 
     /// Sets a new password with a reset code or token: every session ends, the sign-in lock is
     /// cleared, and the identifier the reset went to counts as verified.
-    pub async fn confirm_password_reset(&self, by: Option<ResetBy>, secret: SecretInput, new_password: String) -> Result<()> {
+    pub async fn confirm_password_reset(
+        &self,
+        by: Option<ResetBy>,
+        secret: SecretInput,
+        new_password: String,
+    ) -> Result<()> {
         let (flow, dest) = match &by {
             Some(ResetBy::Email(e)) => (Flow::PasswordResetByEmail, email_for_code(e, &secret)?),
             Some(ResetBy::Mobile(m)) => (Flow::PasswordResetByMobile, mobile_for_code(m, &secret)?),
@@ -236,7 +314,15 @@ impl IdentityService {
                 for f in &flows {
                     let p = match &presented_secret {
                         Presented::Link(t) => Presented::Link(t),
-                        Presented::Code { destination, session, code } => Presented::Code { destination, session: *session, code },
+                        Presented::Code {
+                            destination,
+                            session,
+                            code,
+                        } => Presented::Code {
+                            destination,
+                            session: *session,
+                            code,
+                        },
                     };
                     checked = v.check(conn, *f, p).await?;
                     used = *f;
@@ -244,18 +330,37 @@ impl IdentityService {
                         break;
                     }
                 }
-                let Checked::Valid(row) = checked else { return Ok(Err(checked.error())) };
-                let user = users::get_for_update(conn, row.user_id.unwrap_or_default()).await?.ok_or_else(not_found)?;
+                let Checked::Valid(row) = checked else {
+                    return Ok(Err(checked.error()));
+                };
+                let user = users::get_for_update(conn, row.user_id.unwrap_or_default())
+                    .await?
+                    .ok_or_else(not_found)?;
                 users::set_password(conn, user.id, &hash).await?;
-                vstore::supersede_user(conn, user.id, &[Flow::PasswordResetByEmail.name(), Flow::PasswordResetByMobile.name()])
-                    .await?;
-                let revoked = session_store::revoke(conn, user.id, None, None, "password_reset").await?;
-                let keys: Vec<String> =
-                    [user.email.clone(), user.mobile.clone()].into_iter().flatten().map(|i| format!("account:{}", i.to_lowercase())).collect();
+                vstore::supersede_user(
+                    conn,
+                    user.id,
+                    &[
+                        Flow::PasswordResetByEmail.name(),
+                        Flow::PasswordResetByMobile.name(),
+                    ],
+                )
+                .await?;
+                let revoked =
+                    session_store::revoke(conn, user.id, None, None, "password_reset").await?;
+                let keys: Vec<String> = [user.email.clone(), user.mobile.clone()]
+                    .into_iter()
+                    .flatten()
+                    .map(|i| format!("account:{}", i.to_lowercase()))
+                    .collect();
                 session_store::clear_throttle(conn, &keys).await?;
-                if used == Flow::PasswordResetByEmail && same_email(user.email.as_deref(), &row.destination) {
+                if used == Flow::PasswordResetByEmail
+                    && same_email(user.email.as_deref(), &row.destination)
+                {
                     users::set_email_verified(conn, user.id).await?;
-                } else if used == Flow::PasswordResetByMobile && user.mobile.as_deref() == Some(row.destination.as_str()) {
+                } else if used == Flow::PasswordResetByMobile
+                    && user.mobile.as_deref() == Some(row.destination.as_str())
+                {
                     users::set_mobile_verified(conn, user.id).await?;
                 }
                 tracing::info!(user_id = %user.id, revoked, "password reset");
@@ -275,12 +380,18 @@ impl IdentityService {
             users::find_by_email(&mut conn, &email).await?
         };
         let to = user.as_ref().and_then(|u| u.email.clone()).unwrap_or(email);
-        self.issue_in_tx(Flow::MagicLink, target(user.as_ref(), &to), true).await
+        self.issue_in_tx(Flow::MagicLink, target(user.as_ref(), &to), true)
+            .await
     }
 
     /// Signs in with a magic link (or its code): the email counts as verified and a session
     /// starts with `amr` `email`; a second factor may still be owed.
-    pub async fn confirm_magic_link(&self, email: &str, secret: SecretInput, client: &ClientInfo) -> Result<SessionTokens> {
+    pub async fn confirm_magic_link(
+        &self,
+        email: &str,
+        secret: SecretInput,
+        client: &ClientInfo,
+    ) -> Result<SessionTokens> {
         let v = self.verifier_for(Flow::MagicLink)?;
         let dest = email_for_code(email, &secret)?;
         let presented = presented(&dest, &secret)?;
@@ -288,22 +399,38 @@ impl IdentityService {
         let user = conn
             .transaction(async |conn| {
                 let checked = v.check(conn, Flow::MagicLink, presented).await?;
-                let Checked::Valid(row) = checked else { return Ok(Err(checked.error())) };
-                let user = users::get_for_update(conn, row.user_id.unwrap_or_default()).await?.ok_or_else(not_found)?;
+                let Checked::Valid(row) = checked else {
+                    return Ok(Err(checked.error()));
+                };
+                let user = users::get_for_update(conn, row.user_id.unwrap_or_default())
+                    .await?
+                    .ok_or_else(not_found)?;
                 if user.status != "active" {
-                    return Ok(Err(Error::permission_denied("USER_SUSPENDED", "this account is suspended")));
+                    return Ok(Err(Error::permission_denied(
+                        "USER_SUSPENDED",
+                        "this account is suspended",
+                    )));
                 }
                 if same_email(user.email.as_deref(), &row.destination) && !user.email_verified {
                     users::set_email_verified(conn, user.id).await?;
                 }
-                Ok::<_, Error>(Ok(users::get(conn, user.id).await?.ok_or_else(not_found)?))
+                Ok::<_, Error>(Ok(users::get(conn, user.id)
+                    .await?
+                    .ok_or_else(not_found)?))
             })
             .await??;
         drop(conn);
-        if self.policy.mobile_verification_required && user.mobile.is_some() && !user.mobile_verified {
-            return Err(Error::permission_denied("MOBILE_VERIFICATION_NEEDED", "the mobile number is not verified"));
+        if self.policy.mobile_verification_required
+            && user.mobile.is_some()
+            && !user.mobile_verified
+        {
+            return Err(Error::permission_denied(
+                "MOBILE_VERIFICATION_NEEDED",
+                "the mobile number is not verified",
+            ));
         }
-        self.start_session(&user, vec!["email".into()], client).await
+        self.start_session(&user, vec!["email".into()], client)
+            .await
     }
 
     /// An administrator forces a reset: the password stops working, every session ends, and a
@@ -332,19 +459,37 @@ impl IdentityService {
         .await
     }
 
-    async fn change_identifier(&self, user_id: Uuid, password: &str, kind: &'static str, value: &str) -> Result<IdentifierChange> {
+    async fn change_identifier(
+        &self,
+        user_id: Uuid,
+        password: &str,
+        kind: &'static str,
+        value: &str,
+    ) -> Result<IdentifierChange> {
         let user = self.my_profile(user_id).await?;
         self.reauthenticate(&user, password).await?;
         let (value, current, flow) = match kind {
-            "email" => (normalize_email(value)?, user.email.clone(), Flow::EmailVerification),
-            _ => (normalize_mobile(value)?, user.mobile.clone(), Flow::MobileVerification),
+            "email" => (
+                normalize_email(value)?,
+                user.email.clone(),
+                Flow::EmailVerification,
+            ),
+            _ => (
+                normalize_mobile(value)?,
+                user.mobile.clone(),
+                Flow::MobileVerification,
+            ),
         };
         let unchanged = match kind {
             "email" => same_email(current.as_deref(), &value),
             _ => current.as_deref() == Some(value.as_str()),
         };
         if unchanged {
-            return Ok(IdentifierChange { user, pending: None, dispatch: None });
+            return Ok(IdentifierChange {
+                user,
+                pending: None,
+                dispatch: None,
+            });
         }
         let mut conn = self.pool.get().await?;
         let other = match kind {
@@ -353,7 +498,9 @@ impl IdentityService {
         };
         if other.is_some_and(|o| o.id != user_id) {
             return Err(match kind {
-                "email" => Error::already_exists("EMAIL_TAKEN", "a user with this email address exists"),
+                "email" => {
+                    Error::already_exists("EMAIL_TAKEN", "a user with this email address exists")
+                }
                 _ => Error::already_exists("MOBILE_TAKEN", "a user with this mobile number exists"),
             });
         }
@@ -365,8 +512,14 @@ impl IdentityService {
                 _ => users::set_mobile(&mut conn, user_id, &value, false).await?,
             }
             tracing::info!(%user_id, kind, "identifier changed (unverified)");
-            let user = users::get(&mut conn, user_id).await?.ok_or_else(not_found)?;
-            return Ok(IdentifierChange { user, pending: None, dispatch: None });
+            let user = users::get(&mut conn, user_id)
+                .await?
+                .ok_or_else(not_found)?;
+            return Ok(IdentifierChange {
+                user,
+                pending: None,
+                dispatch: None,
+            });
         };
         let dispatch = conn
             .transaction(async |conn| {
@@ -374,33 +527,72 @@ impl IdentityService {
                 v.issue(conn, flow, target(Some(&user), &value), true).await
             })
             .await?;
-        Ok(IdentifierChange { user, pending: Some(value), dispatch: Some(dispatch) })
+        Ok(IdentifierChange {
+            user,
+            pending: Some(value),
+            dispatch: Some(dispatch),
+        })
     }
 
-    pub async fn change_my_email(&self, user_id: Uuid, new_email: &str, password: &str) -> Result<IdentifierChange> {
-        self.change_identifier(user_id, password, "email", new_email).await
+    pub async fn change_my_email(
+        &self,
+        user_id: Uuid,
+        new_email: &str,
+        password: &str,
+    ) -> Result<IdentifierChange> {
+        self.change_identifier(user_id, password, "email", new_email)
+            .await
     }
 
-    pub async fn change_my_mobile(&self, user_id: Uuid, new_mobile: &str, password: &str) -> Result<IdentifierChange> {
-        self.change_identifier(user_id, password, "mobile", new_mobile).await
+    pub async fn change_my_mobile(
+        &self,
+        user_id: Uuid,
+        new_mobile: &str,
+        password: &str,
+    ) -> Result<IdentifierChange> {
+        self.change_identifier(user_id, password, "mobile", new_mobile)
+            .await
     }
 
     /// Sends the verification messages a new account needs (flows active, identifier present
     /// and unverified). The account exists already, so a failure is logged, not returned: the
     /// user can ask again with `SendEmailVerification` / `SendMobileVerification`.
-    pub async fn dispatch_registration(&self, user: &UserRow) -> (Option<Dispatch>, Option<Dispatch>) {
-        let Some(v) = self.verifier.as_deref() else { return (None, None) };
+    pub async fn dispatch_registration(
+        &self,
+        user: &UserRow,
+    ) -> (Option<Dispatch>, Option<Dispatch>) {
+        let Some(v) = self.verifier.as_deref() else {
+            return (None, None);
+        };
         let mut out = (None, None);
-        if let (true, Some(email), false) = (v.active(Flow::EmailVerification), &user.email, user.email_verified) {
-            match self.issue_in_tx(Flow::EmailVerification, target(Some(user), email), false).await {
+        if let (true, Some(email), false) = (
+            v.active(Flow::EmailVerification),
+            &user.email,
+            user.email_verified,
+        ) {
+            match self
+                .issue_in_tx(Flow::EmailVerification, target(Some(user), email), false)
+                .await
+            {
                 Ok(d) => out.0 = Some(d),
-                Err(err) => tracing::warn!(user_id = %user.id, error = %err, "email verification not sent at registration"),
+                Err(err) => {
+                    tracing::warn!(user_id = %user.id, error = %err, "email verification not sent at registration")
+                }
             }
         }
-        if let (true, Some(mobile), false) = (v.active(Flow::MobileVerification), &user.mobile, user.mobile_verified) {
-            match self.issue_in_tx(Flow::MobileVerification, target(Some(user), mobile), false).await {
+        if let (true, Some(mobile), false) = (
+            v.active(Flow::MobileVerification),
+            &user.mobile,
+            user.mobile_verified,
+        ) {
+            match self
+                .issue_in_tx(Flow::MobileVerification, target(Some(user), mobile), false)
+                .await
+            {
                 Ok(d) => out.1 = Some(d),
-                Err(err) => tracing::warn!(user_id = %user.id, error = %err, "mobile verification not sent at registration"),
+                Err(err) => {
+                    tracing::warn!(user_id = %user.id, error = %err, "mobile verification not sent at registration")
+                }
             }
         }
         out

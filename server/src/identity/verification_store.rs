@@ -10,7 +10,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::{
-    db::schema::{pending_identifier_changes, recovery_codes, sessions, totp_factors, verification_codes},
+    db::schema::{
+        pending_identifier_changes, recovery_codes, sessions, totp_factors, verification_codes,
+    },
     error::Result,
 };
 
@@ -46,7 +48,11 @@ pub struct NewCode {
 
 /// Serialises the sends and confirmations of one flow and destination until the transaction
 /// ends, so two concurrent sends cannot both pass the resend window.
-pub async fn lock_destination(conn: &mut AsyncPgConnection, flow: &str, destination: &str) -> Result<()> {
+pub async fn lock_destination(
+    conn: &mut AsyncPgConnection,
+    flow: &str,
+    destination: &str,
+) -> Result<()> {
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind::<Text, _>(format!("verification:{flow}:{destination}"))
         .execute(conn)
@@ -61,11 +67,21 @@ pub async fn newest(
     destination: &str,
     session: Option<Uuid>,
 ) -> Result<Option<CodeRow>> {
-    let order = (verification_codes::created_at.desc(), verification_codes::id.desc());
-    let base = verification_codes::table.filter(verification_codes::flow.eq(flow)).select(CodeRow::as_select());
+    let order = (
+        verification_codes::created_at.desc(),
+        verification_codes::id.desc(),
+    );
+    let base = verification_codes::table
+        .filter(verification_codes::flow.eq(flow))
+        .select(CodeRow::as_select());
     Ok(match session {
         Some(s) => {
-            base.filter(verification_codes::session_id.eq(s)).order(order).limit(1).for_update().first(conn).await
+            base.filter(verification_codes::session_id.eq(s))
+                .order(order)
+                .limit(1)
+                .for_update()
+                .first(conn)
+                .await
         }
         None => {
             base.filter(verification_codes::destination.eq(destination))
@@ -80,7 +96,11 @@ pub async fn newest(
 }
 
 /// The link row with this token digest, locked.
-pub async fn by_link_hash(conn: &mut AsyncPgConnection, flow: &str, hash: &[u8]) -> Result<Option<CodeRow>> {
+pub async fn by_link_hash(
+    conn: &mut AsyncPgConnection,
+    flow: &str,
+    hash: &[u8],
+) -> Result<Option<CodeRow>> {
     Ok(verification_codes::table
         .filter(verification_codes::flow.eq(flow))
         .filter(verification_codes::kind.eq("link"))
@@ -106,13 +126,19 @@ pub async fn supersede(
     match session {
         Some(s) => {
             diesel::update(base.filter(verification_codes::session_id.eq(s)))
-                .set((verification_codes::consumed_at.eq(now), verification_codes::consumed_reason.eq("superseded")))
+                .set((
+                    verification_codes::consumed_at.eq(now),
+                    verification_codes::consumed_reason.eq("superseded"),
+                ))
                 .execute(conn)
                 .await?
         }
         None => {
             diesel::update(base.filter(verification_codes::destination.eq(destination)))
-                .set((verification_codes::consumed_at.eq(now), verification_codes::consumed_reason.eq("superseded")))
+                .set((
+                    verification_codes::consumed_at.eq(now),
+                    verification_codes::consumed_reason.eq("superseded"),
+                ))
                 .execute(conn)
                 .await?
         }
@@ -122,21 +148,31 @@ pub async fn supersede(
 
 /// Supersedes every live code of a user in the given flows (e.g. password resets once the
 /// password changed).
-pub async fn supersede_user(conn: &mut AsyncPgConnection, user_id: Uuid, flows: &[&str]) -> Result<()> {
+pub async fn supersede_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    flows: &[&str],
+) -> Result<()> {
     diesel::update(
         verification_codes::table
             .filter(verification_codes::user_id.eq(user_id))
             .filter(verification_codes::flow.eq_any(flows))
             .filter(verification_codes::consumed_at.is_null()),
     )
-    .set((verification_codes::consumed_at.eq(Utc::now()), verification_codes::consumed_reason.eq("superseded")))
+    .set((
+        verification_codes::consumed_at.eq(Utc::now()),
+        verification_codes::consumed_reason.eq("superseded"),
+    ))
     .execute(conn)
     .await?;
     Ok(())
 }
 
 pub async fn insert_code(conn: &mut AsyncPgConnection, code: NewCode) -> Result<()> {
-    diesel::insert_into(verification_codes::table).values(code).execute(conn).await?;
+    diesel::insert_into(verification_codes::table)
+        .values(code)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -152,7 +188,10 @@ pub async fn count_attempt(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32
 /// Ends a code: `used`, `superseded` or `burnt`.
 pub async fn consume(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) -> Result<()> {
     diesel::update(verification_codes::table.find(id))
-        .set((verification_codes::consumed_at.eq(Utc::now()), verification_codes::consumed_reason.eq(reason)))
+        .set((
+            verification_codes::consumed_at.eq(Utc::now()),
+            verification_codes::consumed_reason.eq(reason),
+        ))
         .execute(conn)
         .await?;
     Ok(())
@@ -160,22 +199,37 @@ pub async fn consume(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) -> Re
 
 // ---- pending identifier changes --------------------------------------------------------------
 
-pub async fn set_pending_change(conn: &mut AsyncPgConnection, user_id: Uuid, kind: &str, value: &str) -> Result<()> {
+pub async fn set_pending_change(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    kind: &str,
+    value: &str,
+) -> Result<()> {
     diesel::insert_into(pending_identifier_changes::table)
         .values((
             pending_identifier_changes::user_id.eq(user_id),
             pending_identifier_changes::kind.eq(kind),
             pending_identifier_changes::new_value.eq(value),
         ))
-        .on_conflict((pending_identifier_changes::user_id, pending_identifier_changes::kind))
+        .on_conflict((
+            pending_identifier_changes::user_id,
+            pending_identifier_changes::kind,
+        ))
         .do_update()
-        .set((pending_identifier_changes::new_value.eq(value), pending_identifier_changes::created_at.eq(Utc::now())))
+        .set((
+            pending_identifier_changes::new_value.eq(value),
+            pending_identifier_changes::created_at.eq(Utc::now()),
+        ))
         .execute(conn)
         .await?;
     Ok(())
 }
 
-pub async fn pending_change(conn: &mut AsyncPgConnection, user_id: Uuid, kind: &str) -> Result<Option<String>> {
+pub async fn pending_change(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    kind: &str,
+) -> Result<Option<String>> {
     Ok(pending_identifier_changes::table
         .find((user_id, kind))
         .select(pending_identifier_changes::new_value)
@@ -185,7 +239,11 @@ pub async fn pending_change(conn: &mut AsyncPgConnection, user_id: Uuid, kind: &
 }
 
 /// The user waiting to change to this identifier (the newest such change).
-pub async fn user_with_pending(conn: &mut AsyncPgConnection, kind: &str, value: &str) -> Result<Option<Uuid>> {
+pub async fn user_with_pending(
+    conn: &mut AsyncPgConnection,
+    kind: &str,
+    value: &str,
+) -> Result<Option<Uuid>> {
     diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
     let query = pending_identifier_changes::table
         .filter(pending_identifier_changes::kind.eq(kind))
@@ -200,8 +258,14 @@ pub async fn user_with_pending(conn: &mut AsyncPgConnection, kind: &str, value: 
     Ok(query.first(conn).await.optional()?)
 }
 
-pub async fn clear_pending_change(conn: &mut AsyncPgConnection, user_id: Uuid, kind: &str) -> Result<()> {
-    diesel::delete(pending_identifier_changes::table.find((user_id, kind))).execute(conn).await?;
+pub async fn clear_pending_change(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    kind: &str,
+) -> Result<()> {
+    diesel::delete(pending_identifier_changes::table.find((user_id, kind)))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -238,11 +302,18 @@ pub struct TotpRow {
 }
 
 pub async fn totp(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Option<TotpRow>> {
-    Ok(totp_factors::table.find(user_id).select(TotpRow::as_select()).first(conn).await.optional()?)
+    Ok(totp_factors::table
+        .find(user_id)
+        .select(TotpRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 pub async fn totp_enrolled(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<bool> {
-    Ok(totp(conn, user_id).await?.is_some_and(|t| t.confirmed_at.is_some()))
+    Ok(totp(conn, user_id)
+        .await?
+        .is_some_and(|t| t.confirmed_at.is_some()))
 }
 
 /// Stores a new unconfirmed secret, replacing an unconfirmed one (never a confirmed one).
@@ -269,7 +340,10 @@ pub async fn put_pending_totp(
 
 pub async fn confirm_totp(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
     diesel::update(totp_factors::table.find(user_id))
-        .set((totp_factors::confirmed_at.eq(Utc::now()), totp_factors::pending_expires_at.eq(None::<DateTime<Utc>>)))
+        .set((
+            totp_factors::confirmed_at.eq(Utc::now()),
+            totp_factors::pending_expires_at.eq(None::<DateTime<Utc>>),
+        ))
         .execute(conn)
         .await?;
     Ok(())
@@ -279,7 +353,9 @@ pub async fn confirm_totp(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result
 /// makes a replayed code fail.
 pub async fn use_totp_step(conn: &mut AsyncPgConnection, user_id: Uuid, step: i64) -> Result<bool> {
     let n = diesel::update(
-        totp_factors::table.filter(totp_factors::user_id.eq(user_id)).filter(totp_factors::last_used_step.lt(step)),
+        totp_factors::table
+            .filter(totp_factors::user_id.eq(user_id))
+            .filter(totp_factors::last_used_step.lt(step)),
     )
     .set(totp_factors::last_used_step.eq(step))
     .execute(conn)
@@ -288,14 +364,24 @@ pub async fn use_totp_step(conn: &mut AsyncPgConnection, user_id: Uuid, step: i6
 }
 
 pub async fn delete_totp(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<bool> {
-    let n = diesel::delete(totp_factors::table.find(user_id)).execute(conn).await?;
-    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn).await?;
+    let n = diesel::delete(totp_factors::table.find(user_id))
+        .execute(conn)
+        .await?;
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+        .execute(conn)
+        .await?;
     Ok(n == 1)
 }
 
 /// Replaces a user's recovery codes.
-pub async fn replace_recovery_codes(conn: &mut AsyncPgConnection, user_id: Uuid, hashes: Vec<Vec<u8>>) -> Result<()> {
-    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn).await?;
+pub async fn replace_recovery_codes(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    hashes: Vec<Vec<u8>>,
+) -> Result<()> {
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+        .execute(conn)
+        .await?;
     let rows: Vec<_> = hashes
         .into_iter()
         .map(|h| {
@@ -306,12 +392,19 @@ pub async fn replace_recovery_codes(conn: &mut AsyncPgConnection, user_id: Uuid,
             )
         })
         .collect();
-    diesel::insert_into(recovery_codes::table).values(rows).execute(conn).await?;
+    diesel::insert_into(recovery_codes::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Uses one recovery code; false when no unused code has this digest.
-pub async fn use_recovery_code(conn: &mut AsyncPgConnection, user_id: Uuid, hash: &[u8]) -> Result<bool> {
+pub async fn use_recovery_code(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    hash: &[u8],
+) -> Result<bool> {
     let n = diesel::update(
         recovery_codes::table
             .filter(recovery_codes::user_id.eq(user_id))

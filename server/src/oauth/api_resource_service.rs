@@ -54,8 +54,13 @@ pub struct ApiResourceService {
 }
 
 fn parse_id(id: &str) -> Result<Uuid> {
-    Uuid::parse_str(id)
-        .map_err(|_| Error::invalid("INVALID_ID", "api_resource_id", format!("`{id}` is not an API resource id")))
+    Uuid::parse_str(id).map_err(|_| {
+        Error::invalid(
+            "INVALID_ID",
+            "api_resource_id",
+            format!("`{id}` is not an API resource id"),
+        )
+    })
 }
 
 fn not_found() -> Error {
@@ -71,18 +76,32 @@ fn system_immutable() -> Error {
 
 /// RFC 8707: an absolute URI without fragment. Only the system resource has a bare name.
 pub fn check_indicator(indicator: &str) -> Result<()> {
-    let bad = |why: &str| Error::invalid("INVALID_RESOURCE_INDICATOR", "indicator", format!("the indicator {why}"));
+    let bad = |why: &str| {
+        Error::invalid(
+            "INVALID_RESOURCE_INDICATOR",
+            "indicator",
+            format!("the indicator {why}"),
+        )
+    };
     if indicator.is_empty() || indicator.len() > 2048 {
         return Err(bad("must be an absolute URI of at most 2048 characters"));
     }
-    if indicator.chars().any(|c| c.is_whitespace() || c.is_control() || c == '*') {
-        return Err(bad("must not contain spaces, control characters or wildcards"));
+    if indicator
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '*')
+    {
+        return Err(bad(
+            "must not contain spaces, control characters or wildcards",
+        ));
     }
     if indicator.contains('#') {
         return Err(bad("must not have a fragment"));
     }
     let url = url::Url::parse(indicator).map_err(|_| bad("must be an absolute URI"))?;
-    if matches!(url.scheme(), "javascript" | "data" | "vbscript" | "file" | "blob" | "about") {
+    if matches!(
+        url.scheme(),
+        "javascript" | "data" | "vbscript" | "file" | "blob" | "about"
+    ) {
         return Err(bad("uses a scheme that cannot name an API"));
     }
     Ok(())
@@ -92,18 +111,26 @@ pub fn check_indicator(indicator: &str) -> Result<()> {
 /// in URLs and in JSON.
 fn check_scope_name(name: &str) -> Result<()> {
     let valid = (1..=100).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-' | b'/'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-' | b'/'));
     if !valid {
         return Err(Error::invalid(
             "INVALID_SCOPE_NAME",
             "scopes",
-            format!("`{name}` is not a scope name: 1 to 100 of letters, digits, `:`, `.`, `_`, `-` and `/`"),
+            format!(
+                "`{name}` is not a scope name: 1 to 100 of letters, digits, `:`, `.`, `_`, `-` and `/`"
+            ),
         ));
     }
     // The OpenID Connect scopes ask for claims; a resource defining one would make `scope`
     // ambiguous.
     if OIDC_SCOPES.contains(&name) {
-        return Err(Error::invalid("INVALID_SCOPE_NAME", "scopes", format!("`{name}` is reserved by OpenID Connect")));
+        return Err(Error::invalid(
+            "INVALID_SCOPE_NAME",
+            "scopes",
+            format!("`{name}` is reserved by OpenID Connect"),
+        ));
     }
     Ok(())
 }
@@ -127,7 +154,11 @@ fn check_scopes(scopes: &[ApiScope]) -> Result<()> {
             ));
         }
         if !seen.insert(scope.name.as_str()) {
-            return Err(Error::invalid("DUPLICATE_SCOPE", "scopes", format!("scope `{}` appears twice", scope.name)));
+            return Err(Error::invalid(
+                "DUPLICATE_SCOPE",
+                "scopes",
+                format!("scope `{}` appears twice", scope.name),
+            ));
         }
     }
     Ok(())
@@ -135,10 +166,18 @@ fn check_scopes(scopes: &[ApiScope]) -> Result<()> {
 
 fn check_texts(name: &str, description: &str) -> Result<()> {
     if name.trim().is_empty() || name.chars().count() > 200 {
-        return Err(Error::invalid("INVALID_ARGUMENT", "name", "`name` is required, at most 200 characters"));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "name",
+            "`name` is required, at most 200 characters",
+        ));
     }
     if description.chars().count() > 2000 {
-        return Err(Error::invalid("INVALID_ARGUMENT", "description", "`description` is longer than 2000 characters"));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "description",
+            "`description` is longer than 2000 characters",
+        ));
     }
     Ok(())
 }
@@ -149,7 +188,9 @@ pub fn mgpass_permission_scopes() -> &'static [ApiScope] {
     static SCOPES: OnceLock<Vec<ApiScope>> = OnceLock::new();
     SCOPES.get_or_init(|| {
         let pool = mgpass_proto::descriptor_pool();
-        let Some(ext) = pool.get_extension_by_name("mgpass.options.v1.auth") else { return Vec::new() };
+        let Some(ext) = pool.get_extension_by_name("mgpass.options.v1.auth") else {
+            return Vec::new();
+        };
         let mut methods: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for service in pool.services() {
             for method in service.methods() {
@@ -157,16 +198,28 @@ pub fn mgpass_permission_scopes() -> &'static [ApiScope] {
                 if !options.has_extension(&ext) {
                     continue;
                 }
-                let prost_reflect::Value::Message(auth) = options.get_extension(&ext).into_owned() else { continue };
-                let permission = auth.get_field_by_name("permission").and_then(|v| v.as_str().map(str::to_string));
+                let prost_reflect::Value::Message(auth) = options.get_extension(&ext).into_owned()
+                else {
+                    continue;
+                };
+                let permission = auth
+                    .get_field_by_name("permission")
+                    .and_then(|v| v.as_str().map(str::to_string));
                 if let Some(permission) = permission.filter(|p| !p.is_empty()) {
-                    methods.entry(permission).or_default().push(format!("{}.{}", service.name(), method.name()));
+                    methods.entry(permission).or_default().push(format!(
+                        "{}.{}",
+                        service.name(),
+                        method.name()
+                    ));
                 }
             }
         }
         methods
             .into_iter()
-            .map(|(name, methods)| ApiScope { name, description: format!("Calls {}", methods.join(", ")) })
+            .map(|(name, methods)| ApiScope {
+                name,
+                description: format!("Calls {}", methods.join(", ")),
+            })
             .collect()
     })
 }
@@ -176,7 +229,12 @@ pub fn defined_scopes(row: &ApiResourceRow) -> Vec<ApiScope> {
     let mut scopes = row.scopes();
     if row.system {
         let own: HashSet<String> = scopes.iter().map(|s| s.name.clone()).collect();
-        scopes.extend(mgpass_permission_scopes().iter().filter(|s| !own.contains(&s.name)).cloned());
+        scopes.extend(
+            mgpass_permission_scopes()
+                .iter()
+                .filter(|s| !own.contains(&s.name))
+                .cloned(),
+        );
     }
     scopes
 }
@@ -202,7 +260,10 @@ pub async fn check_references(
         let entry = match merged.iter_mut().position(|m| m.resource == r.resource) {
             Some(i) => &mut merged[i],
             None => {
-                merged.push(ResourceScopes { resource: r.resource.clone(), scopes: Vec::new() });
+                merged.push(ResourceScopes {
+                    resource: r.resource.clone(),
+                    scopes: Vec::new(),
+                });
                 merged.last_mut().expect("just pushed")
             }
         };
@@ -213,7 +274,11 @@ pub async fn check_references(
         }
     }
     if merged.len() > MAX_REFERENCES {
-        return Err(Error::invalid("INVALID_ARGUMENT", field, format!("at most {MAX_REFERENCES} resources")));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            field,
+            format!("at most {MAX_REFERENCES} resources"),
+        ));
     }
     if merged.is_empty() {
         return Ok(merged);
@@ -221,11 +286,22 @@ pub async fn check_references(
     let indicators: Vec<String> = merged.iter().map(|m| m.resource.clone()).collect();
     let rows = store::lock_by_indicators(conn, &indicators).await?;
     for m in &merged {
-        let row = rows.iter().find(|r| r.indicator == m.resource).ok_or_else(|| {
-            Error::invalid("UNKNOWN_SCOPE", field, format!("no API resource has the indicator `{}`", m.resource))
-        })?;
+        let row = rows
+            .iter()
+            .find(|r| r.indicator == m.resource)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "UNKNOWN_SCOPE",
+                    field,
+                    format!("no API resource has the indicator `{}`", m.resource),
+                )
+            })?;
         let defined = defined_scopes(row);
-        if let Some(missing) = m.scopes.iter().find(|s| !defined.iter().any(|d| &d.name == *s)) {
+        if let Some(missing) = m
+            .scopes
+            .iter()
+            .find(|s| !defined.iter().any(|d| &d.name == *s))
+        {
             return Err(Error::invalid(
                 "UNKNOWN_SCOPE",
                 field,
@@ -249,9 +325,17 @@ pub fn strip_references(
             out.push(r.clone());
             continue;
         }
-        let scopes: Vec<String> = r.scopes.iter().filter(|s| keep.is_some_and(|k| k.contains(*s))).cloned().collect();
+        let scopes: Vec<String> = r
+            .scopes
+            .iter()
+            .filter(|s| keep.is_some_and(|k| k.contains(*s)))
+            .cloned()
+            .collect();
         if !scopes.is_empty() {
-            out.push(ResourceScopes { resource: r.resource.clone(), scopes });
+            out.push(ResourceScopes {
+                resource: r.resource.clone(),
+                scopes,
+            });
         }
     }
     (out != refs).then_some(out)
@@ -283,8 +367,11 @@ async fn strip_everywhere(
     }
     for role in role_store::referencing_resource(conn, indicator).await? {
         if let Some(refs) = strip_references(&role.resource_scopes(), indicator, keep) {
-            let changes =
-                role_store::RoleChanges { scopes: Some(to_json(&refs)?), updated_at: Some(now), ..Default::default() };
+            let changes = role_store::RoleChanges {
+                scopes: Some(to_json(&refs)?),
+                updated_at: Some(now),
+                ..Default::default()
+            };
             role_store::update(conn, role.id, changes).await?;
             stale.extend(role_store::holder_client_ids(conn, role.id).await?);
         }
@@ -340,17 +427,25 @@ impl ApiResourceService {
     pub async fn update(&self, id: &str, update: ApiResourceUpdate) -> Result<ApiResourceRow> {
         let id = parse_id(id)?;
         if update.paths.is_empty() {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "update_mask names no field"));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                "update_mask names no field",
+            ));
         }
         let f = update.fields;
-        let mut changes = ApiResourceChanges { updated_at: Some(Utc::now()), ..Default::default() };
+        let mut changes = ApiResourceChanges {
+            updated_at: Some(Utc::now()),
+            ..Default::default()
+        };
         for path in &update.paths {
             match path.as_str() {
                 "name" => changes.name = Some(f.name.trim().to_string()),
                 "description" => changes.description = Some(f.description.clone()),
                 "scopes" => {
                     check_scopes(&f.scopes)?;
-                    changes.scopes = Some(serde_json::to_value(&f.scopes).map_err(Error::internal)?);
+                    changes.scopes =
+                        Some(serde_json::to_value(&f.scopes).map_err(Error::internal)?);
                 }
                 other => {
                     return Err(Error::invalid(
@@ -361,24 +456,33 @@ impl ApiResourceService {
                 }
             }
         }
-        let keep: Option<HashSet<String>> =
-            changes.scopes.is_some().then(|| f.scopes.iter().map(|s| s.name.clone()).collect());
+        let keep: Option<HashSet<String>> = changes
+            .scopes
+            .is_some()
+            .then(|| f.scopes.iter().map(|s| s.name.clone()).collect());
         let mut conn = self.pool.get().await?;
         let (row, stale) = conn
             .transaction(async |conn| {
-                let current = store::get_for_update(conn, id).await?.ok_or_else(not_found)?;
+                let current = store::get_for_update(conn, id)
+                    .await?
+                    .ok_or_else(not_found)?;
                 if current.system {
                     return Err(system_immutable());
                 }
                 check_texts(
                     changes.name.as_deref().unwrap_or(&current.name),
-                    changes.description.as_deref().unwrap_or(&current.description),
+                    changes
+                        .description
+                        .as_deref()
+                        .unwrap_or(&current.description),
                 )?;
                 let stale = match &keep {
                     Some(keep) => strip_everywhere(conn, &current.indicator, Some(keep)).await?,
                     None => Vec::new(),
                 };
-                let row = store::update(conn, id, changes).await?.ok_or_else(not_found)?;
+                let row = store::update(conn, id, changes)
+                    .await?
+                    .ok_or_else(not_found)?;
                 Ok::<_, Error>((row, stale))
             })
             .await?;
@@ -393,7 +497,9 @@ impl ApiResourceService {
         let mut conn = self.pool.get().await?;
         let stale = conn
             .transaction(async |conn| {
-                let current = store::get_for_update(conn, id).await?.ok_or_else(not_found)?;
+                let current = store::get_for_update(conn, id)
+                    .await?
+                    .ok_or_else(not_found)?;
                 if current.system {
                     return Err(system_immutable());
                 }
@@ -413,15 +519,21 @@ mod tests {
 
     fn refs(list: &[(&str, &[&str])]) -> Vec<ResourceScopes> {
         list.iter()
-            .map(|(r, s)| ResourceScopes { resource: r.to_string(), scopes: s.iter().map(|x| x.to_string()).collect() })
+            .map(|(r, s)| ResourceScopes {
+                resource: r.to_string(),
+                scopes: s.iter().map(|x| x.to_string()).collect(),
+            })
             .collect()
     }
 
     #[test]
     fn indicators() {
-        for good in
-            ["https://api.example.com", "https://api.example.com/v2", "urn:example:api", "http://localhost:3000"]
-        {
+        for good in [
+            "https://api.example.com",
+            "https://api.example.com/v2",
+            "urn:example:api",
+            "http://localhost:3000",
+        ] {
             assert!(check_indicator(good).is_ok(), "{good}");
         }
         for bad in [
@@ -440,13 +552,30 @@ mod tests {
 
     #[test]
     fn scope_names() {
-        let scope = |n: &str| ApiScope { name: n.into(), description: String::new() };
+        let scope = |n: &str| ApiScope {
+            name: n.into(),
+            description: String::new(),
+        };
         assert!(check_scopes(&[scope("content:read"), scope("a.b_c-d/e")]).is_ok());
-        for bad in ["", "has space", "quo\"te", "back\\slash", "é", "openid", &"x".repeat(101)] {
+        for bad in [
+            "",
+            "has space",
+            "quo\"te",
+            "back\\slash",
+            "é",
+            "openid",
+            &"x".repeat(101),
+        ] {
             assert!(check_scopes(&[scope(bad)]).is_err(), "{bad}");
         }
         let dup = check_scopes(&[scope("a"), scope("a")]).unwrap_err();
-        assert!(matches!(dup, Error::InvalidArgument { reason: "DUPLICATE_SCOPE", .. }));
+        assert!(matches!(
+            dup,
+            Error::InvalidArgument {
+                reason: "DUPLICATE_SCOPE",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -457,7 +586,10 @@ mod tests {
             strip_references(&list, "https://a", Some(&keep)),
             Some(refs(&[("https://a", &["r"]), ("https://b", &["x"])]))
         );
-        assert_eq!(strip_references(&list, "https://a", None), Some(refs(&[("https://b", &["x"])])));
+        assert_eq!(
+            strip_references(&list, "https://a", None),
+            Some(refs(&[("https://b", &["x"])]))
+        );
         assert_eq!(strip_references(&list, "https://c", None), None);
         let all: HashSet<String> = ["r".to_string(), "w".to_string()].into();
         assert_eq!(strip_references(&list, "https://a", Some(&all)), None);
@@ -465,7 +597,10 @@ mod tests {
 
     #[test]
     fn system_scopes_include_declared_permissions() {
-        let names: Vec<&str> = mgpass_permission_scopes().iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = mgpass_permission_scopes()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         assert!(names.contains(&"oauth.applications.create"), "{names:?}");
         assert!(names.contains(&"access.roles.assign"));
     }

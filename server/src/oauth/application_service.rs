@@ -25,7 +25,10 @@ use crate::{
         api_resource_service::check_references,
         application_store::{self as store, ApplicationChanges, ApplicationFilter},
         clients::ClientRegistry,
-        model::{AppType, ApplicationRow, Branding, ClientSecretRow, GrantKind, OIDC_SCOPES, ResourceScopes},
+        model::{
+            AppType, ApplicationRow, Branding, ClientSecretRow, GrantKind, OIDC_SCOPES,
+            ResourceScopes,
+        },
     },
     paging::Page,
 };
@@ -89,8 +92,13 @@ pub struct ApplicationService {
 }
 
 fn parse_id(id: &str) -> Result<Uuid> {
-    Uuid::parse_str(id)
-        .map_err(|_| Error::invalid("INVALID_ID", "application_id", format!("`{id}` is not an application id")))
+    Uuid::parse_str(id).map_err(|_| {
+        Error::invalid(
+            "INVALID_ID",
+            "application_id",
+            format!("`{id}` is not an application id"),
+        )
+    })
 }
 
 fn not_found() -> Error {
@@ -106,7 +114,9 @@ fn grant_types_error(message: impl Into<String>) -> Error {
 fn allowed_grants(kind: AppType) -> &'static [GrantKind] {
     use GrantKind::*;
     match kind {
-        AppType::Web | AppType::Native => &[AuthorizationCode, RefreshToken, DeviceCode, TokenExchange],
+        AppType::Web | AppType::Native => {
+            &[AuthorizationCode, RefreshToken, DeviceCode, TokenExchange]
+        }
         AppType::Spa => &[AuthorizationCode, RefreshToken, TokenExchange],
         AppType::M2m => &[ClientCredentials],
     }
@@ -126,25 +136,41 @@ fn default_grants(kind: AppType) -> Vec<String> {
 fn lifetime(value: Option<i64>, default: u32, max: i64, field: &'static str) -> Result<i32> {
     let secs = value.unwrap_or(i64::from(default));
     if !(60..=max).contains(&secs) {
-        return Err(Error::invalid("INVALID_ARGUMENT", field, format!("`{field}` must be between 60 s and {max} s")));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            field,
+            format!("`{field}` must be between 60 s and {max} s"),
+        ));
     }
     Ok(secs as i32)
 }
 
 fn check_branding(b: &Branding) -> Result<()> {
     if !b.logo_uri.is_empty() {
-        let ok = b.logo_uri.len() <= 2048 && url::Url::parse(&b.logo_uri).is_ok_and(|u| u.scheme() == "https");
+        let ok = b.logo_uri.len() <= 2048
+            && url::Url::parse(&b.logo_uri).is_ok_and(|u| u.scheme() == "https");
         if !ok {
-            return Err(Error::invalid("INVALID_ARGUMENT", "branding.logo_uri", "the logo must be an https URL"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "branding.logo_uri",
+                "the logo must be an https URL",
+            ));
         }
     }
-    for (field, color) in
-        [("branding.primary_color", &b.primary_color), ("branding.background_color", &b.background_color)]
-    {
+    for (field, color) in [
+        ("branding.primary_color", &b.primary_color),
+        ("branding.background_color", &b.background_color),
+    ] {
         let ok = color.is_empty()
-            || (color.len() == 7 && color.starts_with('#') && color[1..].bytes().all(|c| c.is_ascii_hexdigit()));
+            || (color.len() == 7
+                && color.starts_with('#')
+                && color[1..].bytes().all(|c| c.is_ascii_hexdigit()));
         if !ok {
-            return Err(Error::invalid("INVALID_ARGUMENT", field, "a colour is `#rrggbb`"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                field,
+                "a colour is `#rrggbb`",
+            ));
         }
     }
     Ok(())
@@ -161,16 +187,32 @@ fn check_application(row: &mut ApplicationRow) -> Result<()> {
     let kind = row.app_type();
     row.name = row.name.trim().to_string();
     if row.name.is_empty() || row.name.chars().count() > 200 {
-        return Err(Error::invalid("INVALID_ARGUMENT", "name", "`name` is required, at most 200 characters"));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "name",
+            "`name` is required, at most 200 characters",
+        ));
     }
     if row.description.chars().count() > 2000 {
-        return Err(Error::invalid("INVALID_ARGUMENT", "description", "`description` is longer than 2000 characters"));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "description",
+            "`description` is longer than 2000 characters",
+        ));
     }
-    for (field, list) in
-        [("redirect_uris", &mut row.redirect_uris), ("post_logout_redirect_uris", &mut row.post_logout_redirect_uris)]
-    {
+    for (field, list) in [
+        ("redirect_uris", &mut row.redirect_uris),
+        (
+            "post_logout_redirect_uris",
+            &mut row.post_logout_redirect_uris,
+        ),
+    ] {
         if list.len() > MAX_URIS {
-            return Err(Error::invalid("INVALID_REDIRECT_URI", field, format!("at most {MAX_URIS} URIs")));
+            return Err(Error::invalid(
+                "INVALID_REDIRECT_URI",
+                field,
+                format!("at most {MAX_URIS} URIs"),
+            ));
         }
         for uri in list.iter() {
             check_redirect_uri(kind, uri, field)?;
@@ -180,20 +222,31 @@ fn check_application(row: &mut ApplicationRow) -> Result<()> {
 
     dedup(&mut row.grant_types);
     if row.grant_types.is_empty() {
-        return Err(grant_types_error("an application needs at least one grant type"));
+        return Err(grant_types_error(
+            "an application needs at least one grant type",
+        ));
     }
     let mut grants = Vec::new();
     for name in &row.grant_types {
-        let grant = GrantKind::parse(name).filter(|g| allowed_grants(kind).contains(g)).ok_or_else(|| {
-            grant_types_error(format!("a {} application may not use the grant `{name}`", kind.as_str()))
-        })?;
+        let grant = GrantKind::parse(name)
+            .filter(|g| allowed_grants(kind).contains(g))
+            .ok_or_else(|| {
+                grant_types_error(format!(
+                    "a {} application may not use the grant `{name}`",
+                    kind.as_str()
+                ))
+            })?;
         grants.push(grant);
     }
     // Refresh tokens come from a user's grant; alone they can never be obtained.
     if grants.contains(&GrantKind::RefreshToken)
-        && !grants.iter().any(|g| matches!(g, GrantKind::AuthorizationCode | GrantKind::DeviceCode))
+        && !grants
+            .iter()
+            .any(|g| matches!(g, GrantKind::AuthorizationCode | GrantKind::DeviceCode))
     {
-        return Err(grant_types_error("`refresh_token` needs `authorization_code` or `device_code`"));
+        return Err(grant_types_error(
+            "`refresh_token` needs `authorization_code` or `device_code`",
+        ));
     }
 
     dedup(&mut row.allowed_scopes);
@@ -204,11 +257,17 @@ fn check_application(row: &mut ApplicationRow) -> Result<()> {
             "machine-to-machine applications have no OpenID Connect scopes; their scopes come from roles",
         ));
     }
-    if let Some(unknown) = row.allowed_scopes.iter().find(|s| !OIDC_SCOPES.contains(&s.as_str())) {
+    if let Some(unknown) = row
+        .allowed_scopes
+        .iter()
+        .find(|s| !OIDC_SCOPES.contains(&s.as_str()))
+    {
         return Err(Error::invalid(
             "UNKNOWN_SCOPE",
             "allowed_scopes",
-            format!("`{unknown}` is not an OpenID Connect scope; API scopes go in allowed_resources"),
+            format!(
+                "`{unknown}` is not an OpenID Connect scope; API scopes go in allowed_resources"
+            ),
         ));
     }
 
@@ -220,9 +279,17 @@ fn check_application(row: &mut ApplicationRow) -> Result<()> {
         ));
     }
     if row.allowed_origins.len() > MAX_URIS {
-        return Err(Error::invalid("INVALID_ORIGIN", "allowed_origins", format!("at most {MAX_URIS} origins")));
+        return Err(Error::invalid(
+            "INVALID_ORIGIN",
+            "allowed_origins",
+            format!("at most {MAX_URIS} origins"),
+        ));
     }
-    row.allowed_origins = row.allowed_origins.iter().map(|o| normalize_origin(o)).collect::<Result<_>>()?;
+    row.allowed_origins = row
+        .allowed_origins
+        .iter()
+        .map(|o| normalize_origin(o))
+        .collect::<Result<_>>()?;
     dedup(&mut row.allowed_origins);
 
     if !matches!(row.id_token_signing_alg.as_str(), "" | "RS256") {
@@ -269,7 +336,12 @@ fn new_secret(application_id: Uuid, now: DateTime<Utc>) -> (ClientSecretRow, Str
 
 impl ApplicationService {
     pub fn new(pool: DbPool, clients: ClientRegistry, config: OAuthConfig) -> Self {
-        Self { pool, clients, config: Arc::new(config), keys: None }
+        Self {
+            pool,
+            clients,
+            config: Arc::new(config),
+            keys: None,
+        }
     }
 
     pub fn with_keys(mut self, keys: KeyRing) -> Self {
@@ -291,13 +363,19 @@ impl ApplicationService {
             "name" => row.name = f.name.clone(),
             "description" => row.description = f.description.clone(),
             "redirect_uris" => row.redirect_uris = f.redirect_uris.clone(),
-            "post_logout_redirect_uris" => row.post_logout_redirect_uris = f.post_logout_redirect_uris.clone(),
+            "post_logout_redirect_uris" => {
+                row.post_logout_redirect_uris = f.post_logout_redirect_uris.clone()
+            }
             "grant_types" => row.grant_types = f.grant_types.clone(),
             "allowed_scopes" => row.allowed_scopes = f.allowed_scopes.clone(),
             "allowed_origins" => row.allowed_origins = f.allowed_origins.clone(),
             "access_token_lifetime" => {
-                row.access_token_ttl_secs =
-                    lifetime(f.access_token_ttl_secs, c.default_access_token_ttl_secs, 86_400, "access_token_lifetime")?
+                row.access_token_ttl_secs = lifetime(
+                    f.access_token_ttl_secs,
+                    c.default_access_token_ttl_secs,
+                    86_400,
+                    "access_token_lifetime",
+                )?
             }
             "refresh_token_lifetime" => {
                 row.refresh_token_ttl_secs = lifetime(
@@ -308,12 +386,18 @@ impl ApplicationService {
                 )?
             }
             "id_token_lifetime" => {
-                row.id_token_ttl_secs =
-                    lifetime(f.id_token_ttl_secs, c.default_id_token_ttl_secs, 86_400, "id_token_lifetime")?
+                row.id_token_ttl_secs = lifetime(
+                    f.id_token_ttl_secs,
+                    c.default_id_token_ttl_secs,
+                    86_400,
+                    "id_token_lifetime",
+                )?
             }
             "first_party" => row.first_party = f.first_party,
             "require_pkce" => row.require_pkce = f.require_pkce.unwrap_or(true),
-            "branding" => row.branding = serde_json::to_value(&f.branding).map_err(Error::internal)?,
+            "branding" => {
+                row.branding = serde_json::to_value(&f.branding).map_err(Error::internal)?
+            }
             "id_token_signing_alg" => row.id_token_signing_alg = f.id_token_signing_alg.clone(),
             // Checked against the resources in the transaction that writes it.
             "allowed_resources" => {}
@@ -333,13 +417,22 @@ impl ApplicationService {
         conn: &mut diesel_async::AsyncPgConnection,
         rows: Vec<ApplicationRow>,
     ) -> Result<Vec<Application>> {
-        let ids: Vec<Uuid> = rows.iter().filter(|r| r.app_type().is_confidential()).map(|r| r.id).collect();
-        let mut secrets = if ids.is_empty() { Vec::new() } else { store::live_secrets(conn, &ids, Utc::now()).await? };
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .filter(|r| r.app_type().is_confidential())
+            .map(|r| r.id)
+            .collect();
+        let mut secrets = if ids.is_empty() {
+            Vec::new()
+        } else {
+            store::live_secrets(conn, &ids, Utc::now()).await?
+        };
         Ok(rows
             .into_iter()
             .map(|row| {
-                let (mine, rest): (Vec<_>, Vec<_>) =
-                    std::mem::take(&mut secrets).into_iter().partition(|s| s.application_id == row.id);
+                let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut secrets)
+                    .into_iter()
+                    .partition(|s| s.application_id == row.id);
                 secrets = rest;
                 Application { row, secrets: mine }
             })
@@ -349,9 +442,13 @@ impl ApplicationService {
     /// Registers an application. Returns it with its first secret (confidential types only),
     /// which is never shown again.
     pub async fn create(&self, fields: ApplicationFields) -> Result<(Application, Option<String>)> {
-        let kind = fields
-            .app_type
-            .ok_or_else(|| Error::invalid("INVALID_ARGUMENT", "application_type", "`application_type` is required"))?;
+        let kind = fields.app_type.ok_or_else(|| {
+            Error::invalid(
+                "INVALID_ARGUMENT",
+                "application_type",
+                "`application_type` is required",
+            )
+        })?;
         let now = Utc::now();
         let mut row = ApplicationRow {
             id: Uuid::now_v7(),
@@ -364,7 +461,11 @@ impl ApplicationService {
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             grant_types: default_grants(kind),
-            allowed_scopes: if kind == AppType::M2m { Vec::new() } else { OIDC_SCOPES.map(String::from).to_vec() },
+            allowed_scopes: if kind == AppType::M2m {
+                Vec::new()
+            } else {
+                OIDC_SCOPES.map(String::from).to_vec()
+            },
             allowed_resources: serde_json::json!([]),
             allowed_origins: Vec::new(),
             access_token_ttl_secs: 0,
@@ -404,8 +505,10 @@ impl ApplicationService {
         let mut conn = self.pool.get().await?;
         let (app, secret) = conn
             .transaction(async |conn| {
-                let resources = check_references(conn, &fields.allowed_resources, "allowed_resources").await?;
-                row.allowed_resources = serde_json::to_value(&resources).map_err(Error::internal)?;
+                let resources =
+                    check_references(conn, &fields.allowed_resources, "allowed_resources").await?;
+                row.allowed_resources =
+                    serde_json::to_value(&resources).map_err(Error::internal)?;
                 let app = store::insert(conn, row).await?;
                 let mut shown = None;
                 let mut secrets = Vec::new();
@@ -439,7 +542,10 @@ impl ApplicationService {
         page_token: &str,
     ) -> Result<(Vec<Application>, String)> {
         let page = Page::parse(page_size, page_token)?;
-        let filter = ApplicationFilter { query, app_type: app_type.map(|t| t.as_str().to_string()) };
+        let filter = ApplicationFilter {
+            query,
+            app_type: app_type.map(|t| t.as_str().to_string()),
+        };
         let mut conn = self.pool.get().await?;
         let rows = store::list(&mut conn, &filter, page.after, page.fetch()).await?;
         let (rows, next) = page.finish(rows, |r| (r.created_at, r.id));
@@ -450,7 +556,11 @@ impl ApplicationService {
     pub async fn update(&self, id: &str, update: ApplicationUpdate) -> Result<Application> {
         let id = parse_id(id)?;
         if update.paths.is_empty() {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "update_mask names no field"));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                "update_mask names no field",
+            ));
         }
         let f = update.fields;
         let paths = update.paths;
@@ -463,13 +573,16 @@ impl ApplicationService {
                 } else {
                     None
                 };
-                let current = store::get_for_update(conn, id).await?.ok_or_else(not_found)?;
+                let current = store::get_for_update(conn, id)
+                    .await?
+                    .ok_or_else(not_found)?;
                 let mut row = current.clone();
                 for path in &paths {
                     self.apply(&mut row, &f, path)?;
                 }
                 check_application(&mut row)?;
-                let json = |v: &Vec<ResourceScopes>| serde_json::to_value(v).map_err(Error::internal);
+                let json =
+                    |v: &Vec<ResourceScopes>| serde_json::to_value(v).map_err(Error::internal);
                 let has = |p: &str| paths.iter().any(|x| x == p);
                 let changes = ApplicationChanges {
                     name: has("name").then(|| row.name.clone()),
@@ -481,16 +594,21 @@ impl ApplicationService {
                     allowed_scopes: has("allowed_scopes").then(|| row.allowed_scopes.clone()),
                     allowed_resources: resources.as_ref().map(json).transpose()?,
                     allowed_origins: has("allowed_origins").then(|| row.allowed_origins.clone()),
-                    access_token_ttl_secs: has("access_token_lifetime").then_some(row.access_token_ttl_secs),
-                    refresh_token_ttl_secs: has("refresh_token_lifetime").then_some(row.refresh_token_ttl_secs),
+                    access_token_ttl_secs: has("access_token_lifetime")
+                        .then_some(row.access_token_ttl_secs),
+                    refresh_token_ttl_secs: has("refresh_token_lifetime")
+                        .then_some(row.refresh_token_ttl_secs),
                     id_token_ttl_secs: has("id_token_lifetime").then_some(row.id_token_ttl_secs),
                     first_party: has("first_party").then_some(row.first_party),
                     require_pkce: has("require_pkce").then_some(row.require_pkce),
                     branding: has("branding").then(|| row.branding.clone()),
-                    id_token_signing_alg: has("id_token_signing_alg").then(|| row.id_token_signing_alg.clone()),
+                    id_token_signing_alg: has("id_token_signing_alg")
+                        .then(|| row.id_token_signing_alg.clone()),
                     updated_at: Some(Utc::now()),
                 };
-                let updated = store::update(conn, id, changes).await?.ok_or_else(not_found)?;
+                let updated = store::update(conn, id, changes)
+                    .await?
+                    .ok_or_else(not_found)?;
                 Ok::<_, Error>(self.with_secrets(conn, vec![updated]).await?.remove(0))
             })
             .await?;
@@ -517,17 +635,27 @@ impl ApplicationService {
 
     /// Adds a secret, returned this once. The previous secret keeps working for `overlap_secs`
     /// (0: it stops now, for a leaked secret); older ones stop at once.
-    pub async fn rotate_secret(&self, id: &str, overlap_secs: i64) -> Result<(Application, String)> {
+    pub async fn rotate_secret(
+        &self,
+        id: &str,
+        overlap_secs: i64,
+    ) -> Result<(Application, String)> {
         let id = parse_id(id)?;
         if !(0..=MAX_OVERLAP_SECS).contains(&overlap_secs) {
-            return Err(Error::invalid("INVALID_ARGUMENT", "overlap", "`overlap` must be between 0 and 30 days"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "overlap",
+                "`overlap` must be between 0 and 30 days",
+            ));
         }
         let mut conn = self.pool.get().await?;
         let (app, secret) = conn
             .transaction(async |conn| {
                 // The row lock serialises rotations of one application, so two cannot both keep
                 // "the previous" secret.
-                let row = store::get_for_update(conn, id).await?.ok_or_else(not_found)?;
+                let row = store::get_for_update(conn, id)
+                    .await?
+                    .ok_or_else(not_found)?;
                 if !row.app_type().is_confidential() {
                     return Err(Error::FailedPrecondition {
                         reason: "PUBLIC_CLIENT",
@@ -535,12 +663,19 @@ impl ApplicationService {
                     });
                 }
                 let now = Utc::now();
-                let previous = store::live_secrets(conn, &[id], now).await?.into_iter().next();
+                let previous = store::live_secrets(conn, &[id], now)
+                    .await?
+                    .into_iter()
+                    .next();
                 let mut keep = Vec::new();
                 if let Some(previous) = previous.filter(|_| overlap_secs > 0) {
                     let until = now + chrono::Duration::seconds(overlap_secs);
-                    store::set_secret_expiry(conn, previous.id, previous.expires_at.map_or(until, |at| at.min(until)))
-                        .await?;
+                    store::set_secret_expiry(
+                        conn,
+                        previous.id,
+                        previous.expires_at.map_or(until, |at| at.min(until)),
+                    )
+                    .await?;
                     keep.push(previous.id);
                 }
                 // Older secrets and expired ones are deleted: a secret that no longer works has
@@ -609,11 +744,20 @@ mod tests {
             reason(check_application(&mut r))
         };
         assert_eq!(with(AppType::M2m, &["client_credentials"]), "OK");
-        assert_eq!(with(AppType::M2m, &["authorization_code"]), "INVALID_GRANT_TYPES");
-        assert_eq!(with(AppType::Web, &["client_credentials"]), "INVALID_GRANT_TYPES");
+        assert_eq!(
+            with(AppType::M2m, &["authorization_code"]),
+            "INVALID_GRANT_TYPES"
+        );
+        assert_eq!(
+            with(AppType::Web, &["client_credentials"]),
+            "INVALID_GRANT_TYPES"
+        );
         assert_eq!(with(AppType::Spa, &["device_code"]), "INVALID_GRANT_TYPES");
         assert_eq!(with(AppType::Native, &["device_code"]), "OK");
-        assert_eq!(with(AppType::Web, &["refresh_token"]), "INVALID_GRANT_TYPES");
+        assert_eq!(
+            with(AppType::Web, &["refresh_token"]),
+            "INVALID_GRANT_TYPES"
+        );
         assert_eq!(with(AppType::Web, &[]), "INVALID_GRANT_TYPES");
         assert_eq!(with(AppType::Web, &["password"]), "INVALID_GRANT_TYPES");
         assert_eq!(with(AppType::Web, &["implicit"]), "INVALID_GRANT_TYPES");
@@ -621,9 +765,11 @@ mod tests {
 
     #[test]
     fn pkce_scopes_and_origins() {
-        for (kind, ok) in
-            [(AppType::Web, "OK"), (AppType::Spa, "INVALID_ARGUMENT"), (AppType::Native, "INVALID_ARGUMENT")]
-        {
+        for (kind, ok) in [
+            (AppType::Web, "OK"),
+            (AppType::Spa, "INVALID_ARGUMENT"),
+            (AppType::Native, "INVALID_ARGUMENT"),
+        ] {
             let mut r = row(kind);
             r.require_pkce = false;
             assert_eq!(reason(check_application(&mut r)), ok, "{kind:?}");
@@ -632,7 +778,10 @@ mod tests {
         r.allowed_scopes = vec!["openid".into(), "content:read".into()];
         assert_eq!(reason(check_application(&mut r)), "UNKNOWN_SCOPE");
         let mut r = row(AppType::Spa);
-        r.allowed_origins = vec!["https://App.example.com:443".into(), "https://app.example.com".into()];
+        r.allowed_origins = vec![
+            "https://App.example.com:443".into(),
+            "https://app.example.com".into(),
+        ];
         check_application(&mut r).unwrap();
         assert_eq!(r.allowed_origins, vec!["https://app.example.com"]);
         let mut r = row(AppType::M2m);
@@ -644,12 +793,33 @@ mod tests {
     async fn lifetimes_and_immutable_paths() {
         let s = service();
         let mut r = row(AppType::Web);
-        let f = ApplicationFields { access_token_ttl_secs: Some(10), ..Default::default() };
+        let f = ApplicationFields {
+            access_token_ttl_secs: Some(10),
+            ..Default::default()
+        };
         assert!(s.apply(&mut r, &f, "access_token_lifetime").is_err());
-        s.apply(&mut r, &ApplicationFields::default(), "access_token_lifetime").unwrap();
-        assert_eq!(r.access_token_ttl_secs, 900, "unset means the deployment default");
-        for path in ["application_type", "client_id", "id", "secrets", "create_time"] {
-            assert!(s.apply(&mut r, &ApplicationFields::default(), path).is_err(), "{path}");
+        s.apply(
+            &mut r,
+            &ApplicationFields::default(),
+            "access_token_lifetime",
+        )
+        .unwrap();
+        assert_eq!(
+            r.access_token_ttl_secs, 900,
+            "unset means the deployment default"
+        );
+        for path in [
+            "application_type",
+            "client_id",
+            "id",
+            "secrets",
+            "create_time",
+        ] {
+            assert!(
+                s.apply(&mut r, &ApplicationFields::default(), path)
+                    .is_err(),
+                "{path}"
+            );
         }
     }
 

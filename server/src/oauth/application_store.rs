@@ -51,12 +51,26 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: ApplicationRow) -> Result
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<ApplicationRow>> {
-    Ok(applications::table.find(id).select(ApplicationRow::as_select()).first(conn).await.optional()?)
+    Ok(applications::table
+        .find(id)
+        .select(ApplicationRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The application, locked until the end of the transaction.
-pub async fn get_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<ApplicationRow>> {
-    Ok(applications::table.find(id).select(ApplicationRow::as_select()).for_update().first(conn).await.optional()?)
+pub async fn get_for_update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<ApplicationRow>> {
+    Ok(applications::table
+        .find(id)
+        .select(ApplicationRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The applications with these ids, share-locked in id order until the end of the transaction
@@ -78,19 +92,37 @@ pub async fn list(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ApplicationRow>> {
-    let mut query = applications::table.select(ApplicationRow::as_select()).into_boxed();
+    let mut query = applications::table
+        .select(ApplicationRow::as_select())
+        .into_boxed();
     if let Some(q) = &filter.query {
-        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        query = query.filter(applications::name.ilike(pattern.clone()).or(applications::client_id.ilike(pattern)));
+        let pattern = format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        query = query.filter(
+            applications::name
+                .ilike(pattern.clone())
+                .or(applications::client_id.ilike(pattern)),
+        );
     }
     if let Some(kind) = &filter.app_type {
         query = query.filter(applications::app_type.eq(kind.clone()));
     }
     if let Some((at, id)) = after {
-        query = query
-            .filter(applications::created_at.lt(at).or(applications::created_at.eq(at).and(applications::id.lt(id))));
+        query = query.filter(
+            applications::created_at
+                .lt(at)
+                .or(applications::created_at.eq(at).and(applications::id.lt(id))),
+        );
     }
-    Ok(query.order((applications::created_at.desc(), applications::id.desc())).limit(limit).load(conn).await?)
+    Ok(query
+        .order((applications::created_at.desc(), applications::id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
 }
 
 pub async fn update(
@@ -118,19 +150,32 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<App
 
 /// Revokes the live sessions (refresh-token families) created through the application.
 /// `sessions.application_id` is free text, so both spellings of the application are matched.
-pub async fn revoke_sessions(conn: &mut AsyncPgConnection, app: &ApplicationRow, reason: &str) -> Result<usize> {
+pub async fn revoke_sessions(
+    conn: &mut AsyncPgConnection,
+    app: &ApplicationRow,
+    reason: &str,
+) -> Result<usize> {
     Ok(diesel::update(sessions::table)
         .filter(sessions::application_id.eq_any([app.id.to_string(), app.client_id.clone()]))
         .filter(sessions::revoked_at.is_null())
-        .set((sessions::revoked_at.eq(Utc::now()), sessions::revoked_reason.eq(reason)))
+        .set((
+            sessions::revoked_at.eq(Utc::now()),
+            sessions::revoked_reason.eq(reason),
+        ))
         .execute(conn)
         .await?)
 }
 
 /// The applications whose `allowed_resources` name `indicator`, locked in id order.
-pub async fn referencing_resource(conn: &mut AsyncPgConnection, indicator: &str) -> Result<Vec<ApplicationRow>> {
+pub async fn referencing_resource(
+    conn: &mut AsyncPgConnection,
+    indicator: &str,
+) -> Result<Vec<ApplicationRow>> {
     Ok(applications::table
-        .filter(applications::allowed_resources.contains(serde_json::json!([{ "resource": indicator }])))
+        .filter(
+            applications::allowed_resources
+                .contains(serde_json::json!([{ "resource": indicator }])),
+        )
         .order(applications::id)
         .select(ApplicationRow::as_select())
         .for_update()
@@ -139,7 +184,10 @@ pub async fn referencing_resource(conn: &mut AsyncPgConnection, indicator: &str)
 }
 
 pub async fn insert_secret(conn: &mut AsyncPgConnection, secret: ClientSecretRow) -> Result<()> {
-    diesel::insert_into(client_secrets::table).values(secret).execute(conn).await?;
+    diesel::insert_into(client_secrets::table)
+        .values(secret)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -151,20 +199,35 @@ pub async fn live_secrets(
 ) -> Result<Vec<ClientSecretRow>> {
     Ok(client_secrets::table
         .filter(client_secrets::application_id.eq_any(application_ids))
-        .filter(client_secrets::expires_at.is_null().or(client_secrets::expires_at.gt(now)))
+        .filter(
+            client_secrets::expires_at
+                .is_null()
+                .or(client_secrets::expires_at.gt(now)),
+        )
         .order((client_secrets::created_at.desc(), client_secrets::id.desc()))
         .select(ClientSecretRow::as_select())
         .load(conn)
         .await?)
 }
 
-pub async fn set_secret_expiry(conn: &mut AsyncPgConnection, id: Uuid, expires_at: DateTime<Utc>) -> Result<()> {
-    diesel::update(client_secrets::table.find(id)).set(client_secrets::expires_at.eq(expires_at)).execute(conn).await?;
+pub async fn set_secret_expiry(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    diesel::update(client_secrets::table.find(id))
+        .set(client_secrets::expires_at.eq(expires_at))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Deletes every secret of the application except `keep`.
-pub async fn delete_secrets_except(conn: &mut AsyncPgConnection, application_id: Uuid, keep: &[Uuid]) -> Result<usize> {
+pub async fn delete_secrets_except(
+    conn: &mut AsyncPgConnection,
+    application_id: Uuid,
+    keep: &[Uuid],
+) -> Result<usize> {
     Ok(diesel::delete(
         client_secrets::table
             .filter(client_secrets::application_id.eq(application_id))

@@ -72,7 +72,10 @@ pub struct AuthorizationRequest {
 #[derive(Debug, Clone)]
 pub enum AuthorizeError {
     /// The client or the redirect URI cannot be trusted: show an error page, never redirect.
-    Page { error: &'static str, description: String },
+    Page {
+        error: &'static str,
+        description: String,
+    },
     /// A protocol error the client must hear about: redirect to this URL (it carries `error`,
     /// `error_description`, `state` and `iss`).
     Redirect { url: String },
@@ -99,7 +102,10 @@ pub struct ConsentPrompt {
 }
 
 fn page(error: &'static str, description: impl Into<String>) -> AuthorizeError {
-    AuthorizeError::Page { error, description: description.into() }
+    AuthorizeError::Page {
+        error,
+        description: description.into(),
+    }
 }
 
 /// A human description of the OIDC scopes, for the consent page.
@@ -116,7 +122,10 @@ fn oidc_scope_description(scope: &str) -> &'static str {
 
 /// `BASE64URL(SHA256(verifier))` is 43 characters of the base64url alphabet.
 fn valid_challenge(challenge: &str) -> bool {
-    challenge.len() == 43 && challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `url` with `params` added to its query.
@@ -138,7 +147,10 @@ fn with_query(url: &str, params: &[(&str, &str)]) -> String {
 impl OAuthService {
     /// Validates `/oauth2/authorize` parameters. Until the client and its redirect URI are known
     /// good, errors are [`AuthorizeError::Page`]; after that they redirect.
-    pub async fn validate_authorize(&self, params: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
+    pub async fn validate_authorize(
+        &self,
+        params: &AuthorizeParams,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
         let client_id = params
             .client_id
             .as_deref()
@@ -146,10 +158,15 @@ impl OAuthService {
             .ok_or_else(|| page("invalid_request", "client_id is missing"))?;
         let app = match self.clients.get(client_id).await {
             Ok(app) => app,
-            Err(Error::NotFound { .. }) => return Err(page("invalid_client", "no application has this client_id")),
+            Err(Error::NotFound { .. }) => {
+                return Err(page("invalid_client", "no application has this client_id"));
+            }
             Err(err) => {
                 tracing::error!(error = %err, "authorization request: client lookup failed");
-                return Err(page("server_error", "the server could not handle the request; try again"));
+                return Err(page(
+                    "server_error",
+                    "the server could not handle the request; try again",
+                ));
             }
         };
         let redirect_uri = params
@@ -158,7 +175,10 @@ impl OAuthService {
             .filter(|r| !r.is_empty())
             .ok_or_else(|| page("invalid_request", "redirect_uri is missing"))?;
         if !redirect_uri_allowed(&app, redirect_uri) {
-            return Err(page("invalid_request", "redirect_uri is not registered for this application"));
+            return Err(page(
+                "invalid_request",
+                "redirect_uri is not registered for this application",
+            ));
         }
         let state = params.state.clone().filter(|s| !s.is_empty());
         let fail = |error: &str, description: &str| AuthorizeError::Redirect {
@@ -167,20 +187,48 @@ impl OAuthService {
         match params.response_type.as_deref() {
             Some("code") => {}
             None | Some("") => return Err(fail("invalid_request", "response_type is missing")),
-            Some(_) => return Err(fail("unsupported_response_type", "only response_type=code is supported")),
+            Some(_) => {
+                return Err(fail(
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                ));
+            }
         }
-        if params.response_mode.as_deref().is_some_and(|m| m != "query") {
-            return Err(fail("invalid_request", "only response_mode=query is supported"));
+        if params
+            .response_mode
+            .as_deref()
+            .is_some_and(|m| m != "query")
+        {
+            return Err(fail(
+                "invalid_request",
+                "only response_mode=query is supported",
+            ));
         }
         if !app.allows_grant(GrantKind::AuthorizationCode) || app.app_type() == AppType::M2m {
-            return Err(fail("unauthorized_client", "this application may not use the authorization code grant"));
+            return Err(fail(
+                "unauthorized_client",
+                "this application may not use the authorization code grant",
+            ));
         }
         let challenge = params.code_challenge.clone().filter(|c| !c.is_empty());
-        let method = params.code_challenge_method.as_deref().filter(|m| !m.is_empty());
+        let method = params
+            .code_challenge_method
+            .as_deref()
+            .filter(|m| !m.is_empty());
         match (&challenge, method) {
             (Some(c), Some("S256")) if valid_challenge(c) => {}
-            (Some(_), Some("S256")) => return Err(fail("invalid_request", "code_challenge is not a S256 challenge")),
-            (Some(_), _) => return Err(fail("invalid_request", "code_challenge_method must be S256")),
+            (Some(_), Some("S256")) => {
+                return Err(fail(
+                    "invalid_request",
+                    "code_challenge is not a S256 challenge",
+                ));
+            }
+            (Some(_), _) => {
+                return Err(fail(
+                    "invalid_request",
+                    "code_challenge_method must be S256",
+                ));
+            }
             (None, Some(_)) => return Err(fail("invalid_request", "code_challenge is missing")),
             (None, None) => {
                 if !app.app_type().is_confidential() || app.require_pkce {
@@ -192,42 +240,66 @@ impl OAuthService {
             }
         }
         let requested = parse_scope(params.scope.as_deref().unwrap_or(""));
-        let checked = scopes::check_requested(&app, &requested, params.resource.as_deref(), &self.default_audience);
+        let checked = scopes::check_requested(
+            &app,
+            &requested,
+            params.resource.as_deref(),
+            &self.default_audience,
+        );
         let checked = match checked {
             Ok(c) => c,
-            Err(Error::InvalidArgument { reason: "INVALID_TARGET", message, .. }) => {
+            Err(Error::InvalidArgument {
+                reason: "INVALID_TARGET",
+                message,
+                ..
+            }) => {
                 return Err(fail("invalid_target", &message));
             }
             Err(err) => return Err(fail("invalid_scope", &err.to_string())),
         };
-        let prompts: Vec<&str> = params.prompt.as_deref().unwrap_or("").split(' ').filter(|p| !p.is_empty()).collect();
-        if prompts.iter().any(|p| !matches!(*p, "none" | "login" | "consent" | "select_account")) {
-            return Err(fail("invalid_request", "prompt may only hold none, login, consent or select_account"));
+        let prompts: Vec<&str> = params
+            .prompt
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|p| !p.is_empty())
+            .collect();
+        if prompts
+            .iter()
+            .any(|p| !matches!(*p, "none" | "login" | "consent" | "select_account"))
+        {
+            return Err(fail(
+                "invalid_request",
+                "prompt may only hold none, login, consent or select_account",
+            ));
         }
         let prompt_none = prompts.contains(&"none");
         if prompt_none && prompts.len() > 1 {
-            return Err(fail("invalid_request", "prompt=none cannot be combined with other values"));
+            return Err(fail(
+                "invalid_request",
+                "prompt=none cannot be combined with other values",
+            ));
         }
-        let max_age = match params.max_age.as_deref().filter(|m| !m.is_empty()) {
-            Some(m) => Some(
-                m.parse::<i64>()
-                    .ok()
-                    .filter(|m| *m >= 0)
-                    .ok_or_else(|| fail("invalid_request", "max_age must be a number of seconds"))?,
-            ),
-            None => None,
-        };
-        let organization = match params.organization.as_deref().filter(|o| !o.is_empty()) {
-            Some(o) => Some(
-                Uuid::parse_str(o).map_err(|_| fail("invalid_request", "organization is not an organization id"))?,
-            ),
-            None => None,
-        };
+        let max_age =
+            match params.max_age.as_deref().filter(|m| !m.is_empty()) {
+                Some(m) => Some(m.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(|| {
+                    fail("invalid_request", "max_age must be a number of seconds")
+                })?),
+                None => None,
+            };
+        let organization =
+            match params.organization.as_deref().filter(|o| !o.is_empty()) {
+                Some(o) => Some(Uuid::parse_str(o).map_err(|_| {
+                    fail("invalid_request", "organization is not an organization id")
+                })?),
+                None => None,
+            };
         Ok(AuthorizationRequest {
             client_id: app.client_id.clone(),
             redirect_uri: redirect_uri.to_string(),
             scopes: requested,
-            resource: (checked.audience != *self.default_audience).then(|| checked.audience.clone()),
+            resource: (checked.audience != *self.default_audience)
+                .then(|| checked.audience.clone()),
             state,
             nonce: params.nonce.clone().filter(|n| !n.is_empty()),
             code_challenge: challenge,
@@ -247,14 +319,27 @@ impl OAuthService {
 
     /// Whether the user must enter credentials again: `prompt=login`, or `max_age` exceeded since
     /// `auth_time`. (`prompt=none` with a required login is the caller's `login_required`.)
-    pub fn login_required(&self, request: &AuthorizationRequest, auth_time: Option<DateTime<Utc>>) -> bool {
-        let Some(auth_time) = auth_time else { return true };
-        request.prompt_login || request.max_age.is_some_and(|max| (Utc::now() - auth_time).num_seconds() > max)
+    pub fn login_required(
+        &self,
+        request: &AuthorizationRequest,
+        auth_time: Option<DateTime<Utc>>,
+    ) -> bool {
+        let Some(auth_time) = auth_time else {
+            return true;
+        };
+        request.prompt_login
+            || request
+                .max_age
+                .is_some_and(|max| (Utc::now() - auth_time).num_seconds() > max)
     }
 
     /// The scopes the user must still consent to, or `None` when the app is first-party or every
     /// scope was consented before (and `prompt=consent` was not asked).
-    pub async fn consent_needed(&self, request: &AuthorizationRequest, user_id: Uuid) -> Result<Option<ConsentPrompt>> {
+    pub async fn consent_needed(
+        &self,
+        request: &AuthorizationRequest,
+        user_id: Uuid,
+    ) -> Result<Option<ConsentPrompt>> {
         let app = self.clients.get(&request.client_id).await?;
         if app.first_party && !request.prompt_consent {
             return Ok(None);
@@ -265,23 +350,37 @@ impl OAuthService {
         } else {
             store::consented_scopes(&mut conn, user_id, app.id).await?
         };
-        let missing: Vec<&String> = request.scopes.iter().filter(|s| !consented.contains(s)).collect();
+        let missing: Vec<&String> = request
+            .scopes
+            .iter()
+            .filter(|s| !consented.contains(s))
+            .collect();
         if missing.is_empty() && !(request.scopes.is_empty() && request.prompt_consent) {
             return Ok(None);
         }
-        let audience = request.resource.clone().unwrap_or_else(|| self.default_audience.to_string());
+        let audience = request
+            .resource
+            .clone()
+            .unwrap_or_else(|| self.default_audience.to_string());
         let api_scopes = api_resource_scopes(&mut conn, &audience).await?;
         let scopes = missing
             .into_iter()
             .map(|s| {
                 let description = match oidc_scope_description(s) {
-                    "" => api_scopes.iter().find(|a| &a.name == s).map(|a| a.description.clone()).unwrap_or_default(),
+                    "" => api_scopes
+                        .iter()
+                        .find(|a| &a.name == s)
+                        .map(|a| a.description.clone())
+                        .unwrap_or_default(),
                     d => d.to_string(),
                 };
                 (s.clone(), description)
             })
             .collect();
-        Ok(Some(ConsentPrompt { application_name: app.name.clone(), scopes }))
+        Ok(Some(ConsentPrompt {
+            application_name: app.name.clone(),
+            scopes,
+        }))
     }
 
     /// Records the user's consent to the request's scopes.
@@ -301,13 +400,21 @@ impl OAuthService {
         let app = self.clients.get(&request.client_id).await?;
         // The application may have changed since the request was validated.
         if !redirect_uri_allowed(&app, &request.redirect_uri) {
-            return Err(Error::invalid("INVALID_REQUEST", "redirect_uri", "redirect_uri is no longer registered"));
+            return Err(Error::invalid(
+                "INVALID_REQUEST",
+                "redirect_uri",
+                "redirect_uri is no longer registered",
+            ));
         }
-        let requested =
-            match scopes::check_requested(&app, &request.scopes, request.resource.as_deref(), &self.default_audience) {
-                Ok(r) => r,
-                Err(err) => return Ok(self.error_redirect(request, "invalid_scope", &err.to_string())),
-            };
+        let requested = match scopes::check_requested(
+            &app,
+            &request.scopes,
+            request.resource.as_deref(),
+            &self.default_audience,
+        ) {
+            Ok(r) => r,
+            Err(err) => return Ok(self.error_redirect(request, "invalid_scope", &err.to_string())),
+        };
         let user_row = {
             let mut conn = self.pool.get().await?;
             users::get(&mut conn, user.user_id).await?
@@ -319,7 +426,9 @@ impl OAuthService {
             None => self.user_scopes(&app, &user_row, &requested).await?,
             Some(org) => {
                 let mut conn = self.pool.get().await?;
-                let Some((_, role_scopes)) = crate::org::member_token_scopes(&mut conn, org, user_row.id).await? else {
+                let Some((_, role_scopes)) =
+                    crate::org::member_token_scopes(&mut conn, org, user_row.id).await?
+                else {
                     return Ok(self.error_redirect(
                         request,
                         "access_denied",
@@ -344,7 +453,8 @@ impl OAuthService {
             auth_time: user.auth_time,
             amr: user.amr.clone(),
             created_at: now,
-            expires_at: now + chrono::Duration::seconds(i64::from(self.config.authorization_code_ttl_secs)),
+            expires_at: now
+                + chrono::Duration::seconds(i64::from(self.config.authorization_code_ttl_secs)),
             used_at: None,
             grant_session_id: None,
             organization_id: request.organization,
@@ -362,11 +472,27 @@ impl OAuthService {
 
     /// The redirect URL that reports `error` to the client (`access_denied`, `login_required`,
     /// `consent_required`, `interaction_required`, ...).
-    pub fn error_redirect(&self, request: &AuthorizationRequest, error: &str, description: &str) -> String {
-        self.error_url(&request.redirect_uri, request.state.as_deref(), error, description)
+    pub fn error_redirect(
+        &self,
+        request: &AuthorizationRequest,
+        error: &str,
+        description: &str,
+    ) -> String {
+        self.error_url(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            error,
+            description,
+        )
     }
 
-    fn error_url(&self, redirect_uri: &str, state: Option<&str>, error: &str, description: &str) -> String {
+    fn error_url(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        error: &str,
+        description: &str,
+    ) -> String {
         let mut params = vec![("error", error), ("error_description", description)];
         if let Some(state) = state {
             params.push(("state", state));
@@ -377,7 +503,10 @@ impl OAuthService {
 }
 
 /// The scopes an API resource defines (with descriptions), for the consent page.
-async fn api_resource_scopes(conn: &mut diesel_async::AsyncPgConnection, indicator: &str) -> Result<Vec<ApiScope>> {
+async fn api_resource_scopes(
+    conn: &mut diesel_async::AsyncPgConnection,
+    indicator: &str,
+) -> Result<Vec<ApiScope>> {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
 
@@ -388,5 +517,7 @@ async fn api_resource_scopes(conn: &mut diesel_async::AsyncPgConnection, indicat
         .first(conn)
         .await
         .optional()?;
-    Ok(scopes.and_then(|s| serde_json::from_value(s).ok()).unwrap_or_default())
+    Ok(scopes
+        .and_then(|s| serde_json::from_value(s).ok())
+        .unwrap_or_default())
 }

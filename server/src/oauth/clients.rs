@@ -68,13 +68,21 @@ pub fn invalid_client() -> Error {
 
 impl ClientRegistry {
     pub fn new(pool: DbPool, ttl: Duration) -> Self {
-        Self { pool, ttl, cache: Arc::default(), last_use_written: Arc::default() }
+        Self {
+            pool,
+            ttl,
+            cache: Arc::default(),
+            last_use_written: Arc::default(),
+        }
     }
 
     async fn load(&self, client_id: &str) -> Result<Option<Arc<Client>>> {
         {
             let cache = self.cache.read().expect("client cache lock");
-            if let Some(entry) = cache.get(client_id).filter(|e| e.loaded_at.elapsed() < self.ttl) {
+            if let Some(entry) = cache
+                .get(client_id)
+                .filter(|e| e.loaded_at.elapsed() < self.ttl)
+            {
                 return Ok(entry.client.clone());
             }
         }
@@ -89,16 +97,31 @@ impl ClientRegistry {
             Some(app) => {
                 let secrets: Vec<(Uuid, Vec<u8>, Option<DateTime<Utc>>)> = client_secrets::table
                     .filter(client_secrets::application_id.eq(app.id))
-                    .select((client_secrets::id, client_secrets::secret_hash, client_secrets::expires_at))
+                    .select((
+                        client_secrets::id,
+                        client_secrets::secret_hash,
+                        client_secrets::expires_at,
+                    ))
                     .load(&mut conn)
                     .await?;
-                let secrets = secrets.into_iter().map(|(id, hash, expires_at)| Secret { id, hash, expires_at }).collect();
+                let secrets = secrets
+                    .into_iter()
+                    .map(|(id, hash, expires_at)| Secret {
+                        id,
+                        hash,
+                        expires_at,
+                    })
+                    .collect();
                 let role_scopes = role_store::application_roles(&mut conn, app.id)
                     .await?
                     .iter()
                     .flat_map(|r| r.resource_scopes())
                     .collect();
-                Some(Arc::new(Client { app: Arc::new(app), role_scopes, secrets }))
+                Some(Arc::new(Client {
+                    app: Arc::new(app),
+                    role_scopes,
+                    secrets,
+                }))
             }
             None => None,
         };
@@ -106,7 +129,13 @@ impl ClientRegistry {
         if cache.len() >= MAX_ENTRIES {
             cache.clear();
         }
-        cache.insert(client_id.to_string(), Cached { loaded_at: Instant::now(), client: client.clone() });
+        cache.insert(
+            client_id.to_string(),
+            Cached {
+                loaded_at: Instant::now(),
+                client: client.clone(),
+            },
+        );
         Ok(client)
     }
 
@@ -115,7 +144,9 @@ impl ClientRegistry {
         self.load(client_id)
             .await?
             .map(|c| c.app.clone())
-            .ok_or_else(|| Error::not_found("APPLICATION_NOT_FOUND", "no application has this client_id"))
+            .ok_or_else(|| {
+                Error::not_found("APPLICATION_NOT_FOUND", "no application has this client_id")
+            })
     }
 
     /// Authenticates a client at the token, revocation, introspection and device endpoints.
@@ -139,7 +170,9 @@ impl ClientRegistry {
                 // Every secret is compared, so the time does not depend on which one matched.
                 let mut matched = None;
                 for s in client.secrets.iter() {
-                    if constant_time_eq(&presented, &s.hash) && s.expires_at.is_none_or(|at| at > now) {
+                    if constant_time_eq(&presented, &s.hash)
+                        && s.expires_at.is_none_or(|at| at > now)
+                    {
                         matched = Some(s.id);
                     }
                 }
@@ -154,7 +187,10 @@ impl ClientRegistry {
     fn record_use(&self, secret_id: Uuid) {
         {
             let written = self.last_use_written.read().expect("last use lock");
-            if written.get(&secret_id).is_some_and(|at| at.elapsed() < LAST_USE_RESOLUTION) {
+            if written
+                .get(&secret_id)
+                .is_some_and(|at| at.elapsed() < LAST_USE_RESOLUTION)
+            {
                 return;
             }
         }
@@ -184,7 +220,10 @@ impl ClientRegistry {
 
     /// Forgets a client at once on this instance (after an admin change).
     pub fn invalidate(&self, client_id: &str) {
-        self.cache.write().expect("client cache lock").remove(client_id);
+        self.cache
+            .write()
+            .expect("client cache lock")
+            .remove(client_id);
     }
 }
 
@@ -195,7 +234,11 @@ pub fn redirect_uri_allowed(app: &ApplicationRow, uri: &str) -> bool {
     if app.redirect_uris.iter().any(|r| r == uri) {
         return true;
     }
-    app.app_type() == AppType::Native && app.redirect_uris.iter().any(|r| loopback_equal_but_port(r, uri))
+    app.app_type() == AppType::Native
+        && app
+            .redirect_uris
+            .iter()
+            .any(|r| loopback_equal_but_port(r, uri))
 }
 
 /// `http://127.0.0.1:PORT/path` or `http://[::1]:PORT/path` equal to the registered one except
@@ -281,7 +324,10 @@ mod tests {
 
     #[test]
     fn native_loopback_any_port() {
-        let a = app(AppType::Native, &["http://127.0.0.1/callback", "com.example.app:/oauth"]);
+        let a = app(
+            AppType::Native,
+            &["http://127.0.0.1/callback", "com.example.app:/oauth"],
+        );
         assert!(redirect_uri_allowed(&a, "http://127.0.0.1:51234/callback"));
         assert!(redirect_uri_allowed(&a, "com.example.app:/oauth"));
         for bad in [
@@ -298,6 +344,9 @@ mod tests {
         }
         // Only native apps get the port exception.
         let spa = app(AppType::Spa, &["http://127.0.0.1/callback"]);
-        assert!(!redirect_uri_allowed(&spa, "http://127.0.0.1:5000/callback"));
+        assert!(!redirect_uri_allowed(
+            &spa,
+            "http://127.0.0.1:5000/callback"
+        ));
     }
 }

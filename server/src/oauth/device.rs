@@ -43,7 +43,9 @@ const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 
 fn new_user_code() -> String {
     let mut bytes = [0u8; 8];
-    SystemRandom::new().fill(&mut bytes).expect("the OS random generator works");
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the OS random generator works");
     // 256 is not a multiple of 20; drawing from the first 240 values keeps the letters uniform.
     let mut code = String::with_capacity(8);
     let mut pool = bytes.to_vec();
@@ -52,7 +54,9 @@ fn new_user_code() -> String {
             Some(b) => b,
             None => {
                 let mut more = [0u8; 8];
-                SystemRandom::new().fill(&mut more).expect("the OS random generator works");
+                SystemRandom::new()
+                    .fill(&mut more)
+                    .expect("the OS random generator works");
                 pool.extend_from_slice(&more);
                 continue;
             }
@@ -66,16 +70,28 @@ fn new_user_code() -> String {
 
 /// The stored form of a user code: upper case, without the dash or spaces people type.
 pub fn normalize_user_code(input: &str) -> String {
-    input.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    input
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 /// `BCDF-GHJK`, as shown to people.
 pub fn display_user_code(code: &str) -> String {
-    if code.len() == 8 { format!("{}-{}", &code[..4], &code[4..]) } else { code.to_string() }
+    if code.len() == 8 {
+        format!("{}-{}", &code[..4], &code[4..])
+    } else {
+        code.to_string()
+    }
 }
 
 fn unknown_code() -> Error {
-    Error::invalid("INVALID_USER_CODE", "user_code", "this code is unknown, expired or already used")
+    Error::invalid(
+        "INVALID_USER_CODE",
+        "user_code",
+        "this code is unknown, expired or already used",
+    )
 }
 
 impl OAuthService {
@@ -92,7 +108,12 @@ impl OAuthService {
         if !app.allows_grant(GrantKind::DeviceCode) {
             return Err(unauthorized_client(GrantKind::DeviceCode));
         }
-        let requested = scopes::check_requested(app, &scopes::parse_scope(scope), resource, &self.default_audience)?;
+        let requested = scopes::check_requested(
+            app,
+            &scopes::parse_scope(scope),
+            resource,
+            &self.default_audience,
+        )?;
         let device_code = secret::random_token(32);
         let ttl = self.config.device_code_ttl_secs;
         let interval = self.config.device_poll_interval_secs;
@@ -173,9 +194,16 @@ impl OAuthService {
             None => (Utc::now(), Vec::new()),
         };
         let status = if deny { "denied" } else { "approved" };
-        let row = store::decide_device(&mut conn, &normalize_user_code(user_code), status, user_id, auth_time, &amr)
-            .await?
-            .ok_or_else(unknown_code)?;
+        let row = store::decide_device(
+            &mut conn,
+            &normalize_user_code(user_code),
+            status,
+            user_id,
+            auth_time,
+            &amr,
+        )
+        .await?
+        .ok_or_else(unknown_code)?;
         drop(conn);
         tracing::info!(%user_id, status, "device authorization decided");
         self.device_info(&row).await
@@ -209,8 +237,13 @@ impl OAuthService {
         let mut conn = self.pool.get().await?;
         let outcome = conn
             .transaction(async |conn| {
-                let Some(row) = store::lock_device(conn, &hash).await?.filter(|r| r.application_id == app_id) else {
-                    return Err(crate::oauth::grants::invalid_grant("the device code is unknown"));
+                let Some(row) = store::lock_device(conn, &hash)
+                    .await?
+                    .filter(|r| r.application_id == app_id)
+                else {
+                    return Err(crate::oauth::grants::invalid_grant(
+                        "the device code is unknown",
+                    ));
                 };
                 let now = Utc::now();
                 if row.expires_at <= now {
@@ -218,10 +251,16 @@ impl OAuthService {
                 }
                 match row.status.as_str() {
                     "denied" => return Ok(Outcome::Denied),
-                    "consumed" => return Err(crate::oauth::grants::invalid_grant("the device code was already used")),
+                    "consumed" => {
+                        return Err(crate::oauth::grants::invalid_grant(
+                            "the device code was already used",
+                        ));
+                    }
                     "approved" => {
                         let session_id = Uuid::new_v4();
-                        let user_id = row.user_id.ok_or_else(|| Error::internal("approved device without user"))?;
+                        let user_id = row
+                            .user_id
+                            .ok_or_else(|| Error::internal("approved device without user"))?;
                         store::set_device_status(conn, &hash, "consumed").await?;
                         store::insert_grant_session(
                             conn,
@@ -244,12 +283,20 @@ impl OAuthService {
                     _ => {}
                 }
                 // Polling faster than the interval earns `slow_down` and 5 more seconds (§3.5).
-                let too_fast = row
-                    .last_polled_at
-                    .is_some_and(|at| (now - at).num_milliseconds() < i64::from(row.interval_secs) * 1000 - 200);
-                let interval = if too_fast { row.interval_secs + 5 } else { row.interval_secs };
+                let too_fast = row.last_polled_at.is_some_and(|at| {
+                    (now - at).num_milliseconds() < i64::from(row.interval_secs) * 1000 - 200
+                });
+                let interval = if too_fast {
+                    row.interval_secs + 5
+                } else {
+                    row.interval_secs
+                };
                 store::set_device_polled(conn, &hash, interval).await?;
-                Ok::<_, Error>(if too_fast { Outcome::SlowDown } else { Outcome::Pending })
+                Ok::<_, Error>(if too_fast {
+                    Outcome::SlowDown
+                } else {
+                    Outcome::Pending
+                })
             })
             .await?;
         let (row, session_id) = match outcome {
@@ -266,7 +313,12 @@ impl OAuthService {
                     retry_after_secs: 5,
                 });
             }
-            Outcome::Denied => return Err(Error::permission_denied("ACCESS_DENIED", "the user denied the request")),
+            Outcome::Denied => {
+                return Err(Error::permission_denied(
+                    "ACCESS_DENIED",
+                    "the user denied the request",
+                ));
+            }
             Outcome::Expired => {
                 return Err(Error::FailedPrecondition {
                     reason: "DEVICE_CODE_EXPIRED",
@@ -275,19 +327,31 @@ impl OAuthService {
             }
             Outcome::Approved(row, session_id) => (row, session_id),
         };
-        let user_id = row.user_id.ok_or_else(|| Error::internal("approved device without user"))?;
+        let user_id = row
+            .user_id
+            .ok_or_else(|| Error::internal("approved device without user"))?;
         let user = users::get(&mut conn, user_id)
             .await?
             .filter(|u| u.status == "active")
             .ok_or_else(|| crate::oauth::grants::invalid_grant("the user is not active"))?;
         drop(conn);
         let requested = scopes::parse_scope(&row.scope);
-        let (oidc, api): (Vec<String>, Vec<String>) =
-            requested.into_iter().partition(|s| OIDC_SCOPES.contains(&s.as_str()));
-        let audience = row.resource.clone().unwrap_or_else(|| self.default_audience.to_string());
-        let checked = scopes::RequestedScopes { oidc: oidc.clone(), api, audience: audience.clone(), empty: false };
+        let (oidc, api): (Vec<String>, Vec<String>) = requested
+            .into_iter()
+            .partition(|s| OIDC_SCOPES.contains(&s.as_str()));
+        let audience = row
+            .resource
+            .clone()
+            .unwrap_or_else(|| self.default_audience.to_string());
+        let checked = scopes::RequestedScopes {
+            oidc: oidc.clone(),
+            api,
+            audience: audience.clone(),
+            empty: false,
+        };
         let api = self.user_scopes(&app, &user, &checked).await?;
-        let refresh = oidc.iter().any(|s| s == "offline_access") && app.allows_grant(GrantKind::RefreshToken);
+        let refresh =
+            oidc.iter().any(|s| s == "offline_access") && app.allows_grant(GrantKind::RefreshToken);
         self.issue_user_tokens(UserGrant {
             app: &app,
             user: &user,

@@ -28,7 +28,10 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 pub const FLAGS_SCOPE: &str = "org:flags";
 
 fn not_member() -> Error {
-    Error::permission_denied("NOT_ORGANIZATION_MEMBER", "the user is not a member of this organization")
+    Error::permission_denied(
+        "NOT_ORGANIZATION_MEMBER",
+        "the user is not a member of this organization",
+    )
 }
 
 /// An organization token's claims: an access token's, plus the flags asked for.
@@ -54,16 +57,28 @@ pub struct ExchangeRequest<'a> {
 impl OAuthService {
     /// RFC 8693 §2: exchanges a user's access token for an organization token.
     pub async fn exchange_token(&self, req: ExchangeRequest<'_>) -> Result<TokenResponse> {
-        let client = self.clients.authenticate(req.client_id, req.client_secret).await?;
+        let client = self
+            .clients
+            .authenticate(req.client_id, req.client_secret)
+            .await?;
         let app = client.app.clone();
         if !app.allows_grant(GrantKind::TokenExchange) {
             return Err(unauthorized_client(GrantKind::TokenExchange));
         }
-        if req.subject_token_type.is_some_and(|t| t != ACCESS_TOKEN_TYPE) {
-            return Err(invalid_request("subject_token_type", "only access tokens can be exchanged"));
+        if req
+            .subject_token_type
+            .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+        {
+            return Err(invalid_request(
+                "subject_token_type",
+                "only access tokens can be exchanged",
+            ));
         }
         if req.subject_token.is_empty() {
-            return Err(invalid_request("subject_token", "subject_token is required"));
+            return Err(invalid_request(
+                "subject_token",
+                "subject_token is required",
+            ));
         }
         // The subject token: ours, alive, a user's, not already an organization token, and
         // issued to this client (or, from a first-party sign-in, exchanged by a first-party app).
@@ -72,16 +87,22 @@ impl OAuthService {
             .verify_signed(req.subject_token, &self.issuer, "at+jwt")
             .await
             .map_err(|_| invalid_grant("the subject token is invalid or expired"))?;
-        let claims: AccessClaims =
-            serde_json::from_value(claims).map_err(|_| invalid_grant("the subject token is invalid"))?;
+        let claims: AccessClaims = serde_json::from_value(claims)
+            .map_err(|_| invalid_grant("the subject token is invalid"))?;
         if self.revoked.is_revoked(&claims.jti) || claims.org_id.is_some() {
             return Err(invalid_grant("the subject token cannot be exchanged"));
         }
         match &claims.client_id {
             Some(issued_to) if issued_to != &app.client_id => {
-                return Err(invalid_grant("the subject token was issued to another client"));
+                return Err(invalid_grant(
+                    "the subject token was issued to another client",
+                ));
             }
-            None if !app.first_party => return Err(invalid_grant("the subject token was issued to another client")),
+            None if !app.first_party => {
+                return Err(invalid_grant(
+                    "the subject token was issued to another client",
+                ));
+            }
             _ => {}
         }
         let session_id = claims
@@ -92,12 +113,14 @@ impl OAuthService {
         if !self.sessions.is_active(session_id).await? {
             return Err(invalid_grant("the session of the subject token has ended"));
         }
-        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| invalid_grant("the subject token is invalid"))?;
+        let user_id = Uuid::parse_str(&claims.sub)
+            .map_err(|_| invalid_grant("the subject token is invalid"))?;
         let org = Uuid::parse_str(req.organization_id).map_err(|_| not_member())?;
 
         let mut conn = self.pool.get().await?;
-        let (role, role_scopes) =
-            crate::org::member_token_scopes(&mut conn, org, user_id).await?.ok_or_else(not_member)?;
+        let (role, role_scopes) = crate::org::member_token_scopes(&mut conn, org, user_id)
+            .await?
+            .ok_or_else(not_member)?;
 
         let mut asked = scopes::parse_scope(req.scope);
         let want_flags = asked.iter().any(|s| s == FLAGS_SCOPE);
@@ -105,11 +128,14 @@ impl OAuthService {
         if let Some(oidc) = asked.iter().find(|s| OIDC_SCOPES.contains(&s.as_str())) {
             return Err(scopes::invalid_scope(oidc));
         }
-        let requested = scopes::check_requested(&app, &asked, req.resource, &self.default_audience)?;
+        let requested =
+            scopes::check_requested(&app, &asked, req.resource, &self.default_audience)?;
         let mut granted = scopes::grant_api_scopes(&app, &requested, &role_scopes, true);
         let org_flags = if want_flags {
             granted.push(FLAGS_SCOPE.to_string());
-            Some(flag_service::token_claim(&flag_service::cached(&mut conn, org).await?))
+            Some(flag_service::token_claim(
+                &flag_service::cached(&mut conn, org).await?,
+            ))
         } else {
             None
         };
@@ -129,7 +155,10 @@ impl OAuthService {
                 email: None,
                 roles: Vec::new(),
                 scope: scope.clone(),
-                orgs: vec![OrgClaim { id: org.to_string(), role }],
+                orgs: vec![OrgClaim {
+                    id: org.to_string(),
+                    role,
+                }],
                 sid: Some(session_id.to_string()),
                 client_id: Some(app.client_id.clone()),
                 org_id: Some(org.to_string()),
@@ -138,6 +167,12 @@ impl OAuthService {
         };
         let access_token = self.keys.sign(&token_claims).await?;
         tracing::info!(client_id = %app.client_id, organization_id = %org, user_id = %user_id, "organization token issued");
-        Ok(TokenResponse { access_token, expires_in: ttl, refresh_token: None, id_token: None, scope })
+        Ok(TokenResponse {
+            access_token,
+            expires_in: ttl,
+            refresh_token: None,
+            id_token: None,
+            scope,
+        })
     }
 }

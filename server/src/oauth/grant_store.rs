@@ -33,7 +33,10 @@ pub struct CodeRow {
 }
 
 pub async fn insert_code(conn: &mut AsyncPgConnection, code: &CodeRow) -> Result<()> {
-    diesel::insert_into(authorization_codes::table).values(code.clone()).execute(conn).await?;
+    diesel::insert_into(authorization_codes::table)
+        .values(code.clone())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -59,10 +62,19 @@ pub async fn claim_code(
 }
 
 pub async fn find_code(conn: &mut AsyncPgConnection, code_hash: &[u8]) -> Result<Option<CodeRow>> {
-    Ok(authorization_codes::table.find(code_hash).select(CodeRow::as_select()).first(conn).await.optional()?)
+    Ok(authorization_codes::table
+        .find(code_hash)
+        .select(CodeRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
-pub async fn set_code_grant_session(conn: &mut AsyncPgConnection, code_hash: &[u8], session_id: Uuid) -> Result<()> {
+pub async fn set_code_grant_session(
+    conn: &mut AsyncPgConnection,
+    code_hash: &[u8],
+    session_id: Uuid,
+) -> Result<()> {
     diesel::update(authorization_codes::table.find(code_hash))
         .set(authorization_codes::grant_session_id.eq(session_id))
         .execute(conn)
@@ -117,15 +129,30 @@ pub struct GrantSessionRow {
     pub organization_id: Option<Uuid>,
 }
 
-pub async fn get_grant_session(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<GrantSessionRow>> {
-    Ok(sessions::table.find(id).select(GrantSessionRow::as_select()).first(conn).await.optional()?)
+pub async fn get_grant_session(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<GrantSessionRow>> {
+    Ok(sessions::table
+        .find(id)
+        .select(GrantSessionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 pub async fn revoke_session(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) -> Result<()> {
-    diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
-        .set((sessions::revoked_at.eq(Utc::now()), sessions::revoked_reason.eq(reason)))
-        .execute(conn)
-        .await?;
+    diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(Utc::now()),
+        sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -149,14 +176,22 @@ pub struct DeviceRow {
 
 pub async fn insert_device(conn: &mut AsyncPgConnection, row: &DeviceRow) -> Result<()> {
     // Expired rows keep their user code reserved until deleted; drop them first.
-    diesel::delete(device_authorizations::table.filter(device_authorizations::expires_at.lt(Utc::now())))
+    diesel::delete(
+        device_authorizations::table.filter(device_authorizations::expires_at.lt(Utc::now())),
+    )
+    .execute(conn)
+    .await?;
+    diesel::insert_into(device_authorizations::table)
+        .values(row.clone())
         .execute(conn)
         .await?;
-    diesel::insert_into(device_authorizations::table).values(row.clone()).execute(conn).await?;
     Ok(())
 }
 
-pub async fn find_device_by_user_code(conn: &mut AsyncPgConnection, user_code: &str) -> Result<Option<DeviceRow>> {
+pub async fn find_device_by_user_code(
+    conn: &mut AsyncPgConnection,
+    user_code: &str,
+) -> Result<Option<DeviceRow>> {
     Ok(device_authorizations::table
         .filter(device_authorizations::user_code.eq(user_code))
         .select(DeviceRow::as_select())
@@ -193,7 +228,10 @@ pub async fn decide_device(
 }
 
 /// Locks a device authorization for a poll.
-pub async fn lock_device(conn: &mut AsyncPgConnection, device_code_hash: &[u8]) -> Result<Option<DeviceRow>> {
+pub async fn lock_device(
+    conn: &mut AsyncPgConnection,
+    device_code_hash: &[u8],
+) -> Result<Option<DeviceRow>> {
     Ok(device_authorizations::table
         .find(device_code_hash)
         .select(DeviceRow::as_select())
@@ -218,7 +256,11 @@ pub async fn set_device_polled(
     Ok(())
 }
 
-pub async fn set_device_status(conn: &mut AsyncPgConnection, device_code_hash: &[u8], status: &str) -> Result<()> {
+pub async fn set_device_status(
+    conn: &mut AsyncPgConnection,
+    device_code_hash: &[u8],
+    status: &str,
+) -> Result<()> {
     diesel::update(device_authorizations::table.find(device_code_hash))
         .set(device_authorizations::status.eq(status))
         .execute(conn)

@@ -48,7 +48,10 @@ pub fn invalid_request(field: &'static str, message: &str) -> Error {
 pub fn unauthorized_client(grant: GrantKind) -> Error {
     Error::permission_denied(
         "UNAUTHORIZED_CLIENT",
-        format!("this application may not use the {} grant", grant.wire_name()),
+        format!(
+            "this application may not use the {} grant",
+            grant.wire_name()
+        ),
     )
 }
 
@@ -71,13 +74,18 @@ pub(crate) struct UserGrant<'a> {
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]`.
 fn valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// `BASE64URL(SHA256(verifier))`, the S256 challenge.
 pub fn s256(verifier: &str) -> String {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ))
 }
 
 impl OAuthService {
@@ -96,13 +104,20 @@ impl OAuthService {
         if !app.app_type().is_confidential() || !app.allows_grant(GrantKind::ClientCredentials) {
             return Err(unauthorized_client(GrantKind::ClientCredentials));
         }
-        let requested = scopes::check_requested(app, &scopes::parse_scope(scope), resource, &self.default_audience)?;
+        let requested = scopes::check_requested(
+            app,
+            &scopes::parse_scope(scope),
+            resource,
+            &self.default_audience,
+        )?;
         if !requested.oidc.is_empty() {
             return Err(scopes::invalid_scope(&requested.oidc[0]));
         }
         let api = scopes::grant_api_scopes(app, &requested, &client.role_scopes, true);
         let scope = scopes::join(&[], &api);
-        let access = self.mint_access_token(app, Subject::Application, &requested.audience, &scope).await?;
+        let access = self
+            .mint_access_token(app, Subject::Application, &requested.audience, &scope)
+            .await?;
         Ok(TokenResponse {
             access_token: access.token,
             expires_in: access.expires_in,
@@ -165,7 +180,9 @@ impl OAuthService {
         let Some(row) = claimed else {
             drop(conn);
             self.handle_unclaimable_code(&code_hash, app_id).await?;
-            return Err(invalid_grant("the authorization code is invalid, expired or already used"));
+            return Err(invalid_grant(
+                "the authorization code is invalid, expired or already used",
+            ));
         };
         if row.expires_at <= Utc::now() {
             return Err(invalid_grant("the authorization code has expired"));
@@ -173,21 +190,30 @@ impl OAuthService {
         // From here on the code is spent: a failed check also ends the session it created.
         let checked = async {
             if row.redirect_uri != redirect_uri {
-                return Err(invalid_grant("redirect_uri differs from the authorization request's"));
+                return Err(invalid_grant(
+                    "redirect_uri differs from the authorization request's",
+                ));
             }
             match (&row.code_challenge, code_verifier.filter(|v| !v.is_empty())) {
                 (Some(challenge), Some(verifier)) => {
-                    if !valid_verifier(verifier) || !constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes()) {
-                        return Err(invalid_grant("code_verifier does not match the code_challenge"));
+                    if !valid_verifier(verifier)
+                        || !constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes())
+                    {
+                        return Err(invalid_grant(
+                            "code_verifier does not match the code_challenge",
+                        ));
                     }
                 }
                 (Some(_), None) => return Err(invalid_grant("code_verifier is required")),
                 // A verifier for a code issued without a challenge is a downgrade attempt.
-                (None, Some(_)) => return Err(invalid_grant("no code_challenge was sent for this code")),
+                (None, Some(_)) => {
+                    return Err(invalid_grant("no code_challenge was sent for this code"));
+                }
                 (None, None) => {}
             }
-            let user =
-                users::get(&mut conn, row.user_id).await?.ok_or_else(|| invalid_grant("the user no longer exists"))?;
+            let user = users::get(&mut conn, row.user_id)
+                .await?
+                .ok_or_else(|| invalid_grant("the user no longer exists"))?;
             if user.status != "active" {
                 return Err(invalid_grant("the user is suspended"));
             }
@@ -203,10 +229,15 @@ impl OAuthService {
         };
         drop(conn);
         let requested = scopes::parse_scope(&row.scope);
-        let (oidc, api): (Vec<String>, Vec<String>) =
-            requested.into_iter().partition(|s| crate::oauth::model::OIDC_SCOPES.contains(&s.as_str()));
-        let audience = row.resource.clone().unwrap_or_else(|| self.default_audience.to_string());
-        let refresh = oidc.iter().any(|s| s == "offline_access") && app.allows_grant(GrantKind::RefreshToken);
+        let (oidc, api): (Vec<String>, Vec<String>) = requested
+            .into_iter()
+            .partition(|s| crate::oauth::model::OIDC_SCOPES.contains(&s.as_str()));
+        let audience = row
+            .resource
+            .clone()
+            .unwrap_or_else(|| self.default_audience.to_string());
+        let refresh =
+            oidc.iter().any(|s| s == "offline_access") && app.allows_grant(GrantKind::RefreshToken);
         self.issue_user_tokens(UserGrant {
             app: &app,
             user: &user,
@@ -232,7 +263,8 @@ impl OAuthService {
                 tracing::warn!(%application_id, "authorization code presented by another client");
             } else if row.used_at.is_some() {
                 if let Some(session_id) = row.grant_session_id {
-                    store::revoke_session(&mut conn, session_id, "authorization_code_replayed").await?;
+                    store::revoke_session(&mut conn, session_id, "authorization_code_replayed")
+                        .await?;
                     self.sessions.forget(session_id);
                 }
                 tracing::warn!(application_id = %row.application_id, "authorization code replayed; its grant is revoked");
@@ -247,7 +279,11 @@ impl OAuthService {
         let access = self
             .mint_access_token(
                 grant.app,
-                Subject::User { user: grant.user, session_id: grant.session_id, organization: grant.organization },
+                Subject::User {
+                    user: grant.user,
+                    session_id: grant.session_id,
+                    organization: grant.organization,
+                },
                 &grant.audience,
                 &scope,
             )
@@ -272,14 +308,27 @@ impl OAuthService {
         };
         let refresh_token = if grant.refresh {
             let token = format!("{REFRESH_TOKEN_PREFIX}{}", secret::random_token(32));
-            let expires = Utc::now() + Duration::seconds(i64::from(grant.app.refresh_token_ttl_secs.max(60)));
+            let expires =
+                Utc::now() + Duration::seconds(i64::from(grant.app.refresh_token_ttl_secs.max(60)));
             let mut conn = self.pool.get().await?;
-            session_store::insert_refresh_token(&mut conn, grant.session_id, secret::digest(&token), expires).await?;
+            session_store::insert_refresh_token(
+                &mut conn,
+                grant.session_id,
+                secret::digest(&token),
+                expires,
+            )
+            .await?;
             Some(token)
         } else {
             None
         };
-        Ok(TokenResponse { access_token: access.token, expires_in: access.expires_in, refresh_token, id_token, scope })
+        Ok(TokenResponse {
+            access_token: access.token,
+            expires_in: access.expires_in,
+            refresh_token,
+            id_token,
+            scope,
+        })
     }
 
     /// Refresh token (RFC 6749 §6) with rotation: every use returns a new refresh token; a used
@@ -323,7 +372,10 @@ impl OAuthService {
                     return Ok(Outcome::Reused);
                 }
                 let now = Utc::now();
-                if session.revoked_at.is_some() || session.expires_at <= now || row.expires_at <= now {
+                if session.revoked_at.is_some()
+                    || session.expires_at <= now
+                    || row.expires_at <= now
+                {
                     return Ok(Outcome::Invalid);
                 }
                 session_store::mark_refresh_token_used(conn, &digest).await?;
@@ -343,17 +395,24 @@ impl OAuthService {
             Outcome::Rotated(session, token) => (session, token),
             Outcome::Reused => {
                 tracing::warn!(client_id, "refresh token reused; its grant is revoked");
-                return Err(invalid_grant("this refresh token was already used; the grant is revoked"));
+                return Err(invalid_grant(
+                    "this refresh token was already used; the grant is revoked",
+                ));
             }
             Outcome::OtherClient => {
                 tracing::warn!(client_id, "refresh token presented by another client");
-                return Err(invalid_grant("the refresh token was not issued to this client"));
+                return Err(invalid_grant(
+                    "the refresh token was not issued to this client",
+                ));
             }
-            Outcome::Invalid => return Err(invalid_grant("the refresh token is invalid or expired")),
+            Outcome::Invalid => {
+                return Err(invalid_grant("the refresh token is invalid or expired"));
+            }
         };
         self.sessions.forget(session.id);
-        let user =
-            users::get(&mut conn, session.user_id).await?.ok_or_else(|| invalid_grant("the user no longer exists"))?;
+        let user = users::get(&mut conn, session.user_id)
+            .await?
+            .ok_or_else(|| invalid_grant("the user no longer exists"))?;
         if user.status != "active" {
             return Err(invalid_grant("the user is suspended"));
         }
@@ -375,17 +434,30 @@ impl OAuthService {
             Some(org) => match crate::org::member_token_scopes(&mut conn, org, user.id).await? {
                 Some((_, scopes)) => scopes,
                 None => {
-                    store::revoke_session(&mut conn, session.id, "organization_membership_ended").await?;
-                    return Err(invalid_grant("the user is no longer a member of the organization"));
+                    store::revoke_session(&mut conn, session.id, "organization_membership_ended")
+                        .await?;
+                    return Err(invalid_grant(
+                        "the user is no longer a member of the organization",
+                    ));
                 }
             },
         };
         drop(conn);
-        let audience = session.resource.clone().unwrap_or_else(|| self.default_audience.to_string());
-        let (oidc, api): (Vec<String>, Vec<String>) =
-            asked.into_iter().partition(|s| crate::oauth::model::OIDC_SCOPES.contains(&s.as_str()));
-        let api =
-            api.into_iter().filter(|s| roles.iter().any(|r| r.resource == audience && r.scopes.contains(s))).collect();
+        let audience = session
+            .resource
+            .clone()
+            .unwrap_or_else(|| self.default_audience.to_string());
+        let (oidc, api): (Vec<String>, Vec<String>) = asked
+            .into_iter()
+            .partition(|s| crate::oauth::model::OIDC_SCOPES.contains(&s.as_str()));
+        let api = api
+            .into_iter()
+            .filter(|s| {
+                roles
+                    .iter()
+                    .any(|r| r.resource == audience && r.scopes.contains(s))
+            })
+            .collect();
         let mut response = self
             .issue_user_tokens(UserGrant {
                 app: &app,
@@ -419,7 +491,11 @@ impl OAuthService {
 
     /// The client of a request (used by revocation and introspection, which authenticate the
     /// same way as the token endpoint).
-    pub async fn authenticate_client(&self, client_id: &str, client_secret: Option<&str>) -> Result<Arc<Client>> {
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        client_secret: Option<&str>,
+    ) -> Result<Arc<Client>> {
         self.clients.authenticate(client_id, client_secret).await
     }
 }
@@ -429,7 +505,11 @@ pub(crate) async fn role_scopes_of(
     conn: &mut diesel_async::AsyncPgConnection,
     user: &UserRow,
 ) -> Result<Vec<ResourceScopes>> {
-    Ok(role_store::user_roles_by_name(conn, &user.roles).await?.iter().flat_map(|r| r.resource_scopes()).collect())
+    Ok(role_store::user_roles_by_name(conn, &user.roles)
+        .await?
+        .iter()
+        .flat_map(|r| r.resource_scopes())
+        .collect())
 }
 
 #[cfg(test)]
@@ -438,8 +518,13 @@ mod tests {
 
     #[test]
     fn s256_matches_rfc7636_appendix_b() {
-        assert_eq!(s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-        assert!(valid_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert!(valid_verifier(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        ));
         assert!(!valid_verifier("short"));
         assert!(!valid_verifier(&"a b".repeat(20)));
     }

@@ -33,14 +33,24 @@ pub fn router(oauth: OAuthService) -> Router {
         .route("/oauth2/token", post(token).options(preflight))
         .route("/oauth2/revoke", post(revoke).options(preflight))
         .route("/oauth2/introspect", post(introspect))
-        .route("/oauth2/device_authorization", post(device_authorization).options(preflight))
-        .route("/oauth2/userinfo", get(userinfo).post(userinfo).options(preflight))
+        .route(
+            "/oauth2/device_authorization",
+            post(device_authorization).options(preflight),
+        )
+        .route(
+            "/oauth2/userinfo",
+            get(userinfo).post(userinfo).options(preflight),
+        )
         .with_state(oauth)
 }
 
 /// An RFC 6749 §5.2 error answer.
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let mut res = (status, Json(json!({"error": error, "error_description": description}))).into_response();
+    let mut res = (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
     no_store(res.headers_mut());
     res
 }
@@ -78,17 +88,28 @@ fn error_response(err: Error, basic_auth: bool) -> Response {
         | Error::RetryLater { reason, .. } => *reason,
         Error::Unavailable(_) => {
             tracing::warn!(error = %err, "token endpoint: database unavailable");
-            return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly");
+            return oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again shortly",
+            );
         }
         Error::Internal(_) => {
             tracing::error!(error = %err, "token endpoint failed");
-            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server failed; try again");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the server failed; try again",
+            );
         }
     };
     if reason == "INVALID_CLIENT" {
         let mut res = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &description);
         if basic_auth {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mgpass\""));
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mgpass\""),
+            );
         }
         return res;
     }
@@ -122,22 +143,34 @@ fn client_auth(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<Cl
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        });
     let form_id = form.get("client_id").filter(|s| !s.is_empty());
     let form_secret = form.get("client_secret").filter(|s| !s.is_empty());
     match basic {
         Some(encoded) => {
             if form_secret.is_some() {
-                return Err(Error::invalid("INVALID_REQUEST", "client_secret", "use one client authentication method"));
+                return Err(Error::invalid(
+                    "INVALID_REQUEST",
+                    "client_secret",
+                    "use one client authentication method",
+                ));
             }
-            let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).map_err(|_| bad())?).map_err(|_| bad())?;
+            let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).map_err(|_| bad())?)
+                .map_err(|_| bad())?;
             let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
             let id = urlencoding_decode(id).ok_or_else(bad)?;
             let secret = urlencoding_decode(secret).ok_or_else(bad)?;
             if form_id.is_some_and(|f| *f != id) {
                 return Err(bad());
             }
-            Ok(ClientAuth { client_id: id, secret: Some(secret).filter(|s| !s.is_empty()), basic: true })
+            Ok(ClientAuth {
+                client_id: id,
+                secret: Some(secret).filter(|s| !s.is_empty()),
+                basic: true,
+            })
         }
         None => Ok(ClientAuth {
             client_id: form_id.cloned().unwrap_or_default(),
@@ -148,7 +181,9 @@ fn client_auth(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<Cl
 }
 
 fn urlencoding_decode(s: &str) -> Option<String> {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
 }
 
 fn param<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
@@ -235,15 +270,33 @@ async fn token(
                 .await
         }
         Some(g) if g == GrantKind::DeviceCode.wire_name() => {
-            oauth.poll_device(&auth.client_id, secret, param(&form, "device_code").unwrap_or_default()).await
+            oauth
+                .poll_device(
+                    &auth.client_id,
+                    secret,
+                    param(&form, "device_code").unwrap_or_default(),
+                )
+                .await
         }
-        Some(_) => Err(Error::invalid("UNSUPPORTED_GRANT_TYPE", "grant_type", "this grant type is not supported")),
-        None => Err(Error::invalid("INVALID_REQUEST", "grant_type", "grant_type is required")),
+        Some(_) => Err(Error::invalid(
+            "UNSUPPORTED_GRANT_TYPE",
+            "grant_type",
+            "this grant type is not supported",
+        )),
+        None => Err(Error::invalid(
+            "INVALID_REQUEST",
+            "grant_type",
+            "grant_type is required",
+        )),
     };
     let mut res = match result {
         Ok(t) => {
-            let exchanged = param(&form, "grant_type") == Some(GrantKind::TokenExchange.wire_name());
-            token_json(t, exchanged.then_some(crate::oauth::exchange::ACCESS_TOKEN_TYPE))
+            let exchanged =
+                param(&form, "grant_type") == Some(GrantKind::TokenExchange.wire_name());
+            token_json(
+                t,
+                exchanged.then_some(crate::oauth::exchange::ACCESS_TOKEN_TYPE),
+            )
         }
         Err(err) => error_response(err, basic),
     };
@@ -297,7 +350,10 @@ fn client_and_token<'a>(
     let auth = client_auth(headers, form).map_err(|err| error_response(err, true))?;
     match param(form, "token") {
         Some(token) => Ok((auth, token)),
-        None => Err(error_response(Error::invalid("INVALID_REQUEST", "token", "token is required"), auth.basic)),
+        None => Err(error_response(
+            Error::invalid("INVALID_REQUEST", "token", "token is required"),
+            auth.basic,
+        )),
     }
 }
 
@@ -311,7 +367,10 @@ async fn revoke(
         Ok(found) => found,
         Err(res) => return res,
     };
-    let mut res = match oauth.revoke(&auth.client_id, auth.secret.as_deref(), token).await {
+    let mut res = match oauth
+        .revoke(&auth.client_id, auth.secret.as_deref(), token)
+        .await
+    {
         Ok(()) => StatusCode::OK.into_response(),
         Err(err) => error_response(err, auth.basic),
     };
@@ -329,7 +388,10 @@ async fn introspect(
         Ok(found) => found,
         Err(res) => return res,
     };
-    match oauth.introspect(&auth.client_id, auth.secret.as_deref(), token).await {
+    match oauth
+        .introspect(&auth.client_id, auth.secret.as_deref(), token)
+        .await
+    {
         Ok(i) if !i.active => {
             let mut res = Json(json!({"active": false})).into_response();
             no_store(res.headers_mut());
@@ -349,7 +411,11 @@ async fn introspect(
                 body["iat"] = json!(i.iat);
             }
             if !i.aud.is_empty() {
-                body["aud"] = if i.aud.len() == 1 { json!(i.aud[0]) } else { json!(i.aud) };
+                body["aud"] = if i.aud.len() == 1 {
+                    json!(i.aud[0])
+                } else {
+                    json!(i.aud)
+                };
             }
             for (k, v) in [("jti", &i.jti), ("org_id", &i.org_id), ("sid", &i.sid)] {
                 if !v.is_empty() {
@@ -369,9 +435,16 @@ async fn userinfo(State(oauth): State<OAuthService>, headers: HeaderMap) -> Resp
     let mut res = match userinfo_claims(&oauth, &headers).await {
         Ok(claims) => Json(claims).into_response(),
         Err((status, error)) => {
-            let mut res = oauth_error(status, error, "the access token is missing, invalid or lacks the openid scope");
+            let mut res = oauth_error(
+                status,
+                error,
+                "the access token is missing, invalid or lacks the openid scope",
+            );
             let challenge = format!("Bearer error=\"{error}\"");
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_str(&challenge).expect("ascii"));
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge).expect("ascii"),
+            );
             res
         }
     };
@@ -380,31 +453,59 @@ async fn userinfo(State(oauth): State<OAuthService>, headers: HeaderMap) -> Resp
     res
 }
 
-async fn userinfo_claims(oauth: &OAuthService, headers: &HeaderMap) -> Result<Value, (StatusCode, &'static str)> {
+async fn userinfo_claims(
+    oauth: &OAuthService,
+    headers: &HeaderMap,
+) -> Result<Value, (StatusCode, &'static str)> {
     let invalid = (StatusCode::UNAUTHORIZED, "invalid_token");
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .ok_or((StatusCode::UNAUTHORIZED, "invalid_request"))?;
-    let claims = oauth.keys.verify_signed(token.trim(), &oauth.issuer, "at+jwt").await.map_err(|_| invalid)?;
+    let claims = oauth
+        .keys
+        .verify_signed(token.trim(), &oauth.issuer, "at+jwt")
+        .await
+        .map_err(|_| invalid)?;
     let audience = userinfo_audience(&oauth.issuer);
     if !crate::crypto::keys::audience_contains(&claims, &audience) {
         return Err(invalid);
     }
-    if oauth.revoked.is_revoked(claims["jti"].as_str().unwrap_or_default()) {
+    if oauth
+        .revoked
+        .is_revoked(claims["jti"].as_str().unwrap_or_default())
+    {
         return Err(invalid);
     }
     let scope = claims["scope"].as_str().unwrap_or_default().to_string();
     if !scope.split(' ').any(|s| s == "openid") {
         return Err((StatusCode::FORBIDDEN, "insufficient_scope"));
     }
-    let session_id = claims["sid"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or(invalid)?;
-    if !oauth.sessions.is_active(session_id).await.map_err(|_| invalid)? {
+    let session_id = claims["sid"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or(invalid)?;
+    if !oauth
+        .sessions
+        .is_active(session_id)
+        .await
+        .map_err(|_| invalid)?
+    {
         return Err(invalid);
     }
-    let user_id = claims["sub"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or(invalid)?;
-    let mut conn = oauth.pool.get().await.map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"))?;
+    let user_id = claims["sub"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or(invalid)?;
+    let mut conn = oauth
+        .pool
+        .get()
+        .await
+        .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"))?;
     let user = users::get(&mut conn, user_id)
         .await
         .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"))?
@@ -460,28 +561,49 @@ async fn discovery(State(oauth): State<OAuthService>) -> Response {
         "preferred_signing_alg": alg,
     }))
     .into_response();
-    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     res
 }
 
 /// The signing keys in JWKS form (RFC 7517).
 async fn jwks(State(oauth): State<OAuthService>) -> Response {
     let mut res = Json(json!({"keys": oauth.keys.jwks().await})).into_response();
-    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    res.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
     res
 }
 
 /// Browsers (SPAs) call the token, revocation, device and userinfo endpoints cross-origin: an
 /// origin is allowed when the calling application (or, for preflights and userinfo, any
 /// application) lists it in `allowed_origins`.
-async fn cors(oauth: &OAuthService, headers: &HeaderMap, res: &mut Response, client_id: Option<&str>) {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return };
+async fn cors(
+    oauth: &OAuthService,
+    headers: &HeaderMap,
+    res: &mut Response,
+    client_id: Option<&str>,
+) {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return;
+    };
     let allowed = match client_id.filter(|c| !c.is_empty()) {
-        Some(client_id) => {
-            oauth.clients.get(client_id).await.is_ok_and(|app| app.allowed_origins.iter().any(|o| o == origin))
-        }
+        Some(client_id) => oauth
+            .clients
+            .get(client_id)
+            .await
+            .is_ok_and(|app| app.allowed_origins.iter().any(|o| o == origin)),
         None => oauth.origin_allowed(origin).await,
     };
     if allowed {
@@ -496,11 +618,23 @@ async fn cors(oauth: &OAuthService, headers: &HeaderMap, res: &mut Response, cli
 async fn preflight(State(oauth): State<OAuthService>, headers: HeaderMap) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     cors(&oauth, &headers, &mut res, None).await;
-    if res.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+    if res
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
         let h = res.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
     }
     res
 }
@@ -513,7 +647,10 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         let mut headers = HeaderMap::new();
         let value = format!("Basic {}", STANDARD.encode("my%20client:s%3Acret"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&value).unwrap(),
+        );
         let auth = client_auth(&headers, &HashMap::new()).unwrap();
         assert_eq!(auth.client_id, "my client");
         assert_eq!(auth.secret.as_deref(), Some("s:cret"));

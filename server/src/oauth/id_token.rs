@@ -59,16 +59,22 @@ impl OAuthService {
             Subject::Application => None,
         };
         let orgs = match &subject {
-            Subject::User { user, .. } => crate::org::org_claims(&mut *self.pool.get().await?, user.id).await?,
+            Subject::User { user, .. } => {
+                crate::org::org_claims(&mut *self.pool.get().await?, user.id).await?
+            }
             Subject::Application => Vec::new(),
         };
         let (sub, email, roles, sid, aud) = match subject {
-            Subject::User { user, session_id, .. } => {
+            Subject::User {
+                user, session_id, ..
+            } => {
                 // A token with no API scope is only good for UserInfo: it must not open the
                 // mgpass API (a third-party app asking for `openid profile` could otherwise act
                 // on the user's account there).
                 let userinfo = Value::String(userinfo_audience(&self.issuer));
-                let has_api_scope = scope.split(' ').any(|s| !s.is_empty() && !OIDC_SCOPES.contains(&s));
+                let has_api_scope = scope
+                    .split(' ')
+                    .any(|s| !s.is_empty() && !OIDC_SCOPES.contains(&s));
                 let aud = match (has_api_scope, has("openid")) {
                     (true, true) => vec![Value::String(audience.to_string()), userinfo],
                     (true, false) => vec![Value::String(audience.to_string())],
@@ -76,20 +82,32 @@ impl OAuthService {
                 };
                 (
                     user.id.to_string(),
-                    if has("email") { user.email.clone() } else { None },
+                    if has("email") {
+                        user.email.clone()
+                    } else {
+                        None
+                    },
                     user.roles.clone(),
                     Some(session_id.to_string()),
                     aud,
                 )
             }
-            Subject::Application => {
-                (app.id.to_string(), None, Vec::new(), None, vec![Value::String(audience.to_string())])
-            }
+            Subject::Application => (
+                app.id.to_string(),
+                None,
+                Vec::new(),
+                None,
+                vec![Value::String(audience.to_string())],
+            ),
         };
         let claims = AccessClaims {
             iss: self.issuer.to_string(),
             sub,
-            aud: if aud.len() == 1 { aud[0].clone() } else { Value::Array(aud) },
+            aud: if aud.len() == 1 {
+                aud[0].clone()
+            } else {
+                Value::Array(aud)
+            },
             iat: now,
             exp: now + i64::from(ttl),
             jti: random_token(16),
@@ -102,7 +120,11 @@ impl OAuthService {
             org_id,
         };
         let token = self.keys.sign(&claims).await?;
-        Ok(AccessToken { token, expires_in: ttl, scope: scope.to_string() })
+        Ok(AccessToken {
+            token,
+            expires_in: ttl,
+            scope: scope.to_string(),
+        })
     }
 
     /// Signs an ID token for `app` (OIDC Core §2, §3.1.3.6 `at_hash`).
@@ -126,7 +148,10 @@ impl OAuthService {
         claims.insert("aud".into(), json!(app.client_id));
         claims.insert("azp".into(), json!(app.client_id));
         claims.insert("iat".into(), json!(now));
-        claims.insert("exp".into(), json!(now + i64::from(app.id_token_ttl_secs.max(1))));
+        claims.insert(
+            "exp".into(),
+            json!(now + i64::from(app.id_token_ttl_secs.max(1))),
+        );
         claims.insert("auth_time".into(), json!(auth_time.timestamp()));
         claims.insert("sid".into(), json!(session_id.to_string()));
         if !amr.is_empty() {
@@ -140,7 +165,11 @@ impl OAuthService {
         }
         // The hash of `at_hash` follows the ID token's own algorithm.
         let rs256 = app.id_token_signing_alg == Alg::Rs256.name();
-        let alg = if rs256 { Alg::Rs256 } else { self.keys.signing_alg().await };
+        let alg = if rs256 {
+            Alg::Rs256
+        } else {
+            self.keys.signing_alg().await
+        };
         if let Some(access_token) = access_token {
             claims.insert("at_hash".into(), json!(token_hash(alg, access_token)));
         }
@@ -172,7 +201,9 @@ pub fn user_claims(user: &UserRow, scope: &str, orgs: &[OrgClaim]) -> Map<String
     let mut claims = Map::new();
     if has("profile") {
         let name = if user.full_name.is_empty() {
-            format!("{} {}", user.given_name, user.family_name).trim().to_string()
+            format!("{} {}", user.given_name, user.family_name)
+                .trim()
+                .to_string()
         } else {
             user.full_name.clone()
         };
@@ -213,6 +244,9 @@ mod tests {
     #[test]
     fn at_hash_matches_the_oidc_example() {
         // OIDC Core's example uses RS256 (SHA-256), the same hash as ES256.
-        assert_eq!(token_hash(Alg::Es256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            token_hash(Alg::Es256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

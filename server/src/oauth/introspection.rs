@@ -34,7 +34,10 @@ pub struct Introspection {
 fn audiences(claims: &Value) -> Vec<String> {
     match &claims["aud"] {
         Value::String(a) => vec![a.clone()],
-        Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -43,15 +46,24 @@ impl OAuthService {
     /// Revokes a refresh token (its whole grant) or an access token, if it was issued to the
     /// calling client. Unknown, invalid or foreign tokens change nothing and are not reported
     /// (RFC 7009 §2.2: the answer must not help probing).
-    pub async fn revoke(&self, client_id: &str, client_secret: Option<&str>, token: &str) -> Result<()> {
+    pub async fn revoke(
+        &self,
+        client_id: &str,
+        client_secret: Option<&str>,
+        token: &str,
+    ) -> Result<()> {
         let client = self.clients.authenticate(client_id, client_secret).await?;
         let app = &client.app;
         if token.starts_with(REFRESH_TOKEN_PREFIX) {
             let mut conn = self.pool.get().await?;
-            let Some(row) = session_store::lock_refresh_token(&mut conn, &secret::digest(token)).await? else {
+            let Some(row) =
+                session_store::lock_refresh_token(&mut conn, &secret::digest(token)).await?
+            else {
                 return Ok(());
             };
-            let Some(session) = store::get_grant_session(&mut conn, row.session_id).await? else { return Ok(()) };
+            let Some(session) = store::get_grant_session(&mut conn, row.session_id).await? else {
+                return Ok(());
+            };
             if session.application_id == app.id.to_string() {
                 store::revoke_session(&mut conn, session.id, "revoked_by_client").await?;
                 self.sessions.forget(session.id);
@@ -59,11 +71,15 @@ impl OAuthService {
             }
             return Ok(());
         }
-        let Ok(claims) = self.keys.verify_signed(token, &self.issuer, "at+jwt").await else { return Ok(()) };
+        let Ok(claims) = self.keys.verify_signed(token, &self.issuer, "at+jwt").await else {
+            return Ok(());
+        };
         if claims["client_id"].as_str() != Some(&app.client_id) {
             return Ok(());
         }
-        let (Some(jti), Some(exp)) = (claims["jti"].as_str(), claims["exp"].as_i64()) else { return Ok(()) };
+        let (Some(jti), Some(exp)) = (claims["jti"].as_str(), claims["exp"].as_i64()) else {
+            return Ok(());
+        };
         let expires_at = DateTime::<Utc>::from_timestamp(exp, 0).unwrap_or_else(Utc::now);
         self.revoked.revoke(jti, expires_at).await?;
         tracing::info!(client_id, "access token revoked");
@@ -72,13 +88,20 @@ impl OAuthService {
 
     /// Introspects a token for a confidential client (a resource server). Anything not active,
     /// for whatever reason, is just `active: false`.
-    pub async fn introspect(&self, client_id: &str, client_secret: Option<&str>, token: &str) -> Result<Introspection> {
+    pub async fn introspect(
+        &self,
+        client_id: &str,
+        client_secret: Option<&str>,
+        token: &str,
+    ) -> Result<Introspection> {
         let client = self.clients.authenticate(client_id, client_secret).await?;
         if !client.app.app_type().is_confidential() {
             return Err(crate::oauth::clients::invalid_client());
         }
         if token.starts_with(REFRESH_TOKEN_PREFIX) {
-            return self.introspect_refresh_token(&client.app.id, &client.app.client_id, token).await;
+            return self
+                .introspect_refresh_token(&client.app.id, &client.app.client_id, token)
+                .await;
         }
         let Ok(claims) = self.keys.verify_signed(token, &self.issuer, "at+jwt").await else {
             return Ok(Introspection::default());
@@ -89,7 +112,9 @@ impl OAuthService {
         }
         let sid = claims["sid"].as_str().unwrap_or_default();
         if !sid.is_empty() {
-            let Ok(session_id) = Uuid::parse_str(sid) else { return Ok(Introspection::default()) };
+            let Ok(session_id) = Uuid::parse_str(sid) else {
+                return Ok(Introspection::default());
+            };
             if !self.sessions.is_active(session_id).await? {
                 return Ok(Introspection::default());
             }
@@ -117,18 +142,30 @@ impl OAuthService {
     }
 
     async fn is_member(&self, organization: &str, user: &str) -> Result<bool> {
-        let (Ok(organization), Ok(user)) = (Uuid::parse_str(organization), Uuid::parse_str(user)) else {
+        let (Ok(organization), Ok(user)) = (Uuid::parse_str(organization), Uuid::parse_str(user))
+        else {
             return Ok(false);
         };
         let mut conn = self.pool.get().await?;
-        Ok(crate::org::org_store::get_member(&mut conn, organization, user).await?.is_some())
+        Ok(
+            crate::org::org_store::get_member(&mut conn, organization, user)
+                .await?
+                .is_some(),
+        )
     }
 
     /// A refresh token is active for the client it was issued to, while unused, unexpired and
     /// its grant not revoked.
-    async fn introspect_refresh_token(&self, app_id: &Uuid, client_id: &str, token: &str) -> Result<Introspection> {
+    async fn introspect_refresh_token(
+        &self,
+        app_id: &Uuid,
+        client_id: &str,
+        token: &str,
+    ) -> Result<Introspection> {
         let mut conn = self.pool.get().await?;
-        let Some(row) = session_store::lock_refresh_token(&mut conn, &secret::digest(token)).await? else {
+        let Some(row) =
+            session_store::lock_refresh_token(&mut conn, &secret::digest(token)).await?
+        else {
             return Ok(Introspection::default());
         };
         let Some(session) = store::get_grant_session(&mut conn, row.session_id).await? else {

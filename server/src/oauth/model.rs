@@ -160,8 +160,13 @@ pub enum GrantKind {
 }
 
 impl GrantKind {
-    pub const ALL: [GrantKind; 5] =
-        [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials, Self::DeviceCode, Self::TokenExchange];
+    pub const ALL: [GrantKind; 5] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+        Self::DeviceCode,
+        Self::TokenExchange,
+    ];
 
     /// The name stored in `applications.grant_types`.
     pub fn as_str(self) -> &'static str {

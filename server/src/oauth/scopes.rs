@@ -22,11 +22,19 @@ pub struct RequestedScopes {
 }
 
 pub fn invalid_scope(scope: &str) -> Error {
-    Error::invalid("INVALID_SCOPE", "scope", format!("the application may not ask for `{scope}`"))
+    Error::invalid(
+        "INVALID_SCOPE",
+        "scope",
+        format!("the application may not ask for `{scope}`"),
+    )
 }
 
 pub fn invalid_target(resource: &str) -> Error {
-    Error::invalid("INVALID_TARGET", "resource", format!("`{resource}` is not an API resource this application may use"))
+    Error::invalid(
+        "INVALID_TARGET",
+        "resource",
+        format!("`{resource}` is not an API resource this application may use"),
+    )
 }
 
 /// Splits a `scope` parameter, dropping duplicates and keeping order.
@@ -49,8 +57,10 @@ pub fn check_requested(
     default_audience: &str,
 ) -> Result<RequestedScopes> {
     let allowed = app.resources();
-    let (oidc, api): (Vec<String>, Vec<String>) =
-        requested.iter().cloned().partition(|s| OIDC_SCOPES.contains(&s.as_str()));
+    let (oidc, api): (Vec<String>, Vec<String>) = requested
+        .iter()
+        .cloned()
+        .partition(|s| OIDC_SCOPES.contains(&s.as_str()));
     if let Some(bad) = oidc.iter().find(|s| !app.allowed_scopes.contains(s)) {
         return Err(invalid_scope(bad));
     }
@@ -70,12 +80,20 @@ pub fn check_requested(
             None => default_audience.to_string(),
         },
     };
-    let allowed_here: Vec<&String> =
-        allowed.iter().filter(|a| a.resource == audience).flat_map(|a| a.scopes.iter()).collect();
+    let allowed_here: Vec<&String> = allowed
+        .iter()
+        .filter(|a| a.resource == audience)
+        .flat_map(|a| a.scopes.iter())
+        .collect();
     if let Some(bad) = api.iter().find(|s| !allowed_here.contains(s)) {
         return Err(invalid_scope(bad));
     }
-    Ok(RequestedScopes { empty: requested.is_empty(), oidc, api, audience })
+    Ok(RequestedScopes {
+        empty: requested.is_empty(),
+        oidc,
+        api,
+        audience,
+    })
 }
 
 /// The API scopes granted: the asked ones the subject's roles give for the audience. When
@@ -87,7 +105,11 @@ pub fn grant_api_scopes(
     role_scopes: &[ResourceScopes],
     all_if_empty: bool,
 ) -> Vec<String> {
-    let held = |s: &String| role_scopes.iter().any(|r| r.resource == requested.audience && r.scopes.contains(s));
+    let held = |s: &String| {
+        role_scopes
+            .iter()
+            .any(|r| r.resource == requested.audience && r.scopes.contains(s))
+    };
     if requested.empty && all_if_empty {
         return app
             .resources()
@@ -102,7 +124,11 @@ pub fn grant_api_scopes(
 
 /// The `scope` of a token: OIDC scopes first, then API scopes.
 pub fn join(oidc: &[String], api: &[String]) -> String {
-    oidc.iter().chain(api.iter()).map(String::as_str).collect::<Vec<_>>().join(" ")
+    oidc.iter()
+        .chain(api.iter())
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -157,25 +183,56 @@ mod tests {
             Error::InvalidArgument { reason, .. } => reason,
             other => panic!("{other:?}"),
         };
-        assert_eq!(reason(check_requested(&app(), &v("phone"), None, "mgpass").unwrap_err()), "INVALID_SCOPE");
-        assert_eq!(reason(check_requested(&app(), &v("content:write"), None, "mgpass").unwrap_err()), "INVALID_SCOPE");
         assert_eq!(
-            reason(check_requested(&app(), &v("mgpass:admin"), Some("https://api.example.com"), "mgpass").unwrap_err()),
+            reason(check_requested(&app(), &v("phone"), None, "mgpass").unwrap_err()),
             "INVALID_SCOPE"
         );
         assert_eq!(
-            reason(check_requested(&app(), &v("openid"), Some("https://other.example.com"), "mgpass").unwrap_err()),
+            reason(check_requested(&app(), &v("content:write"), None, "mgpass").unwrap_err()),
+            "INVALID_SCOPE"
+        );
+        assert_eq!(
+            reason(
+                check_requested(
+                    &app(),
+                    &v("mgpass:admin"),
+                    Some("https://api.example.com"),
+                    "mgpass"
+                )
+                .unwrap_err()
+            ),
+            "INVALID_SCOPE"
+        );
+        assert_eq!(
+            reason(
+                check_requested(
+                    &app(),
+                    &v("openid"),
+                    Some("https://other.example.com"),
+                    "mgpass"
+                )
+                .unwrap_err()
+            ),
             "INVALID_TARGET"
         );
     }
 
     #[test]
     fn roles_narrow_api_scopes() {
-        let roles = vec![ResourceScopes { resource: "https://api.example.com".into(), scopes: v("content:read") }];
+        let roles = vec![ResourceScopes {
+            resource: "https://api.example.com".into(),
+            scopes: v("content:read"),
+        }];
         let r = check_requested(&app(), &v("content:read stream:live"), None, "mgpass").unwrap();
-        assert_eq!(grant_api_scopes(&app(), &r, &roles, false), v("content:read"));
+        assert_eq!(
+            grant_api_scopes(&app(), &r, &roles, false),
+            v("content:read")
+        );
         let r = check_requested(&app(), &[], Some("https://api.example.com"), "mgpass").unwrap();
-        assert_eq!(grant_api_scopes(&app(), &r, &roles, true), v("content:read"));
+        assert_eq!(
+            grant_api_scopes(&app(), &r, &roles, true),
+            v("content:read")
+        );
         assert!(grant_api_scopes(&app(), &r, &[], true).is_empty());
     }
 }

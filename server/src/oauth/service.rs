@@ -38,7 +38,10 @@ impl OAuthService {
         revoked: RevocationList,
         sessions: SessionCheck,
     ) -> Self {
-        let clients = ClientRegistry::new(pool.clone(), std::time::Duration::from_millis(config.client_cache_ttl_ms));
+        let clients = ClientRegistry::new(
+            pool.clone(),
+            std::time::Duration::from_millis(config.client_cache_ttl_ms),
+        );
         Self {
             revoked,
             sessions,
@@ -68,7 +71,10 @@ impl OAuthService {
 impl OAuthService {
     /// An application by its id (not its client id), uncached: for the rarer paths that start
     /// from stored grant state.
-    pub async fn application_by_id(&self, id: uuid::Uuid) -> crate::error::Result<Arc<crate::oauth::model::ApplicationRow>> {
+    pub async fn application_by_id(
+        &self,
+        id: uuid::Uuid,
+    ) -> crate::error::Result<Arc<crate::oauth::model::ApplicationRow>> {
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;
 
@@ -80,7 +86,9 @@ impl OAuthService {
             .first(&mut conn)
             .await
             .optional()?;
-        app.map(Arc::new).ok_or_else(|| crate::error::Error::not_found("APPLICATION_NOT_FOUND", "no such application"))
+        app.map(Arc::new).ok_or_else(|| {
+            crate::error::Error::not_found("APPLICATION_NOT_FOUND", "no such application")
+        })
     }
 
     /// Whether any application lists `origin` in its allowed origins (CORS preflights carry no
@@ -90,10 +98,14 @@ impl OAuthService {
         use diesel_async::RunQueryDsl;
 
         use crate::db::schema::applications;
-        let Ok(mut conn) = self.pool.get().await else { return false };
-        select(exists(applications::table.filter(applications::allowed_origins.contains(vec![origin.to_string()]))))
-            .get_result(&mut conn)
-            .await
-            .unwrap_or(false)
+        let Ok(mut conn) = self.pool.get().await else {
+            return false;
+        };
+        select(exists(applications::table.filter(
+            applications::allowed_origins.contains(vec![origin.to_string()]),
+        )))
+        .get_result(&mut conn)
+        .await
+        .unwrap_or(false)
     }
 }

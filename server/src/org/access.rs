@@ -46,22 +46,33 @@ pub struct OrgAccess {
 
 impl OrgAccess {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool, cache: Arc::new(Mutex::new(HashMap::new())) }
+        Self {
+            pool,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// The user's role and permissions in the organization; `None` when not a member (or the
     /// organization does not exist).
     pub async fn grant(&self, user: Uuid, org: Uuid) -> Result<Option<Arc<OrgGrant>>> {
-        if let Some((grant, at)) = self.cache.lock().expect("cache lock").get(&(user, org)).cloned() {
+        if let Some((grant, at)) = self
+            .cache
+            .lock()
+            .expect("cache lock")
+            .get(&(user, org))
+            .cloned()
+        {
             if at.elapsed() < TTL {
                 return Ok(grant);
             }
         }
         let mut conn = self.pool.get().await?;
         let row: Option<OrgRoleRow> = org_members::table
-            .inner_join(org_roles::table.on(
-                org_roles::organization_id.eq(org_members::organization_id).and(org_roles::name.eq(org_members::role)),
-            ))
+            .inner_join(
+                org_roles::table.on(org_roles::organization_id
+                    .eq(org_members::organization_id)
+                    .and(org_roles::name.eq(org_members::role))),
+            )
             .filter(org_members::organization_id.eq(org))
             .filter(org_members::user_id.eq(user))
             .select(OrgRoleRow::as_select())
@@ -71,7 +82,11 @@ impl OrgAccess {
         let grant = row.map(|r| {
             let scopes = r.resource_scopes();
             let permissions = permissions::effective_permissions(&r.name, r.system, &scopes);
-            Arc::new(OrgGrant { role: r.name, permissions, scopes })
+            Arc::new(OrgGrant {
+                role: r.name,
+                permissions,
+                scopes,
+            })
         });
         let mut cache = self.cache.lock().expect("cache lock");
         if cache.len() >= MAX_ENTRIES {
@@ -83,12 +98,18 @@ impl OrgAccess {
 
     /// Whether the user's role in the organization gives `permission`.
     pub async fn allows(&self, user: Uuid, org: Uuid, permission: &str) -> Result<bool> {
-        Ok(self.grant(user, org).await?.is_some_and(|g| g.permissions.contains(permission)))
+        Ok(self
+            .grant(user, org)
+            .await?
+            .is_some_and(|g| g.permissions.contains(permission)))
     }
 
     /// Drops this instance's cached answers about an organization whose memberships or roles
     /// just changed here (other instances catch up within [`TTL`]).
     pub fn forget_organization(&self, org: Uuid) {
-        self.cache.lock().expect("cache lock").retain(|(_, o), _| *o != org);
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .retain(|(_, o), _| *o != org);
     }
 }

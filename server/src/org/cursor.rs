@@ -14,7 +14,11 @@ pub struct NamePage {
 impl NamePage {
     pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
         let size = crate::paging::page_size(page_size)?;
-        let after = if page_token.is_empty() { None } else { Some(decode(page_token)?) };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(decode(page_token)?)
+        };
         Ok(Self { size, after })
     }
 
@@ -26,12 +30,19 @@ impl NamePage {
     pub fn after_uuid(&self) -> Result<Option<(String, uuid::Uuid)>> {
         match &self.after {
             None => Ok(None),
-            Some((name, id)) => Ok(Some((name.clone(), uuid::Uuid::parse_str(id).map_err(|_| bad())?))),
+            Some((name, id)) => Ok(Some((
+                name.clone(),
+                uuid::Uuid::parse_str(id).map_err(|_| bad())?,
+            ))),
         }
     }
 
     /// Trims to the page and returns the next page's token (empty on the last page).
-    pub fn finish<T>(&self, mut rows: Vec<T>, position: impl Fn(&T) -> (String, String)) -> (Vec<T>, String) {
+    pub fn finish<T>(
+        &self,
+        mut rows: Vec<T>,
+        position: impl Fn(&T) -> (String, String),
+    ) -> (Vec<T>, String) {
         if rows.len() as i64 <= self.size {
             return (rows, String::new());
         }
@@ -42,7 +53,11 @@ impl NamePage {
 }
 
 fn bad() -> Error {
-    Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid")
+    Error::invalid(
+        "INVALID_PAGE_TOKEN",
+        "page_token",
+        "the page token is not valid",
+    )
 }
 
 fn encode((name, id): (String, String)) -> String {
@@ -50,7 +65,8 @@ fn encode((name, id): (String, String)) -> String {
 }
 
 fn decode(token: &str) -> Result<(String, String)> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let raw =
+        String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
     let (id, name) = raw.split_once('\n').ok_or_else(bad)?;
     Ok((name.to_string(), id.to_string()))
 }
@@ -62,9 +78,14 @@ mod tests {
     #[test]
     fn tokens_round_trip() {
         let page = NamePage::parse(1, "").unwrap();
-        let (rows, next) = page.finish(vec![("b", "1"), ("c", "2")], |r| (r.0.to_string(), r.1.to_string()));
+        let (rows, next) = page.finish(vec![("b", "1"), ("c", "2")], |r| {
+            (r.0.to_string(), r.1.to_string())
+        });
         assert_eq!(rows.len(), 1);
-        assert_eq!(NamePage::parse(1, &next).unwrap().after, Some(("b".into(), "1".into())));
+        assert_eq!(
+            NamePage::parse(1, &next).unwrap().after,
+            Some(("b".into(), "1".into()))
+        );
         assert!(NamePage::parse(0, "!!").is_err());
     }
 }

@@ -95,11 +95,18 @@ impl FlagService {
     }
 
     /// A page of the organization's flags by name.
-    pub async fn list(&self, org: &str, page_size: i32, page_token: &str) -> Result<(Vec<FlagRow>, String)> {
+    pub async fn list(
+        &self,
+        org: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<FlagRow>, String)> {
         let org = parse_org_id(org)?;
         let page = NamePage::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
-        org_store::get(&mut conn, org).await?.ok_or_else(org_not_found)?;
+        org_store::get(&mut conn, org)
+            .await?
+            .ok_or_else(org_not_found)?;
         let flags = cached(&mut conn, org).await?;
         let after = page.after.as_ref().map(|a| a.0.clone());
         let rows: Vec<FlagRow> = flags
@@ -143,7 +150,9 @@ impl FlagService {
         use diesel_async::AsyncConnection;
         let row = conn
             .transaction(async |conn| {
-                org_store::get_for_update(conn, org).await?.ok_or_else(org_not_found)?;
+                org_store::get_for_update(conn, org)
+                    .await?
+                    .ok_or_else(org_not_found)?;
                 let existing = store::all(conn, org).await?;
                 if existing.len() >= MAX_FLAGS && !existing.iter().any(|f| f.name == name) {
                     return Err(Error::invalid(
@@ -174,7 +183,9 @@ impl FlagService {
     pub async fn delete(&self, org: &str, name: &str) -> Result<()> {
         let org = parse_org_id(org)?;
         let mut conn = self.pool.get().await?;
-        org_store::get(&mut conn, org).await?.ok_or_else(org_not_found)?;
+        org_store::get(&mut conn, org)
+            .await?
+            .ok_or_else(org_not_found)?;
         if !store::delete(&mut conn, org, name).await? {
             return Err(flag_not_found());
         }

@@ -31,7 +31,10 @@ pub async fn upsert(conn: &mut AsyncPgConnection, row: FlagRow) -> Result<FlagRo
 }
 
 pub async fn delete(conn: &mut AsyncPgConnection, org: Uuid, name: &str) -> Result<bool> {
-    Ok(diesel::delete(org_feature_flags::table.find((org, name))).execute(conn).await? == 1)
+    Ok(diesel::delete(org_feature_flags::table.find((org, name)))
+        .execute(conn)
+        .await?
+        == 1)
 }
 
 /// Every flag of an organization, by name.

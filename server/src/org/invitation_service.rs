@@ -57,26 +57,43 @@ fn not_found() -> Error {
 }
 
 fn not_pending() -> Error {
-    failed("INVITATION_NOT_PENDING", "the invitation was already accepted or revoked")
+    failed(
+        "INVITATION_NOT_PENDING",
+        "the invitation was already accepted or revoked",
+    )
 }
 
 /// Refuses an invitation that can no longer be used.
 fn check_usable(row: &InvitationRow) -> Result<()> {
     match row.effective_status(Utc::now()) {
         "pending" => Ok(()),
-        "expired" => Err(failed("INVITATION_EXPIRED", "the invitation has expired; ask for a new one")),
+        "expired" => Err(failed(
+            "INVITATION_EXPIRED",
+            "the invitation has expired; ask for a new one",
+        )),
         _ => Err(not_pending()),
     }
 }
 
 impl InvitationService {
-    pub fn new(pool: DbPool, access: OrgAccess, outbox: Outbox, config: &OrganizationsConfig, issuer: &str) -> Self {
+    pub fn new(
+        pool: DbPool,
+        access: OrgAccess,
+        outbox: Outbox,
+        config: &OrganizationsConfig,
+        issuer: &str,
+    ) -> Self {
         let link = if config.invitation_link_url.is_empty() {
             format!("{}/invitations/{{token}}", issuer.trim_end_matches('/'))
         } else {
             config.invitation_link_url.clone()
         };
-        Self { pool, access, outbox, link }
+        Self {
+            pool,
+            access,
+            outbox,
+            link,
+        }
     }
 
     /// Invites `email` with `role` and queues the email, in one transaction.
@@ -91,21 +108,35 @@ impl InvitationService {
         let org = parse_org_id(org)?;
         let email = email.trim().to_string();
         if email.is_empty() || email.len() > 254 || email.parse::<lettre::Address>().is_err() {
-            return Err(Error::invalid("INVALID_EMAIL", "email", "not a valid email address"));
+            return Err(Error::invalid(
+                "INVALID_EMAIL",
+                "email",
+                "not a valid email address",
+            ));
         }
         let ttl = ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
         if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl) {
-            return Err(Error::invalid("INVALID_ARGUMENT", "ttl", "ttl must be between 1 hour and 30 days"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "ttl",
+                "ttl must be between 1 hour and 30 days",
+            ));
         }
         let token = random_token(32);
         let mut conn = self.pool.get().await?;
         let row = conn
             .transaction(async |conn| {
-                let organization = org_store::get_for_update(conn, org).await?.ok_or_else(org_not_found)?;
+                let organization = org_store::get_for_update(conn, org)
+                    .await?
+                    .ok_or_else(org_not_found)?;
                 let role = roles::by_name(conn, org, role).await?.ok_or_else(|| {
-                    Error::not_found("ORG_ROLE_NOT_FOUND", format!("no role `{role}` in this organization"))
+                    Error::not_found(
+                        "ORG_ROLE_NOT_FOUND",
+                        format!("no role `{role}` in this organization"),
+                    )
                 })?;
-                check_role_grantable(&self.access, caller, "org.invitations.create", org, &role).await?;
+                check_role_grantable(&self.access, caller, "org.invitations.create", org, &role)
+                    .await?;
                 if store::email_is_member(conn, org, &email).await? {
                     return Err(Error::already_exists(
                         "ALREADY_ORGANIZATION_MEMBER",
@@ -153,7 +184,9 @@ impl InvitationService {
         let org = parse_org_id(org)?;
         let id = parse_id(id, "invitation_id")?;
         let mut conn = self.pool.get().await?;
-        org_store::get(&mut conn, org).await?.ok_or_else(org_not_found)?;
+        org_store::get(&mut conn, org)
+            .await?
+            .ok_or_else(org_not_found)?;
         store::get(&mut conn, org, id).await?.ok_or_else(not_found)
     }
 
@@ -167,7 +200,9 @@ impl InvitationService {
         let org = parse_org_id(org)?;
         let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
-        org_store::get(&mut conn, org).await?.ok_or_else(org_not_found)?;
+        org_store::get(&mut conn, org)
+            .await?
+            .ok_or_else(org_not_found)?;
         let rows = store::list(&mut conn, org, status, page.after, page.fetch()).await?;
         Ok(page.finish(rows, |r| (r.created_at, r.id)))
     }
@@ -179,8 +214,12 @@ impl InvitationService {
         let mut conn = self.pool.get().await?;
         let row = conn
             .transaction(async |conn| {
-                org_store::get_for_update(conn, org).await?.ok_or_else(org_not_found)?;
-                let row = store::get_for_update(conn, org, id).await?.ok_or_else(not_found)?;
+                org_store::get_for_update(conn, org)
+                    .await?
+                    .ok_or_else(org_not_found)?;
+                let row = store::get_for_update(conn, org, id)
+                    .await?
+                    .ok_or_else(not_found)?;
                 if row.effective_status(Utc::now()) != "pending" {
                     return Err(not_pending());
                 }
@@ -197,9 +236,13 @@ impl InvitationService {
             return Err(not_found());
         }
         let mut conn = self.pool.get().await?;
-        let row = store::by_token_hash(&mut conn, &digest(token)).await?.ok_or_else(not_found)?;
+        let row = store::by_token_hash(&mut conn, &digest(token))
+            .await?
+            .ok_or_else(not_found)?;
         check_usable(&row)?;
-        let org = org_store::get(&mut conn, row.organization_id).await?.ok_or_else(not_found)?;
+        let org = org_store::get(&mut conn, row.organization_id)
+            .await?
+            .ok_or_else(not_found)?;
         let inviter = match row.inviter_user_id {
             Some(id) => users::get(&mut conn, id).await?,
             None => None,
@@ -225,7 +268,9 @@ impl InvitationService {
             return Err(not_found());
         }
         let mut conn = self.pool.get().await?;
-        let row = store::by_token_hash(&mut conn, &digest(token)).await?.ok_or_else(not_found)?;
+        let row = store::by_token_hash(&mut conn, &digest(token))
+            .await?
+            .ok_or_else(not_found)?;
         check_usable(&row)?;
         Ok(row.email)
     }
@@ -233,7 +278,10 @@ impl InvitationService {
     /// The signed-in invitee accepts: the membership is created and the token used up, once.
     pub async fn accept(&self, caller: &Principal, token: &str) -> Result<MemberView> {
         if caller.session_id.is_none() {
-            return Err(Error::permission_denied("USER_REQUIRED", "a signed-in user accepts an invitation"));
+            return Err(Error::permission_denied(
+                "USER_REQUIRED",
+                "a signed-in user accepts an invitation",
+            ));
         }
         self.accept_as(caller.user_id, token).await
     }
@@ -245,17 +293,28 @@ impl InvitationService {
         }
         let hash = digest(token);
         let mut conn = self.pool.get().await?;
-        let org = store::by_token_hash(&mut conn, &hash).await?.ok_or_else(not_found)?.organization_id;
+        let org = store::by_token_hash(&mut conn, &hash)
+            .await?
+            .ok_or_else(not_found)?
+            .organization_id;
         let row = conn
             .transaction(async |conn| {
                 // Lock order: the organization, then the invitation.
-                org_store::get_for_update(conn, org).await?.ok_or_else(not_found)?;
-                let row = store::by_token_hash_for_update(conn, &hash).await?.ok_or_else(not_found)?;
-                check_usable(&row)?;
-                let user = users::get_for_update(conn, user_id)
+                org_store::get_for_update(conn, org)
                     .await?
-                    .ok_or_else(|| Error::not_found("USER_NOT_FOUND", "the user no longer exists"))?;
-                if !user.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&row.email)) {
+                    .ok_or_else(not_found)?;
+                let row = store::by_token_hash_for_update(conn, &hash)
+                    .await?
+                    .ok_or_else(not_found)?;
+                check_usable(&row)?;
+                let user = users::get_for_update(conn, user_id).await?.ok_or_else(|| {
+                    Error::not_found("USER_NOT_FOUND", "the user no longer exists")
+                })?;
+                if !user
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(&row.email))
+                {
                     return Err(failed(
                         "INVITATION_EMAIL_MISMATCH",
                         "the invitation is for another email address; sign in with that address",

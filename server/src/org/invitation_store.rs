@@ -30,7 +30,11 @@ pub struct InvitationRow {
 impl InvitationRow {
     /// The status as clients see it: a pending invitation past its expiry is expired.
     pub fn effective_status(&self, now: DateTime<Utc>) -> &str {
-        if self.status == "pending" && self.expires_at <= now { "expired" } else { &self.status }
+        if self.status == "pending" && self.expires_at <= now {
+            "expired"
+        } else {
+            &self.status
+        }
     }
 }
 
@@ -41,10 +45,12 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: InvitationRow) -> Result<
         .get_result(conn)
         .await
         .map_err(|err| match &err {
-            diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Error::already_exists(
-                "INVITATION_PENDING",
-                "this address has a pending invitation to the organization; revoke it first",
-            ),
+            diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Error::already_exists(
+                    "INVITATION_PENDING",
+                    "this address has a pending invitation to the organization; revoke it first",
+                )
+            }
             diesel::result::Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
                 Error::not_found("ORG_ROLE_NOT_FOUND", "no such role in this organization")
             }
@@ -65,7 +71,11 @@ pub async fn expire_stale(conn: &mut AsyncPgConnection, org: Uuid, email: &str) 
     .await?)
 }
 
-pub async fn get(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -> Result<Option<InvitationRow>> {
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    id: Uuid,
+) -> Result<Option<InvitationRow>> {
     Ok(org_invitations::table
         .filter(org_invitations::organization_id.eq(org))
         .filter(org_invitations::id.eq(id))
@@ -75,7 +85,11 @@ pub async fn get(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -> Result<Op
         .optional()?)
 }
 
-pub async fn get_for_update(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -> Result<Option<InvitationRow>> {
+pub async fn get_for_update(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    id: Uuid,
+) -> Result<Option<InvitationRow>> {
     Ok(org_invitations::table
         .filter(org_invitations::organization_id.eq(org))
         .filter(org_invitations::id.eq(id))
@@ -87,7 +101,10 @@ pub async fn get_for_update(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -
 }
 
 /// The invitation of a token digest (a unique index; tokens are 256 random bits).
-pub async fn by_token_hash(conn: &mut AsyncPgConnection, hash: &[u8]) -> Result<Option<InvitationRow>> {
+pub async fn by_token_hash(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+) -> Result<Option<InvitationRow>> {
     Ok(org_invitations::table
         .filter(org_invitations::token_hash.eq(hash))
         .select(InvitationRow::as_select())
@@ -96,7 +113,10 @@ pub async fn by_token_hash(conn: &mut AsyncPgConnection, hash: &[u8]) -> Result<
         .optional()?)
 }
 
-pub async fn by_token_hash_for_update(conn: &mut AsyncPgConnection, hash: &[u8]) -> Result<Option<InvitationRow>> {
+pub async fn by_token_hash_for_update(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+) -> Result<Option<InvitationRow>> {
     Ok(org_invitations::table
         .filter(org_invitations::token_hash.eq(hash))
         .select(InvitationRow::as_select())
@@ -122,13 +142,17 @@ pub async fn list(
         .into_boxed();
     match status {
         Some("pending") => {
-            q = q.filter(org_invitations::status.eq("pending")).filter(org_invitations::expires_at.gt(now));
+            q = q
+                .filter(org_invitations::status.eq("pending"))
+                .filter(org_invitations::expires_at.gt(now));
         }
         Some("expired") => {
             q = q.filter(
                 org_invitations::status
                     .eq("expired")
-                    .or(org_invitations::status.eq("pending").and(org_invitations::expires_at.le(now))),
+                    .or(org_invitations::status
+                        .eq("pending")
+                        .and(org_invitations::expires_at.le(now))),
             );
         }
         Some(other) => q = q.filter(org_invitations::status.eq(other.to_string())),
@@ -136,10 +160,20 @@ pub async fn list(
     }
     if let Some((at, id)) = after {
         q = q.filter(
-            org_invitations::created_at.lt(at).or(org_invitations::created_at.eq(at).and(org_invitations::id.lt(id))),
+            org_invitations::created_at
+                .lt(at)
+                .or(org_invitations::created_at
+                    .eq(at)
+                    .and(org_invitations::id.lt(id))),
         );
     }
-    Ok(q.order((org_invitations::created_at.desc(), org_invitations::id.desc())).limit(limit).load(conn).await?)
+    Ok(q.order((
+        org_invitations::created_at.desc(),
+        org_invitations::id.desc(),
+    ))
+    .limit(limit)
+    .load(conn)
+    .await?)
 }
 
 /// Closes a pending invitation (`accepted` or `revoked`).
@@ -163,10 +197,17 @@ pub async fn close(
 /// Accepting an invitation proves the address: the user's email counts as verified.
 pub async fn mark_email_verified(conn: &mut AsyncPgConnection, user: Uuid) -> Result<()> {
     use crate::db::schema::users;
-    diesel::update(users::table.find(user).filter(users::email_verified.eq(false)))
-        .set((users::email_verified.eq(true), users::updated_at.eq(Utc::now())))
-        .execute(conn)
-        .await?;
+    diesel::update(
+        users::table
+            .find(user)
+            .filter(users::email_verified.eq(false)),
+    )
+    .set((
+        users::email_verified.eq(true),
+        users::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

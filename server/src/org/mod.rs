@@ -28,7 +28,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 
 pub(crate) fn parse_id(id: &str, field: &'static str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
+    Uuid::parse_str(id)
+        .map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
 }
 
 pub(crate) fn parse_org_id(id: &str) -> Result<Uuid> {
@@ -40,7 +41,10 @@ pub(crate) fn org_not_found() -> Error {
 }
 
 pub(crate) fn failed(reason: &'static str, message: impl Into<String>) -> Error {
-    Error::FailedPrecondition { reason, message: message.into() }
+    Error::FailedPrecondition {
+        reason,
+        message: message.into(),
+    }
 }
 
 /// A letter, then letters, digits, `_`, `.` or `-`, at most 64 characters (role and flag names).
@@ -53,7 +57,9 @@ pub(crate) fn check_name(name: &str, field: &'static str) -> Result<()> {
         return Err(Error::invalid(
             "INVALID_ARGUMENT",
             field,
-            format!("`{name}` is not a valid name: a letter, then letters, digits, `_`, `.` or `-`, at most 64"),
+            format!(
+                "`{name}` is not a valid name: a letter, then letters, digits, `_`, `.` or `-`, at most 64"
+            ),
         ));
     }
     Ok(())
@@ -67,7 +73,10 @@ pub async fn org_claims(
     Ok(org_store::memberships_of(conn, user)
         .await?
         .into_iter()
-        .map(|m| crate::auth::tokens::OrgClaim { id: m.organization_id.to_string(), role: m.role })
+        .map(|m| crate::auth::tokens::OrgClaim {
+            id: m.organization_id.to_string(),
+            role: m.role,
+        })
         .collect())
 }
 
@@ -79,7 +88,14 @@ pub async fn member_token_scopes(
     organization: Uuid,
     user: Uuid,
 ) -> Result<Option<(String, Vec<crate::oauth::model::ResourceScopes>)>> {
-    let Some(member) = org_store::get_member(conn, organization, user).await? else { return Ok(None) };
-    let Some(role) = org_role_store::by_name(conn, organization, &member.role).await? else { return Ok(None) };
-    Ok(Some((member.role, permissions::token_scopes(&role.name, role.system, &role.resource_scopes()))))
+    let Some(member) = org_store::get_member(conn, organization, user).await? else {
+        return Ok(None);
+    };
+    let Some(role) = org_role_store::by_name(conn, organization, &member.role).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        member.role,
+        permissions::token_scopes(&role.name, role.system, &role.resource_scopes()),
+    )))
 }

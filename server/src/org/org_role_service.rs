@@ -49,7 +49,11 @@ fn not_found() -> Error {
 
 fn check_description(description: &str) -> Result<()> {
     if description.chars().count() > 1000 {
-        return Err(Error::invalid("INVALID_ARGUMENT", "description", "`description` is longer than 1000 characters"));
+        return Err(Error::invalid(
+            "INVALID_ARGUMENT",
+            "description",
+            "`description` is longer than 1000 characters",
+        ));
     }
     Ok(())
 }
@@ -67,10 +71,23 @@ impl OrgRoleService {
     /// Refuses scopes the caller does not hold: the owner-only permissions always; otherwise,
     /// unless the caller is a global administrator, every scope must be held globally or through
     /// the caller's role in the organization.
-    async fn check_held(&self, caller: &Principal, org: Uuid, scopes: &[ResourceScopes]) -> Result<()> {
-        let not_held =
-            |s: &str| Error::permission_denied("SCOPE_NOT_HELD", format!("you cannot give `{s}`: you do not hold it"));
-        for s in scopes.iter().filter(|r| r.resource == SYSTEM_INDICATOR).flat_map(|r| r.scopes.iter()) {
+    async fn check_held(
+        &self,
+        caller: &Principal,
+        org: Uuid,
+        scopes: &[ResourceScopes],
+    ) -> Result<()> {
+        let not_held = |s: &str| {
+            Error::permission_denied(
+                "SCOPE_NOT_HELD",
+                format!("you cannot give `{s}`: you do not hold it"),
+            )
+        };
+        for s in scopes
+            .iter()
+            .filter(|r| r.resource == SYSTEM_INDICATOR)
+            .flat_map(|r| r.scopes.iter())
+        {
             if OWNER_ONLY.contains(&s.as_str()) {
                 return Err(not_held(s));
             }
@@ -82,11 +99,14 @@ impl OrgRoleService {
         for r in scopes {
             for s in &r.scopes {
                 let held = if r.resource == SYSTEM_INDICATOR {
-                    caller.has_permission(s) || grant.as_ref().is_some_and(|g| g.permissions.contains(s))
+                    caller.has_permission(s)
+                        || grant.as_ref().is_some_and(|g| g.permissions.contains(s))
                 } else {
-                    grant
-                        .as_ref()
-                        .is_some_and(|g| g.scopes.iter().any(|h| h.resource == r.resource && h.scopes.contains(s)))
+                    grant.as_ref().is_some_and(|g| {
+                        g.scopes
+                            .iter()
+                            .any(|h| h.resource == r.resource && h.scopes.contains(s))
+                    })
                 };
                 if !held {
                     return Err(not_held(s));
@@ -96,7 +116,12 @@ impl OrgRoleService {
         Ok(())
     }
 
-    pub async fn create(&self, caller: &Principal, org: &str, fields: OrgRoleFields) -> Result<OrgRole> {
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        org: &str,
+        fields: OrgRoleFields,
+    ) -> Result<OrgRole> {
         let org = parse_org_id(org)?;
         check_name(&fields.name, "org_role.name")?;
         check_description(&fields.description)?;
@@ -121,31 +146,54 @@ impl OrgRoleService {
                     }],
                 )
                 .await?;
-                rows.pop().ok_or_else(|| Error::internal("insert returned no role"))
+                rows.pop()
+                    .ok_or_else(|| Error::internal("insert returned no role"))
             })
             .await?;
         tracing::info!(organization_id = %org, role = %row.name, "organization role created");
-        Ok(OrgRole { row, member_count: 0 })
+        Ok(OrgRole {
+            row,
+            member_count: 0,
+        })
     }
 
     pub async fn get(&self, org: &str, id: &str) -> Result<OrgRole> {
         let org = parse_org_id(org)?;
         let id = parse_id(id, "org_role_id")?;
         let mut conn = self.pool.get().await?;
-        org_store::get(&mut conn, org).await?.ok_or_else(org_not_found)?;
-        let row = store::get(&mut conn, org, id).await?.ok_or_else(not_found)?;
+        org_store::get(&mut conn, org)
+            .await?
+            .ok_or_else(org_not_found)?;
+        let row = store::get(&mut conn, org, id)
+            .await?
+            .ok_or_else(not_found)?;
         self.with_count(&mut conn, row).await
     }
 
     /// A page of roles: system roles first, then by name.
-    pub async fn list(&self, org: &str, page_size: i32, page_token: &str) -> Result<(Vec<OrgRole>, String)> {
+    pub async fn list(
+        &self,
+        org: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<OrgRole>, String)> {
         let org = parse_org_id(org)?;
         let page = crate::org::cursor::NamePage::parse(page_size, page_token)?;
-        let after = page.after.as_ref().map(|(name, system)| (system == "s", name.clone()));
+        let after = page
+            .after
+            .as_ref()
+            .map(|(name, system)| (system == "s", name.clone()));
         let mut conn = self.pool.get().await?;
-        org_store::get(&mut conn, org).await?.ok_or_else(org_not_found)?;
+        org_store::get(&mut conn, org)
+            .await?
+            .ok_or_else(org_not_found)?;
         let rows = store::list(&mut conn, org, after, page.fetch()).await?;
-        let (rows, next) = page.finish(rows, |r| (r.name.clone(), if r.system { "s".into() } else { "c".into() }));
+        let (rows, next) = page.finish(rows, |r| {
+            (
+                r.name.clone(),
+                if r.system { "s".into() } else { "c".into() },
+            )
+        });
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push(self.with_count(&mut conn, row).await?);
@@ -166,9 +214,16 @@ impl OrgRoleService {
         let org = parse_org_id(org)?;
         let id = parse_id(id, "org_role.id")?;
         if paths.is_empty() {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "update_mask names no field"));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                "update_mask names no field",
+            ));
         }
-        if let Some(other) = paths.iter().find(|p| !matches!(p.as_str(), "description" | "scopes")) {
+        if let Some(other) = paths
+            .iter()
+            .find(|p| !matches!(p.as_str(), "description" | "scopes"))
+        {
             return Err(Error::invalid(
                 "INVALID_UPDATE_MASK",
                 "update_mask",
@@ -188,12 +243,17 @@ impl OrgRoleService {
                 } else {
                     None
                 };
-                let current = store::get_for_update(conn, org, id).await?.ok_or_else(not_found)?;
+                let current = store::get_for_update(conn, org, id)
+                    .await?
+                    .ok_or_else(not_found)?;
                 if let Some(scopes) = &scopes {
                     if current.system && scopes.iter().any(|r| r.resource == SYSTEM_INDICATOR) {
                         return Err(failed(
                             "SYSTEM_ROLE_IMMUTABLE",
-                            format!("the mgpass permissions of the system role `{}` are fixed", current.name),
+                            format!(
+                                "the mgpass permissions of the system role `{}` are fixed",
+                                current.name
+                            ),
                         ));
                     }
                     // Only what is added must be held; keeping what a role had is no escalation.
@@ -205,7 +265,10 @@ impl OrgRoleService {
                             scopes: r
                                 .scopes
                                 .iter()
-                                .filter(|s| !old.iter().any(|o| o.resource == r.resource && o.scopes.contains(s)))
+                                .filter(|s| {
+                                    !old.iter()
+                                        .any(|o| o.resource == r.resource && o.scopes.contains(s))
+                                })
                                 .cloned()
                                 .collect(),
                         })
@@ -214,10 +277,16 @@ impl OrgRoleService {
                 }
                 let changes = OrgRoleChanges {
                     description: has("description").then(|| fields.description.clone()),
-                    scopes: scopes.as_ref().map(serde_json::to_value).transpose().map_err(Error::internal)?,
+                    scopes: scopes
+                        .as_ref()
+                        .map(serde_json::to_value)
+                        .transpose()
+                        .map_err(Error::internal)?,
                     updated_at: Some(Utc::now()),
                 };
-                store::update(conn, id, changes).await?.ok_or_else(not_found)
+                store::update(conn, id, changes)
+                    .await?
+                    .ok_or_else(not_found)
             })
             .await?;
         self.access.forget_organization(org);
@@ -232,8 +301,12 @@ impl OrgRoleService {
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             // The organization lock orders this after concurrent member and invitation writes.
-            org_store::get_for_update(conn, org).await?.ok_or_else(org_not_found)?;
-            let role = store::get_for_update(conn, org, id).await?.ok_or_else(not_found)?;
+            org_store::get_for_update(conn, org)
+                .await?
+                .ok_or_else(org_not_found)?;
+            let role = store::get_for_update(conn, org, id)
+                .await?
+                .ok_or_else(not_found)?;
             if role.system {
                 return Err(failed(
                     "SYSTEM_ROLE_IMMUTABLE",
@@ -241,7 +314,10 @@ impl OrgRoleService {
                 ));
             }
             if store::in_use(conn, org, &role.name).await? {
-                return Err(failed("ORG_ROLE_IN_USE", "members or pending invitations hold this role"));
+                return Err(failed(
+                    "ORG_ROLE_IN_USE",
+                    "members or pending invitations hold this role",
+                ));
             }
             store::delete(conn, id).await?;
             Ok::<_, Error>(())

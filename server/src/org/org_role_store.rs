@@ -41,12 +41,18 @@ pub struct OrgRoleChanges {
 
 fn conflict(err: diesel::result::Error) -> Error {
     if let diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) = &err {
-        return Error::already_exists("ORG_ROLE_NAME_TAKEN", "another role of this organization has this name");
+        return Error::already_exists(
+            "ORG_ROLE_NAME_TAKEN",
+            "another role of this organization has this name",
+        );
     }
     err.into()
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, rows: Vec<OrgRoleRow>) -> Result<Vec<OrgRoleRow>> {
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    rows: Vec<OrgRoleRow>,
+) -> Result<Vec<OrgRoleRow>> {
     diesel::insert_into(org_roles::table)
         .values(rows)
         .returning(OrgRoleRow::as_returning())
@@ -66,7 +72,11 @@ pub async fn get(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -> Result<Op
         .optional()?)
 }
 
-pub async fn get_for_update(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -> Result<Option<OrgRoleRow>> {
+pub async fn get_for_update(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    id: Uuid,
+) -> Result<Option<OrgRoleRow>> {
     Ok(org_roles::table
         .filter(org_roles::organization_id.eq(org))
         .filter(org_roles::id.eq(id))
@@ -77,7 +87,11 @@ pub async fn get_for_update(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -
         .optional()?)
 }
 
-pub async fn by_name(conn: &mut AsyncPgConnection, org: Uuid, name: &str) -> Result<Option<OrgRoleRow>> {
+pub async fn by_name(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    name: &str,
+) -> Result<Option<OrgRoleRow>> {
     Ok(org_roles::table
         .filter(org_roles::organization_id.eq(org))
         .filter(org_roles::name.eq(name))
@@ -94,19 +108,32 @@ pub async fn list(
     after: Option<(bool, String)>,
     limit: i64,
 ) -> Result<Vec<OrgRoleRow>> {
-    let mut q =
-        org_roles::table.filter(org_roles::organization_id.eq(org)).select(OrgRoleRow::as_select()).into_boxed();
+    let mut q = org_roles::table
+        .filter(org_roles::organization_id.eq(org))
+        .select(OrgRoleRow::as_select())
+        .into_boxed();
     if let Some((system, name)) = after {
         q = if system {
-            q.filter(org_roles::system.eq(false).or(org_roles::system.eq(true).and(org_roles::name.gt(name))))
+            q.filter(
+                org_roles::system
+                    .eq(false)
+                    .or(org_roles::system.eq(true).and(org_roles::name.gt(name))),
+            )
         } else {
             q.filter(org_roles::system.eq(false).and(org_roles::name.gt(name)))
         };
     }
-    Ok(q.order((org_roles::system.desc(), org_roles::name.asc())).limit(limit).load(conn).await?)
+    Ok(q.order((org_roles::system.desc(), org_roles::name.asc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
 }
 
-pub async fn update(conn: &mut AsyncPgConnection, id: Uuid, changes: OrgRoleChanges) -> Result<Option<OrgRoleRow>> {
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    changes: OrgRoleChanges,
+) -> Result<Option<OrgRoleRow>> {
     Ok(diesel::update(org_roles::table.find(id))
         .set(changes)
         .returning(OrgRoleRow::as_returning())
@@ -116,7 +143,10 @@ pub async fn update(conn: &mut AsyncPgConnection, id: Uuid, changes: OrgRoleChan
 }
 
 pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(diesel::delete(org_roles::table.find(id)).execute(conn).await? == 1)
+    Ok(diesel::delete(org_roles::table.find(id))
+        .execute(conn)
+        .await?
+        == 1)
 }
 
 pub async fn holder_count(conn: &mut AsyncPgConnection, org: Uuid, name: &str) -> Result<i64> {

@@ -66,10 +66,18 @@ pub struct MemberFilter {
 }
 
 fn like(q: &str) -> String {
-    format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+    format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, row: &OrganizationRow) -> Result<OrganizationRow> {
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    row: &OrganizationRow,
+) -> Result<OrganizationRow> {
     Ok(diesel::insert_into(organizations::table)
         .values(row.clone())
         .returning(OrganizationRow::as_returning())
@@ -78,13 +86,27 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &OrganizationRow) -> Resu
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<OrganizationRow>> {
-    Ok(organizations::table.find(id).select(OrganizationRow::as_select()).first(conn).await.optional()?)
+    Ok(organizations::table
+        .find(id)
+        .select(OrganizationRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The organization, locked until the end of the transaction: every change of its ownership
 /// and membership set takes this lock first, so they run one at a time.
-pub async fn get_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<OrganizationRow>> {
-    Ok(organizations::table.find(id).select(OrganizationRow::as_select()).for_update().first(conn).await.optional()?)
+pub async fn get_for_update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<OrganizationRow>> {
+    Ok(organizations::table
+        .find(id)
+        .select(OrganizationRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 pub async fn update(
@@ -102,7 +124,10 @@ pub async fn update(
 
 /// Deletes the organization with everything of it (`ON DELETE CASCADE`).
 pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(diesel::delete(organizations::table.find(id)).execute(conn).await? == 1)
+    Ok(diesel::delete(organizations::table.find(id))
+        .execute(conn)
+        .await?
+        == 1)
 }
 
 /// One page by `(name, id)`, strictly after `after`. `user_id` keeps the organizations that user
@@ -114,26 +139,42 @@ pub async fn list(
     after: Option<(String, Uuid)>,
     limit: i64,
 ) -> Result<Vec<OrganizationRow>> {
-    let mut q = organizations::table.select(OrganizationRow::as_select()).into_boxed();
+    let mut q = organizations::table
+        .select(OrganizationRow::as_select())
+        .into_boxed();
     if let Some(text) = query {
         q = q.filter(organizations::name.ilike(like(text)));
     }
     if let Some(user) = user_id {
         q = q.filter(
-            organizations::id
-                .eq_any(org_members::table.filter(org_members::user_id.eq(user)).select(org_members::organization_id)),
+            organizations::id.eq_any(
+                org_members::table
+                    .filter(org_members::user_id.eq(user))
+                    .select(org_members::organization_id),
+            ),
         );
     }
     if let Some((name, id)) = after {
         q = q.filter(
-            organizations::name.gt(name.clone()).or(organizations::name.eq(name).and(organizations::id.gt(id))),
+            organizations::name
+                .gt(name.clone())
+                .or(organizations::name.eq(name).and(organizations::id.gt(id))),
         );
     }
-    Ok(q.order((organizations::name.asc(), organizations::id.asc())).limit(limit).load(conn).await?)
+    Ok(
+        q.order((organizations::name.asc(), organizations::id.asc()))
+            .limit(limit)
+            .load(conn)
+            .await?,
+    )
 }
 
 pub async fn member_count(conn: &mut AsyncPgConnection, org: Uuid) -> Result<i64> {
-    Ok(org_members::table.filter(org_members::organization_id.eq(org)).count().get_result(conn).await?)
+    Ok(org_members::table
+        .filter(org_members::organization_id.eq(org))
+        .count()
+        .get_result(conn)
+        .await?)
 }
 
 /// A membership that collides with an existing one means the user already belongs.
@@ -165,8 +206,17 @@ pub async fn insert_member(conn: &mut AsyncPgConnection, row: MemberRow) -> Resu
         .map_err(member_conflict)
 }
 
-pub async fn get_member(conn: &mut AsyncPgConnection, org: Uuid, user: Uuid) -> Result<Option<MemberRow>> {
-    Ok(org_members::table.find((org, user)).select(MemberRow::as_select()).first(conn).await.optional()?)
+pub async fn get_member(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    user: Uuid,
+) -> Result<Option<MemberRow>> {
+    Ok(org_members::table
+        .find((org, user))
+        .select(MemberRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 pub async fn set_member_role(
@@ -185,7 +235,10 @@ pub async fn set_member_role(
 }
 
 pub async fn delete_member(conn: &mut AsyncPgConnection, org: Uuid, user: Uuid) -> Result<bool> {
-    Ok(diesel::delete(org_members::table.find((org, user))).execute(conn).await? == 1)
+    Ok(diesel::delete(org_members::table.find((org, user)))
+        .execute(conn)
+        .await?
+        == 1)
 }
 
 /// The member holding `owner`, if any.
@@ -243,49 +296,68 @@ pub async fn list_members(
         );
     }
     if let Some((at, id)) = after {
-        q = q
-            .filter(org_members::created_at.lt(at).or(org_members::created_at.eq(at).and(org_members::user_id.lt(id))));
+        q = q.filter(
+            org_members::created_at.lt(at).or(org_members::created_at
+                .eq(at)
+                .and(org_members::user_id.lt(id))),
+        );
     }
-    let rows: Vec<(MemberRow, Option<String>, String, String, String, String)> =
-        q.order((org_members::created_at.desc(), org_members::user_id.desc())).limit(limit).load(conn).await?;
+    let rows: Vec<(MemberRow, Option<String>, String, String, String, String)> = q
+        .order((org_members::created_at.desc(), org_members::user_id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await?;
     Ok(rows
         .into_iter()
-        .map(|(member, email, given, family, full, avatar_url)| MemberView {
-            member,
-            email,
-            display_name: display_name(&given, &family, &full),
-            avatar_url,
-        })
+        .map(
+            |(member, email, given, family, full, avatar_url)| MemberView {
+                member,
+                email,
+                display_name: display_name(&given, &family, &full),
+                avatar_url,
+            },
+        )
         .collect())
 }
 
 /// One member with their user.
-pub async fn member_view(conn: &mut AsyncPgConnection, org: Uuid, user: Uuid) -> Result<Option<MemberView>> {
-    let row: Option<(MemberRow, Option<String>, String, String, String, String)> = org_members::table
-        .inner_join(users::table)
-        .filter(org_members::organization_id.eq(org))
-        .filter(org_members::user_id.eq(user))
-        .select((
-            MemberRow::as_select(),
-            users::email,
-            users::given_name,
-            users::family_name,
-            users::full_name,
-            users::avatar_url,
-        ))
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(row.map(|(member, email, given, family, full, avatar_url)| MemberView {
-        member,
-        email,
-        display_name: display_name(&given, &family, &full),
-        avatar_url,
-    }))
+pub async fn member_view(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    user: Uuid,
+) -> Result<Option<MemberView>> {
+    let row: Option<(MemberRow, Option<String>, String, String, String, String)> =
+        org_members::table
+            .inner_join(users::table)
+            .filter(org_members::organization_id.eq(org))
+            .filter(org_members::user_id.eq(user))
+            .select((
+                MemberRow::as_select(),
+                users::email,
+                users::given_name,
+                users::family_name,
+                users::full_name,
+                users::avatar_url,
+            ))
+            .first(conn)
+            .await
+            .optional()?;
+    Ok(row.map(
+        |(member, email, given, family, full, avatar_url)| MemberView {
+            member,
+            email,
+            display_name: display_name(&given, &family, &full),
+            avatar_url,
+        },
+    ))
 }
 
 pub fn display_name(given: &str, family: &str, full: &str) -> String {
-    if full.is_empty() { format!("{given} {family}").trim().to_string() } else { full.to_string() }
+    if full.is_empty() {
+        format!("{given} {family}").trim().to_string()
+    } else {
+        full.to_string()
+    }
 }
 
 /// One row of a user's memberships listing.

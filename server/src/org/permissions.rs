@@ -21,12 +21,25 @@ pub const OWNER_ONLY: [&str; 2] = ["org.organizations.delete", "org.organization
 
 /// The admin's permissions: these, plus every permission the descriptors declare under these
 /// prefixes (`org.members.*`, ...), so a new RPC of those families is covered at once.
-const ADMIN_EXPLICIT: &[&str] =
-    &["org.organizations.read", "org.organizations.update", "org.feature_flags.read", "admin.audit_events.read"];
-const ADMIN_FAMILIES: &[&str] =
-    &["org.members.", "org.invitations.", "org.roles.", "access.groups.", "access.api_keys."];
-const MEMBER_PERMISSIONS: &[&str] =
-    &["org.organizations.read", "org.members.read", "org.roles.read", "access.groups.read"];
+const ADMIN_EXPLICIT: &[&str] = &[
+    "org.organizations.read",
+    "org.organizations.update",
+    "org.feature_flags.read",
+    "admin.audit_events.read",
+];
+const ADMIN_FAMILIES: &[&str] = &[
+    "org.members.",
+    "org.invitations.",
+    "org.roles.",
+    "access.groups.",
+    "access.api_keys.",
+];
+const MEMBER_PERMISSIONS: &[&str] = &[
+    "org.organizations.read",
+    "org.members.read",
+    "org.roles.read",
+    "access.groups.read",
+];
 const VIEWER_PERMISSIONS: &[&str] = &["org.organizations.read"];
 
 fn admin_permissions() -> &'static [String] {
@@ -46,7 +59,11 @@ fn admin_permissions() -> &'static [String] {
 pub fn system_permissions(role: &str) -> Vec<String> {
     let own = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     match role {
-        OWNER => admin_permissions().iter().cloned().chain(own(&OWNER_ONLY)).collect(),
+        OWNER => admin_permissions()
+            .iter()
+            .cloned()
+            .chain(own(&OWNER_ONLY))
+            .collect(),
         ADMIN => admin_permissions().to_vec(),
         MEMBER => own(MEMBER_PERMISSIONS),
         VIEWER => own(VIEWER_PERMISSIONS),
@@ -60,10 +77,21 @@ pub fn is_system(role: &str) -> bool {
 
 /// Every mgpass permission a role gives: the fixed ones of a system role and the mgpass scopes
 /// it lists. The owner-only permissions never come from a listed scope.
-pub fn effective_permissions(role: &str, system: bool, scopes: &[ResourceScopes]) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> =
-        if system { system_permissions(role).into_iter().collect() } else { BTreeSet::new() };
-    for s in scopes.iter().filter(|r| r.resource == SYSTEM_INDICATOR).flat_map(|r| r.scopes.iter()) {
+pub fn effective_permissions(
+    role: &str,
+    system: bool,
+    scopes: &[ResourceScopes],
+) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = if system {
+        system_permissions(role).into_iter().collect()
+    } else {
+        BTreeSet::new()
+    };
+    for s in scopes
+        .iter()
+        .filter(|r| r.resource == SYSTEM_INDICATOR)
+        .flat_map(|r| r.scopes.iter())
+    {
         if !OWNER_ONLY.contains(&s.as_str()) {
             out.insert(s.clone());
         }
@@ -74,10 +102,19 @@ pub fn effective_permissions(role: &str, system: bool, scopes: &[ResourceScopes]
 /// Every scope a role gives in organization tokens, by resource: what it lists, plus (for the
 /// mgpass resource) its effective permissions.
 pub fn token_scopes(role: &str, system: bool, scopes: &[ResourceScopes]) -> Vec<ResourceScopes> {
-    let mut out: Vec<ResourceScopes> = scopes.iter().filter(|r| r.resource != SYSTEM_INDICATOR).cloned().collect();
-    let mgpass: Vec<String> = effective_permissions(role, system, scopes).into_iter().collect();
+    let mut out: Vec<ResourceScopes> = scopes
+        .iter()
+        .filter(|r| r.resource != SYSTEM_INDICATOR)
+        .cloned()
+        .collect();
+    let mgpass: Vec<String> = effective_permissions(role, system, scopes)
+        .into_iter()
+        .collect();
     if !mgpass.is_empty() {
-        out.push(ResourceScopes { resource: SYSTEM_INDICATOR.to_string(), scopes: mgpass });
+        out.push(ResourceScopes {
+            resource: SYSTEM_INDICATOR.to_string(),
+            scopes: mgpass,
+        });
     }
     out
 }
@@ -93,9 +130,17 @@ mod tests {
         let member = effective_permissions(MEMBER, true, &[]);
         let viewer = effective_permissions(VIEWER, true, &[]);
         assert!(viewer.is_subset(&member) && member.is_subset(&admin) && admin.is_subset(&owner));
-        assert!(owner.contains("org.organizations.transfer") && !admin.contains("org.organizations.transfer"));
+        assert!(
+            owner.contains("org.organizations.transfer")
+                && !admin.contains("org.organizations.transfer")
+        );
         assert!(!admin.contains("org.feature_flags.update"));
-        for p in ["org.members.delete", "org.invitations.revoke", "org.roles.create", "access.api_keys.rotate"] {
+        for p in [
+            "org.members.delete",
+            "org.invitations.revoke",
+            "org.roles.create",
+            "access.api_keys.rotate",
+        ] {
             assert!(admin.contains(p), "{p}");
         }
     }
@@ -107,10 +152,16 @@ mod tests {
                 resource: "mgpass".into(),
                 scopes: vec!["org.members.read".into(), "org.organizations.delete".into()],
             },
-            ResourceScopes { resource: "https://api".into(), scopes: vec!["read".into()] },
+            ResourceScopes {
+                resource: "https://api".into(),
+                scopes: vec!["read".into()],
+            },
         ];
         let p = effective_permissions("auditor", false, &scopes);
-        assert_eq!(p.into_iter().collect::<Vec<_>>(), vec!["org.members.read".to_string()]);
+        assert_eq!(
+            p.into_iter().collect::<Vec<_>>(),
+            vec!["org.members.read".to_string()]
+        );
         let t = token_scopes("auditor", false, &scopes);
         assert_eq!(t.len(), 2);
     }

@@ -32,28 +32,45 @@ fn key_to_proto(row: ApiKeyRow) -> pb::ApiKey {
         name: row.name,
         prefix: row.prefix,
         user_id: row.user_id.map(|u| u.to_string()).unwrap_or_default(),
-        organization_id: row.organization_id.map(|o| o.to_string()).unwrap_or_default(),
+        organization_id: row
+            .organization_id
+            .map(|o| o.to_string())
+            .unwrap_or_default(),
         creator_user_id: row.creator_user_id.to_string(),
         scopes: row.scopes,
         expire_time: row.expires_at.map(timestamp),
         last_use_time: row.last_used_at.map(timestamp),
         create_time: Some(timestamp(row.created_at)),
         rotate_time: row.rotated_at.map(timestamp),
-        previous_key_expire_time: row.previous_key_expires_at.filter(|t| *t > now).map(timestamp),
+        previous_key_expire_time: row
+            .previous_key_expires_at
+            .filter(|t| *t > now)
+            .map(timestamp),
         revoke_time: row.revoked_at.map(timestamp),
     }
 }
 
 fn new_key(key: Option<pb::ApiKey>) -> Result<(NewApiKey, String), Error> {
-    let key = key.ok_or_else(|| Error::invalid("INVALID_ARGUMENT", "api_key", "`api_key` is required"))?;
+    let key =
+        key.ok_or_else(|| Error::invalid("INVALID_ARGUMENT", "api_key", "`api_key` is required"))?;
     let expires_at = match &key.expire_time {
-        Some(t) => Some(
-            from_timestamp(t)
-                .ok_or_else(|| Error::invalid("INVALID_ARGUMENT", "api_key.expire_time", "invalid `expire_time`"))?,
-        ),
+        Some(t) => Some(from_timestamp(t).ok_or_else(|| {
+            Error::invalid(
+                "INVALID_ARGUMENT",
+                "api_key.expire_time",
+                "invalid `expire_time`",
+            )
+        })?),
         None => None,
     };
-    Ok((NewApiKey { name: key.name, scopes: key.scopes, expires_at }, key.organization_id))
+    Ok((
+        NewApiKey {
+            name: key.name,
+            scopes: key.scopes,
+            expires_at,
+        },
+        key.organization_id,
+    ))
 }
 
 fn status_filter(status: i32) -> Result<StatusFilter, Error> {
@@ -62,13 +79,27 @@ fn status_filter(status: i32) -> Result<StatusFilter, Error> {
         Ok(pb::ApiKeyStatus::Active) => StatusFilter::Active,
         Ok(pb::ApiKeyStatus::Expired) => StatusFilter::Expired,
         Ok(pb::ApiKeyStatus::Revoked) => StatusFilter::Revoked,
-        Err(_) => return Err(Error::invalid("INVALID_ARGUMENT", "status", "unknown status")),
+        Err(_) => {
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "status",
+                "unknown status",
+            ));
+        }
     })
 }
 
 /// An overlap in whole seconds; negative values are left for the service to refuse.
 fn overlap_secs(overlap: Option<prost_types::Duration>) -> i64 {
-    overlap.map(|d| if d.seconds == 0 && d.nanos < 0 { -1 } else { d.seconds }).unwrap_or(0)
+    overlap
+        .map(|d| {
+            if d.seconds == 0 && d.nanos < 0 {
+                -1
+            } else {
+                d.seconds
+            }
+        })
+        .unwrap_or(0)
 }
 
 fn issued(k: IssuedApiKey) -> (Option<pb::ApiKey>, String) {
@@ -96,8 +127,15 @@ impl ApiKeyService for ApiKeyGrpc {
     ) -> Result<Response<pb::ListMyApiKeysResponse>, Status> {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
-        let (rows, next_page_token) =
-            self.0.list_mine(&caller, status_filter(req.status)?, req.page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self
+            .0
+            .list_mine(
+                &caller,
+                status_filter(req.status)?,
+                req.page_size,
+                &req.page_token,
+            )
+            .await?;
         Ok(Response::new(pb::ListMyApiKeysResponse {
             api_keys: rows.into_iter().map(key_to_proto).collect(),
             next_page_token,
@@ -110,7 +148,11 @@ impl ApiKeyService for ApiKeyGrpc {
     ) -> Result<Response<pb::RotateMyApiKeyResponse>, Status> {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
-        let (api_key, key) = issued(self.0.rotate_mine(&caller, &req.api_key_id, overlap_secs(req.overlap)).await?);
+        let (api_key, key) = issued(
+            self.0
+                .rotate_mine(&caller, &req.api_key_id, overlap_secs(req.overlap))
+                .await?,
+        );
         Ok(Response::new(pb::RotateMyApiKeyResponse { api_key, key }))
     }
 
@@ -119,8 +161,13 @@ impl ApiKeyService for ApiKeyGrpc {
         request: Request<pb::RevokeMyApiKeyRequest>,
     ) -> Result<Response<pb::RevokeMyApiKeyResponse>, Status> {
         let caller = principal(&request)?.clone();
-        let row = self.0.revoke_mine(&caller, &request.into_inner().api_key_id).await?;
-        Ok(Response::new(pb::RevokeMyApiKeyResponse { api_key: Some(key_to_proto(row)) }))
+        let row = self
+            .0
+            .revoke_mine(&caller, &request.into_inner().api_key_id)
+            .await?;
+        Ok(Response::new(pb::RevokeMyApiKeyResponse {
+            api_key: Some(key_to_proto(row)),
+        }))
     }
 
     async fn create_api_key(
@@ -129,7 +176,11 @@ impl ApiKeyService for ApiKeyGrpc {
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
         let caller = principal(&request)?.clone();
         let (key, organization_id) = new_key(request.into_inner().api_key)?;
-        let (api_key, key) = issued(self.0.create_for_organization(&caller, &organization_id, key).await?);
+        let (api_key, key) = issued(
+            self.0
+                .create_for_organization(&caller, &organization_id, key)
+                .await?,
+        );
         Ok(Response::new(pb::CreateApiKeyResponse { api_key, key }))
     }
 
@@ -140,8 +191,17 @@ impl ApiKeyService for ApiKeyGrpc {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
         let status = status_filter(req.status)?;
-        let (rows, next_page_token) =
-            self.0.list(&caller, &req.organization_id, &req.user_id, status, req.page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self
+            .0
+            .list(
+                &caller,
+                &req.organization_id,
+                &req.user_id,
+                status,
+                req.page_size,
+                &req.page_token,
+            )
+            .await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             api_keys: rows.into_iter().map(key_to_proto).collect(),
             next_page_token,
@@ -155,8 +215,11 @@ impl ApiKeyService for ApiKeyGrpc {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
         let overlap = overlap_secs(req.overlap);
-        let (api_key, key) =
-            issued(self.0.rotate_managed(&caller, &req.api_key_id, &req.organization_id, overlap).await?);
+        let (api_key, key) = issued(
+            self.0
+                .rotate_managed(&caller, &req.api_key_id, &req.organization_id, overlap)
+                .await?,
+        );
         Ok(Response::new(pb::RotateApiKeyResponse { api_key, key }))
     }
 
@@ -166,7 +229,12 @@ impl ApiKeyService for ApiKeyGrpc {
     ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
-        let row = self.0.revoke_managed(&caller, &req.api_key_id, &req.organization_id).await?;
-        Ok(Response::new(pb::RevokeApiKeyResponse { api_key: Some(key_to_proto(row)) }))
+        let row = self
+            .0
+            .revoke_managed(&caller, &req.api_key_id, &req.organization_id)
+            .await?;
+        Ok(Response::new(pb::RevokeApiKeyResponse {
+            api_key: Some(key_to_proto(row)),
+        }))
     }
 }

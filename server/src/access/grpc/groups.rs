@@ -17,7 +17,10 @@ fn group_to_proto(g: Group) -> pb::Group {
     let row = g.row;
     pb::Group {
         id: row.id.to_string(),
-        organization_id: row.organization_id.map(|o| o.to_string()).unwrap_or_default(),
+        organization_id: row
+            .organization_id
+            .map(|o| o.to_string())
+            .unwrap_or_default(),
         name: row.name,
         description: row.description,
         avatar_url: row.avatar_url,
@@ -62,13 +65,20 @@ impl GroupService for GroupGrpc {
     ) -> Result<Response<pb::CreateGroupResponse>, Status> {
         let group = required(request.into_inner().group, "group")?;
         let group = self.0.create(fields(group)).await?;
-        Ok(Response::new(pb::CreateGroupResponse { group: Some(group_to_proto(group)) }))
+        Ok(Response::new(pb::CreateGroupResponse {
+            group: Some(group_to_proto(group)),
+        }))
     }
 
-    async fn get_group(&self, request: Request<pb::GetGroupRequest>) -> Result<Response<pb::GetGroupResponse>, Status> {
+    async fn get_group(
+        &self,
+        request: Request<pb::GetGroupRequest>,
+    ) -> Result<Response<pb::GetGroupResponse>, Status> {
         let req = request.into_inner();
         let group = self.0.get(&req.group_id, &req.organization_id).await?;
-        Ok(Response::new(pb::GetGroupResponse { group: Some(group_to_proto(group)) }))
+        Ok(Response::new(pb::GetGroupResponse {
+            group: Some(group_to_proto(group)),
+        }))
     }
 
     async fn list_groups(
@@ -76,8 +86,16 @@ impl GroupService for GroupGrpc {
         request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
         let req = request.into_inner();
-        let (groups, next_page_token) =
-            self.0.list(&req.organization_id, &req.query, &req.user_id, req.page_size, &req.page_token).await?;
+        let (groups, next_page_token) = self
+            .0
+            .list(
+                &req.organization_id,
+                &req.query,
+                &req.user_id,
+                req.page_size,
+                &req.page_token,
+            )
+            .await?;
         Ok(Response::new(pb::ListGroupsResponse {
             groups: groups.into_iter().map(group_to_proto).collect(),
             next_page_token,
@@ -93,7 +111,9 @@ impl GroupService for GroupGrpc {
         let mask = required(req.update_mask, "update_mask")?;
         let id = group.id.clone();
         let group = self.0.update(&id, fields(group), &mask.paths).await?;
-        Ok(Response::new(pb::UpdateGroupResponse { group: Some(group_to_proto(group)) }))
+        Ok(Response::new(pb::UpdateGroupResponse {
+            group: Some(group_to_proto(group)),
+        }))
     }
 
     async fn delete_group(
@@ -111,8 +131,13 @@ impl GroupService for GroupGrpc {
     ) -> Result<Response<pb::AddGroupMemberResponse>, Status> {
         let adder = principal(&request).ok().map(|p| p.user_id);
         let req = request.into_inner();
-        let member = self.0.add_member(&req.group_id, &req.organization_id, &req.user_id, adder).await?;
-        Ok(Response::new(pb::AddGroupMemberResponse { member: Some(member_to_proto(member)) }))
+        let member = self
+            .0
+            .add_member(&req.group_id, &req.organization_id, &req.user_id, adder)
+            .await?;
+        Ok(Response::new(pb::AddGroupMemberResponse {
+            member: Some(member_to_proto(member)),
+        }))
     }
 
     async fn remove_group_member(
@@ -120,7 +145,9 @@ impl GroupService for GroupGrpc {
         request: Request<pb::RemoveGroupMemberRequest>,
     ) -> Result<Response<pb::RemoveGroupMemberResponse>, Status> {
         let req = request.into_inner();
-        self.0.remove_member(&req.group_id, &req.organization_id, &req.user_id).await?;
+        self.0
+            .remove_member(&req.group_id, &req.organization_id, &req.user_id)
+            .await?;
         Ok(Response::new(pb::RemoveGroupMemberResponse {}))
     }
 
@@ -129,8 +156,15 @@ impl GroupService for GroupGrpc {
         request: Request<pb::ListGroupMembersRequest>,
     ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
         let req = request.into_inner();
-        let (rows, next_page_token) =
-            self.0.members(&req.group_id, &req.organization_id, req.page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self
+            .0
+            .members(
+                &req.group_id,
+                &req.organization_id,
+                req.page_size,
+                &req.page_token,
+            )
+            .await?;
         Ok(Response::new(pb::ListGroupMembersResponse {
             members: rows.into_iter().map(member_to_proto).collect(),
             next_page_token,

@@ -10,8 +10,8 @@ use crate::{
     access::{
         decision::{Decision, Held, Source, Subject},
         permission_service::{
-            Definition, Grant, Grantee, PermissionGroup, PermissionService as Permissions, Rule, RuleFields,
-            parse_subject,
+            Definition, Grant, Grantee, PermissionGroup, PermissionService as Permissions, Rule,
+            RuleFields, parse_subject,
         },
     },
     auth::principal,
@@ -31,7 +31,10 @@ fn group_to_proto(g: PermissionGroup) -> pb::PermissionGroup {
         permissions: g
             .permissions
             .into_iter()
-            .map(|p| pb::PermissionDefinition { name: p.name, description: p.description })
+            .map(|p| pb::PermissionDefinition {
+                name: p.name,
+                description: p.description,
+            })
             .collect(),
         create_time: Some(timestamp(g.row.created_at)),
         update_time: Some(timestamp(g.row.updated_at)),
@@ -39,7 +42,13 @@ fn group_to_proto(g: PermissionGroup) -> pb::PermissionGroup {
 }
 
 fn definitions(g: &pb::PermissionGroup) -> Vec<Definition> {
-    g.permissions.iter().map(|p| Definition { name: p.name.clone(), description: p.description.clone() }).collect()
+    g.permissions
+        .iter()
+        .map(|p| Definition {
+            name: p.name.clone(),
+            description: p.description.clone(),
+        })
+        .collect()
 }
 
 fn grantee(g: Option<pb::Grantee>) -> Option<Grantee> {
@@ -57,12 +66,21 @@ fn object(o: Option<pb::ObjectRef>) -> Option<(String, String)> {
 }
 
 fn object_ref(o: Option<(String, String)>) -> Option<pb::ObjectRef> {
-    o.map(|(object_type, object_id)| pb::ObjectRef { object_type, object_id })
+    o.map(|(object_type, object_id)| pb::ObjectRef {
+        object_type,
+        object_id,
+    })
 }
 
 fn grant_to_proto(g: Grant) -> pb::PermissionGrant {
     let r = g.row;
-    let kind = match (r.role_id, r.org_role_id, r.user_id, r.group_id, r.organization_id) {
+    let kind = match (
+        r.role_id,
+        r.org_role_id,
+        r.user_id,
+        r.group_id,
+        r.organization_id,
+    ) {
         (Some(id), ..) => Some(GranteeKind::RoleId(id.to_string())),
         (_, Some(id), ..) => Some(GranteeKind::OrgRoleId(id.to_string())),
         (_, _, Some(id), ..) => Some(GranteeKind::UserId(id.to_string())),
@@ -149,16 +167,26 @@ impl PermissionService for PermissionGrpc {
         request: Request<pb::CreatePermissionGroupRequest>,
     ) -> Result<Response<pb::CreatePermissionGroupResponse>, Status> {
         let g = required(request.into_inner().permission_group, "permission_group")?;
-        let group = self.0.create_group(&g.name, &g.description, definitions(&g)).await?;
-        Ok(Response::new(pb::CreatePermissionGroupResponse { permission_group: Some(group_to_proto(group)) }))
+        let group = self
+            .0
+            .create_group(&g.name, &g.description, definitions(&g))
+            .await?;
+        Ok(Response::new(pb::CreatePermissionGroupResponse {
+            permission_group: Some(group_to_proto(group)),
+        }))
     }
 
     async fn get_permission_group(
         &self,
         request: Request<pb::GetPermissionGroupRequest>,
     ) -> Result<Response<pb::GetPermissionGroupResponse>, Status> {
-        let group = self.0.get_group(&request.into_inner().permission_group_id).await?;
-        Ok(Response::new(pb::GetPermissionGroupResponse { permission_group: Some(group_to_proto(group)) }))
+        let group = self
+            .0
+            .get_group(&request.into_inner().permission_group_id)
+            .await?;
+        Ok(Response::new(pb::GetPermissionGroupResponse {
+            permission_group: Some(group_to_proto(group)),
+        }))
     }
 
     async fn list_permission_groups(
@@ -181,15 +209,22 @@ impl PermissionService for PermissionGrpc {
         let g = required(req.permission_group, "permission_group")?;
         let mask = required(req.update_mask, "update_mask")?;
         let defs = definitions(&g);
-        let group = self.0.update_group(&g.id, g.description, defs, &mask.paths).await?;
-        Ok(Response::new(pb::UpdatePermissionGroupResponse { permission_group: Some(group_to_proto(group)) }))
+        let group = self
+            .0
+            .update_group(&g.id, g.description, defs, &mask.paths)
+            .await?;
+        Ok(Response::new(pb::UpdatePermissionGroupResponse {
+            permission_group: Some(group_to_proto(group)),
+        }))
     }
 
     async fn delete_permission_group(
         &self,
         request: Request<pb::DeletePermissionGroupRequest>,
     ) -> Result<Response<pb::DeletePermissionGroupResponse>, Status> {
-        self.0.delete_group(&request.into_inner().permission_group_id).await?;
+        self.0
+            .delete_group(&request.into_inner().permission_group_id)
+            .await?;
         Ok(Response::new(pb::DeletePermissionGroupResponse {}))
     }
 
@@ -199,8 +234,13 @@ impl PermissionService for PermissionGrpc {
     ) -> Result<Response<pb::CreatePermissionGrantResponse>, Status> {
         let creator = principal(&request).ok().map(|p| p.user_id);
         let g = required(request.into_inner().permission_grant, "permission_grant")?;
-        let grant = self.0.create_grant(&g.permission, grantee(g.grantee), object(g.object), creator).await?;
-        Ok(Response::new(pb::CreatePermissionGrantResponse { permission_grant: Some(grant_to_proto(grant)) }))
+        let grant = self
+            .0
+            .create_grant(&g.permission, grantee(g.grantee), object(g.object), creator)
+            .await?;
+        Ok(Response::new(pb::CreatePermissionGrantResponse {
+            permission_grant: Some(grant_to_proto(grant)),
+        }))
     }
 
     async fn list_permission_grants(
@@ -210,7 +250,13 @@ impl PermissionService for PermissionGrpc {
         let req = request.into_inner();
         let (grants, next_page_token) = self
             .0
-            .list_grants(&req.permission, grantee(req.grantee), object(req.object), req.page_size, &req.page_token)
+            .list_grants(
+                &req.permission,
+                grantee(req.grantee),
+                object(req.object),
+                req.page_size,
+                &req.page_token,
+            )
             .await?;
         Ok(Response::new(pb::ListPermissionGrantsResponse {
             permission_grants: grants.into_iter().map(grant_to_proto).collect(),
@@ -222,7 +268,9 @@ impl PermissionService for PermissionGrpc {
         &self,
         request: Request<pb::DeletePermissionGrantRequest>,
     ) -> Result<Response<pb::DeletePermissionGrantResponse>, Status> {
-        self.0.delete_grant(&request.into_inner().permission_grant_id).await?;
+        self.0
+            .delete_grant(&request.into_inner().permission_grant_id)
+            .await?;
         Ok(Response::new(pb::DeletePermissionGrantResponse {}))
     }
 
@@ -232,7 +280,9 @@ impl PermissionService for PermissionGrpc {
     ) -> Result<Response<pb::CreateAbacRuleResponse>, Status> {
         let r = required(request.into_inner().abac_rule, "abac_rule")?;
         let rule = self.0.create_rule(rule_fields(r)).await?;
-        Ok(Response::new(pb::CreateAbacRuleResponse { abac_rule: Some(rule_to_proto(rule)) }))
+        Ok(Response::new(pb::CreateAbacRuleResponse {
+            abac_rule: Some(rule_to_proto(rule)),
+        }))
     }
 
     async fn get_abac_rule(
@@ -240,7 +290,9 @@ impl PermissionService for PermissionGrpc {
         request: Request<pb::GetAbacRuleRequest>,
     ) -> Result<Response<pb::GetAbacRuleResponse>, Status> {
         let rule = self.0.get_rule(&request.into_inner().abac_rule_id).await?;
-        Ok(Response::new(pb::GetAbacRuleResponse { abac_rule: Some(rule_to_proto(rule)) }))
+        Ok(Response::new(pb::GetAbacRuleResponse {
+            abac_rule: Some(rule_to_proto(rule)),
+        }))
     }
 
     async fn list_abac_rules(
@@ -248,7 +300,10 @@ impl PermissionService for PermissionGrpc {
         request: Request<pb::ListAbacRulesRequest>,
     ) -> Result<Response<pb::ListAbacRulesResponse>, Status> {
         let req = request.into_inner();
-        let (rules, next_page_token) = self.0.list_rules(&req.object_type, req.page_size, &req.page_token).await?;
+        let (rules, next_page_token) = self
+            .0
+            .list_rules(&req.object_type, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListAbacRulesResponse {
             abac_rules: rules.into_iter().map(rule_to_proto).collect(),
             next_page_token,
@@ -264,14 +319,18 @@ impl PermissionService for PermissionGrpc {
         let mask = required(req.update_mask, "update_mask")?;
         let id = r.id.clone();
         let rule = self.0.update_rule(&id, rule_fields(r), &mask.paths).await?;
-        Ok(Response::new(pb::UpdateAbacRuleResponse { abac_rule: Some(rule_to_proto(rule)) }))
+        Ok(Response::new(pb::UpdateAbacRuleResponse {
+            abac_rule: Some(rule_to_proto(rule)),
+        }))
     }
 
     async fn delete_abac_rule(
         &self,
         request: Request<pb::DeleteAbacRuleRequest>,
     ) -> Result<Response<pb::DeleteAbacRuleResponse>, Status> {
-        self.0.delete_rule(&request.into_inner().abac_rule_id).await?;
+        self.0
+            .delete_rule(&request.into_inner().abac_rule_id)
+            .await?;
         Ok(Response::new(pb::DeleteAbacRuleResponse {}))
     }
 
@@ -283,12 +342,21 @@ impl PermissionService for PermissionGrpc {
         let subject = subject(req.subject)?;
         let decision = self
             .0
-            .check(subject, &req.permission, object(req.object), &json(req.object_attributes), &json(req.context))
+            .check(
+                subject,
+                &req.permission,
+                object(req.object),
+                &json(req.object_attributes),
+                &json(req.context),
+            )
             .await?;
         let mut answer = pb::CheckPermissionResponse::default();
         match decision {
             Decision::Denied => {}
-            Decision::Grant { grant_id, source: s } => {
+            Decision::Grant {
+                grant_id,
+                source: s,
+            } => {
                 answer.allowed = true;
                 answer.source = source(s) as i32;
                 answer.permission_grant_id = grant_id.to_string();
@@ -321,8 +389,16 @@ impl PermissionService for PermissionGrpc {
     ) -> Result<Response<pb::ListObjectsResponse>, Status> {
         let req = request.into_inner();
         let subject = subject(req.subject)?;
-        let (object_ids, next_page_token, all_objects, rules) =
-            self.0.objects(subject, &req.permission, &req.object_type, req.page_size, &req.page_token).await?;
+        let (object_ids, next_page_token, all_objects, rules) = self
+            .0
+            .objects(
+                subject,
+                &req.permission,
+                &req.object_type,
+                req.page_size,
+                &req.page_token,
+            )
+            .await?;
         Ok(Response::new(pb::ListObjectsResponse {
             object_ids,
             next_page_token,

@@ -1,14 +1,18 @@
 //! Serves `mgpass.access.v1.RoleService`.
 
 use mgpass_proto::{
-    access::{self as pb, role_assignment::Assignee as PbAssignee, role_service_server::RoleService},
+    access::{
+        self as pb, role_assignment::Assignee as PbAssignee, role_service_server::RoleService,
+    },
     oauth as oauth_pb,
 };
 use tonic::{Request, Response, Status};
 
 use crate::{
     access::{
-        role_service::{Assignee, RoleAssignment, RoleFields, RoleQuery, RoleService as Roles, RoleUpdate},
+        role_service::{
+            Assignee, RoleAssignment, RoleFields, RoleQuery, RoleService as Roles, RoleUpdate,
+        },
         role_store::RoleRow,
     },
     convert::timestamp,
@@ -21,7 +25,10 @@ fn role_to_proto(row: RoleRow) -> pb::Role {
         scopes: row
             .resource_scopes()
             .into_iter()
-            .map(|r| oauth_pb::ResourceScopes { resource: r.resource, scopes: r.scopes })
+            .map(|r| oauth_pb::ResourceScopes {
+                resource: r.resource,
+                scopes: r.scopes,
+            })
             .collect(),
         id: row.id.to_string(),
         name: row.name,
@@ -38,7 +45,14 @@ fn role_fields(role: pb::Role) -> RoleFields {
     RoleFields {
         name: role.name,
         description: role.description,
-        scopes: role.scopes.into_iter().map(|r| ResourceScopes { resource: r.resource, scopes: r.scopes }).collect(),
+        scopes: role
+            .scopes
+            .into_iter()
+            .map(|r| ResourceScopes {
+                resource: r.resource,
+                scopes: r.scopes,
+            })
+            .collect(),
         default_for_new_users: role.default_for_new_users,
         m2m_only: role.m2m_only,
     }
@@ -74,12 +88,19 @@ impl RoleService for RoleGrpc {
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
         let role = required(request.into_inner().role, "role")?;
         let row = self.0.create(role_fields(role)).await?;
-        Ok(Response::new(pb::CreateRoleResponse { role: Some(role_to_proto(row)) }))
+        Ok(Response::new(pb::CreateRoleResponse {
+            role: Some(role_to_proto(row)),
+        }))
     }
 
-    async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Result<Response<pb::GetRoleResponse>, Status> {
+    async fn get_role(
+        &self,
+        request: Request<pb::GetRoleRequest>,
+    ) -> Result<Response<pb::GetRoleResponse>, Status> {
         let row = self.0.get(&request.into_inner().role_id).await?;
-        Ok(Response::new(pb::GetRoleResponse { role: Some(role_to_proto(row)) }))
+        Ok(Response::new(pb::GetRoleResponse {
+            role: Some(role_to_proto(row)),
+        }))
     }
 
     async fn list_roles(
@@ -107,8 +128,19 @@ impl RoleService for RoleGrpc {
         let role = required(req.role, "role")?;
         let mask = required(req.update_mask, "update_mask")?;
         let id = role.id.clone();
-        let row = self.0.update(&id, RoleUpdate { fields: role_fields(role), paths: mask.paths }).await?;
-        Ok(Response::new(pb::UpdateRoleResponse { role: Some(role_to_proto(row)) }))
+        let row = self
+            .0
+            .update(
+                &id,
+                RoleUpdate {
+                    fields: role_fields(role),
+                    paths: mask.paths,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateRoleResponse {
+            role: Some(role_to_proto(row)),
+        }))
     }
 
     async fn delete_role(
@@ -124,7 +156,9 @@ impl RoleService for RoleGrpc {
         request: Request<pb::AssignRoleRequest>,
     ) -> Result<Response<pb::AssignRoleResponse>, Status> {
         let req = request.into_inner();
-        self.0.assign(&req.role_id, &req.user_ids, &req.application_ids).await?;
+        self.0
+            .assign(&req.role_id, &req.user_ids, &req.application_ids)
+            .await?;
         Ok(Response::new(pb::AssignRoleResponse {}))
     }
 
@@ -133,7 +167,9 @@ impl RoleService for RoleGrpc {
         request: Request<pb::UnassignRoleRequest>,
     ) -> Result<Response<pb::UnassignRoleResponse>, Status> {
         let req = request.into_inner();
-        self.0.unassign(&req.role_id, &req.user_ids, &req.application_ids).await?;
+        self.0
+            .unassign(&req.role_id, &req.user_ids, &req.application_ids)
+            .await?;
         Ok(Response::new(pb::UnassignRoleResponse {}))
     }
 
@@ -142,7 +178,10 @@ impl RoleService for RoleGrpc {
         request: Request<pb::ListRoleAssignmentsRequest>,
     ) -> Result<Response<pb::ListRoleAssignmentsResponse>, Status> {
         let req = request.into_inner();
-        let (rows, next_page_token) = self.0.list_assignments(&req.role_id, req.page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self
+            .0
+            .list_assignments(&req.role_id, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListRoleAssignmentsResponse {
             assignments: rows.into_iter().map(assignment_to_proto).collect(),
             next_page_token,

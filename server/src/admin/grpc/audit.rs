@@ -35,7 +35,13 @@ fn kind_filter(kind: i32) -> Result<Option<String>, Error> {
         Ok(pb::CredentialKind::PartnerApiKey) => "partner_api_key",
         Ok(pb::CredentialKind::ClientSecret) => "client_secret",
         Ok(pb::CredentialKind::System) => "system",
-        Err(_) => return Err(Error::invalid("INVALID_ARGUMENT", "credential_kind", "unknown credential kind")),
+        Err(_) => {
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "credential_kind",
+                "unknown credential kind",
+            ));
+        }
     };
     Ok(Some(name.to_string()))
 }
@@ -54,17 +60,27 @@ fn event_to_proto(row: AuditRow) -> pb::AuditEvent {
             credential_kind: kind_to_proto(&row.credential_kind) as i32,
             user_id: row.actor_user_id.map(|u| u.to_string()).unwrap_or_default(),
             application_id: row.actor_application_id.unwrap_or_default(),
-            api_key_id: row.actor_api_key_id.map(|k| k.to_string()).unwrap_or_default(),
+            api_key_id: row
+                .actor_api_key_id
+                .map(|k| k.to_string())
+                .unwrap_or_default(),
             partner_id: String::new(),
         }),
         action: row.action,
         target_type: row.target_type,
         target_id: row.target_id,
-        organization_id: row.organization_id.map(|o| o.to_string()).unwrap_or_default(),
+        organization_id: row
+            .organization_id
+            .map(|o| o.to_string())
+            .unwrap_or_default(),
         before: json(row.before),
         after: json(row.after),
         request: json(row.request),
-        outcome: if row.success { pb::AuditOutcome::Success } else { pb::AuditOutcome::Failure } as i32,
+        outcome: if row.success {
+            pb::AuditOutcome::Success
+        } else {
+            pb::AuditOutcome::Failure
+        } as i32,
         error_reason: row.error_reason,
         ip_address: row.ip_address,
         user_agent: row.user_agent,
@@ -77,7 +93,9 @@ fn optional_id(id: String, field: &'static str) -> Result<Option<Uuid>, Error> {
     if id.is_empty() {
         return Ok(None);
     }
-    Uuid::parse_str(&id).map(Some).map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
+    Uuid::parse_str(&id)
+        .map(Some)
+        .map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -90,9 +108,13 @@ fn time(
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
     match t {
         None => Ok(None),
-        Some(t) => from_timestamp(&t)
-            .map(Some)
-            .ok_or_else(|| Error::invalid("INVALID_ARGUMENT", field, format!("`{field}` is not a valid time"))),
+        Some(t) => from_timestamp(&t).map(Some).ok_or_else(|| {
+            Error::invalid(
+                "INVALID_ARGUMENT",
+                field,
+                format!("`{field}` is not a valid time"),
+            )
+        }),
     }
 }
 
@@ -109,7 +131,13 @@ fn filter(req: pb::ListAuditEventsRequest) -> Result<AuditFilter, Error> {
             Ok(pb::AuditOutcome::Unspecified) => None,
             Ok(pb::AuditOutcome::Success) => Some(true),
             Ok(pb::AuditOutcome::Failure) => Some(false),
-            Err(_) => return Err(Error::invalid("INVALID_ARGUMENT", "outcome", "unknown outcome")),
+            Err(_) => {
+                return Err(Error::invalid(
+                    "INVALID_ARGUMENT",
+                    "outcome",
+                    "unknown outcome",
+                ));
+            }
         },
         request_id: non_empty(req.request_id),
         created_from: time(req.create_after, "create_after")?,
@@ -129,7 +157,10 @@ impl AuditService for AuditGrpc {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
         let (page_size, page_token) = (req.page_size, req.page_token.clone());
-        let (rows, next_page_token) = self.0.list(&caller, filter(req)?, page_size, &page_token).await?;
+        let (rows, next_page_token) = self
+            .0
+            .list(&caller, filter(req)?, page_size, &page_token)
+            .await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             audit_events: rows.into_iter().map(event_to_proto).collect(),
             next_page_token,
@@ -141,7 +172,12 @@ impl AuditService for AuditGrpc {
         request: Request<pb::GetAuditEventRequest>,
     ) -> Result<Response<pb::GetAuditEventResponse>, Status> {
         let caller = principal(&request)?.clone();
-        let row = self.0.get(&caller, &request.into_inner().audit_event_id).await?;
-        Ok(Response::new(pb::GetAuditEventResponse { audit_event: Some(event_to_proto(row)) }))
+        let row = self
+            .0
+            .get(&caller, &request.into_inner().audit_event_id)
+            .await?;
+        Ok(Response::new(pb::GetAuditEventResponse {
+            audit_event: Some(event_to_proto(row)),
+        }))
     }
 }

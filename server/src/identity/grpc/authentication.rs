@@ -14,15 +14,29 @@ use crate::{
 pub struct AuthenticationGrpc(pub IdentityService, pub KeyRing);
 
 fn jwk_to_proto(jwk: PublicJwk) -> pb::Jwk {
-    pb::Jwk { kty: jwk.kty, kid: jwk.kid, r#use: jwk.use_, alg: jwk.alg, crv: jwk.crv, x: jwk.x, y: jwk.y }
+    pb::Jwk {
+        kty: jwk.kty,
+        kid: jwk.kid,
+        r#use: jwk.use_,
+        alg: jwk.alg,
+        crv: jwk.crv,
+        x: jwk.x,
+        y: jwk.y,
+    }
 }
 
 #[tonic::async_trait]
 impl AuthenticationService for AuthenticationGrpc {
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
         let client = client_info(&request);
         let req = request.into_inner();
-        let tokens = self.0.login(&req.identifier, &req.password, &client).await?;
+        let tokens = self
+            .0
+            .login(&req.identifier, &req.password, &client)
+            .await?;
         Ok(Response::new(pb::LoginResponse {
             access_token: tokens.access.access_token,
             token_type: "Bearer".into(),
@@ -30,7 +44,9 @@ impl AuthenticationService for AuthenticationGrpc {
             refresh_token: tokens.refresh_token,
             scope: tokens.access.scope,
             user_id: tokens.user_id.to_string(),
-            pending_second_factor: super::second_factor::factor_to_proto(tokens.pending_second_factor.as_deref()) as i32,
+            pending_second_factor: super::second_factor::factor_to_proto(
+                tokens.pending_second_factor.as_deref(),
+            ) as i32,
         }))
     }
 
@@ -48,16 +64,25 @@ impl AuthenticationService for AuthenticationGrpc {
         }))
     }
 
-    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
         let principal = principal(&request)?;
         if let Some(session_id) = principal.session_id {
             // Already revoked is fine: signing out twice is not an error.
-            let _ = self.0.revoke_session(principal.user_id, &session_id.to_string(), "logout").await;
+            let _ = self
+                .0
+                .revoke_session(principal.user_id, &session_id.to_string(), "logout")
+                .await;
         }
         Ok(Response::new(pb::LogoutResponse {}))
     }
 
-    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
         let keys = self.1.jwks().await.into_iter().map(jwk_to_proto).collect();
         Ok(Response::new(pb::GetJwksResponse { keys }))
     }

@@ -33,7 +33,10 @@ use crate::{
 /// The caller's address and user agent, as the transport saw them.
 fn client_info<T>(request: &Request<T>) -> ClientInfo {
     ClientInfo {
-        ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+        ip: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
         user_agent: request
             .metadata()
             .get("user-agent")
@@ -99,13 +102,23 @@ impl UserService for UserGrpc {
         let req = request.into_inner();
         let user = required(req.user, "user")?;
         let password = (!req.password.is_empty()).then_some(req.password);
-        let row = self.0.create_user(user_fields(user), password, false).await?;
-        Ok(Response::new(pb::CreateUserResponse { user: Some(user_to_proto(row)) }))
+        let row = self
+            .0
+            .create_user(user_fields(user), password, false)
+            .await?;
+        Ok(Response::new(pb::CreateUserResponse {
+            user: Some(user_to_proto(row)),
+        }))
     }
 
-    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
         let row = self.0.get_user(&request.into_inner().user_id).await?;
-        Ok(Response::new(pb::GetUserResponse { user: Some(user_to_proto(row)) }))
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(user_to_proto(row)),
+        }))
     }
 
     async fn list_users(
@@ -136,8 +149,14 @@ impl UserService for UserGrpc {
             created_before: req.created_before.as_ref().and_then(from_timestamp),
             organization,
         };
-        let (rows, next_page_token) = self.0.list_users(filter, req.page_size, &req.page_token).await?;
-        Ok(Response::new(pb::ListUsersResponse { users: rows.into_iter().map(user_to_proto).collect(), next_page_token }))
+        let (rows, next_page_token) = self
+            .0
+            .list_users(filter, req.page_size, &req.page_token)
+            .await?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: rows.into_iter().map(user_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
     async fn update_user(
@@ -148,8 +167,19 @@ impl UserService for UserGrpc {
         let user = required(req.user, "user")?;
         let mask = required(req.update_mask, "update_mask")?;
         let id = user.id.clone();
-        let row = self.0.update_user(&id, UserUpdate { fields: user_fields(user), paths: mask.paths }).await?;
-        Ok(Response::new(pb::UpdateUserResponse { user: Some(user_to_proto(row)) }))
+        let row = self
+            .0
+            .update_user(
+                &id,
+                UserUpdate {
+                    fields: user_fields(user),
+                    paths: mask.paths,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateUserResponse {
+            user: Some(user_to_proto(row)),
+        }))
     }
 
     async fn delete_user(
@@ -164,16 +194,26 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::SuspendUserRequest>,
     ) -> Result<Response<pb::SuspendUserResponse>, Status> {
-        let row = self.0.set_status(&request.into_inner().user_id, "suspended").await?;
-        Ok(Response::new(pb::SuspendUserResponse { user: Some(user_to_proto(row)) }))
+        let row = self
+            .0
+            .set_status(&request.into_inner().user_id, "suspended")
+            .await?;
+        Ok(Response::new(pb::SuspendUserResponse {
+            user: Some(user_to_proto(row)),
+        }))
     }
 
     async fn unsuspend_user(
         &self,
         request: Request<pb::UnsuspendUserRequest>,
     ) -> Result<Response<pb::UnsuspendUserResponse>, Status> {
-        let row = self.0.set_status(&request.into_inner().user_id, "active").await?;
-        Ok(Response::new(pb::UnsuspendUserResponse { user: Some(user_to_proto(row)) }))
+        let row = self
+            .0
+            .set_status(&request.into_inner().user_id, "active")
+            .await?;
+        Ok(Response::new(pb::UnsuspendUserResponse {
+            user: Some(user_to_proto(row)),
+        }))
     }
 
     async fn unlock_user(
@@ -188,8 +228,9 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::ForcePasswordResetRequest>,
     ) -> Result<Response<pb::ForcePasswordResetResponse>, Status> {
-        self.0.force_password_reset(&request.into_inner().user_id).await?;
+        self.0
+            .force_password_reset(&request.into_inner().user_id)
+            .await?;
         Ok(Response::new(pb::ForcePasswordResetResponse {}))
     }
 }
-

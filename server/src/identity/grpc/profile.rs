@@ -20,7 +20,9 @@ impl ProfileService for ProfileGrpc {
         request: Request<pb::GetMyProfileRequest>,
     ) -> Result<Response<pb::GetMyProfileResponse>, Status> {
         let row = self.0.my_profile(principal(&request)?.user_id).await?;
-        Ok(Response::new(pb::GetMyProfileResponse { user: Some(user_to_proto(row)) }))
+        Ok(Response::new(pb::GetMyProfileResponse {
+            user: Some(user_to_proto(row)),
+        }))
     }
 
     async fn update_my_profile(
@@ -31,8 +33,19 @@ impl ProfileService for ProfileGrpc {
         let req = request.into_inner();
         let user = required(req.user, "user")?;
         let mask = required(req.update_mask, "update_mask")?;
-        let row = self.0.update_my_profile(me, UserUpdate { fields: user_fields(user), paths: mask.paths }).await?;
-        Ok(Response::new(pb::UpdateMyProfileResponse { user: Some(user_to_proto(row)) }))
+        let row = self
+            .0
+            .update_my_profile(
+                me,
+                UserUpdate {
+                    fields: user_fields(user),
+                    paths: mask.paths,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateMyProfileResponse {
+            user: Some(user_to_proto(row)),
+        }))
     }
 
     async fn change_my_password(
@@ -41,9 +54,18 @@ impl ProfileService for ProfileGrpc {
     ) -> Result<Response<pb::ChangeMyPasswordResponse>, Status> {
         let me = principal(&request)?.clone();
         let req = request.into_inner();
-        let revoked =
-            self.0.change_my_password(me.user_id, me.session_id, &req.current_password, req.new_password).await?;
-        Ok(Response::new(pb::ChangeMyPasswordResponse { revoked_session_count: revoked as i32 }))
+        let revoked = self
+            .0
+            .change_my_password(
+                me.user_id,
+                me.session_id,
+                &req.current_password,
+                req.new_password,
+            )
+            .await?;
+        Ok(Response::new(pb::ChangeMyPasswordResponse {
+            revoked_session_count: revoked as i32,
+        }))
     }
 
     async fn change_my_email(
@@ -52,7 +74,10 @@ impl ProfileService for ProfileGrpc {
     ) -> Result<Response<pb::ChangeMyEmailResponse>, Status> {
         let me = principal(&request)?.user_id;
         let req = request.into_inner();
-        let change = self.0.change_my_email(me, &req.new_email, &req.password).await?;
+        let change = self
+            .0
+            .change_my_email(me, &req.new_email, &req.password)
+            .await?;
         Ok(Response::new(pb::ChangeMyEmailResponse {
             user: Some(user_to_proto(change.user)),
             pending_email: change.pending.unwrap_or_default(),
@@ -66,7 +91,10 @@ impl ProfileService for ProfileGrpc {
     ) -> Result<Response<pb::ChangeMyMobileResponse>, Status> {
         let me = principal(&request)?.user_id;
         let req = request.into_inner();
-        let change = self.0.change_my_mobile(me, &req.new_mobile, &req.password).await?;
+        let change = self
+            .0
+            .change_my_mobile(me, &req.new_mobile, &req.password)
+            .await?;
         Ok(Response::new(pb::ChangeMyMobileResponse {
             user: Some(user_to_proto(change.user)),
             pending_mobile: change.pending.unwrap_or_default(),
@@ -79,7 +107,9 @@ impl ProfileService for ProfileGrpc {
         request: Request<pb::DeleteMyAccountRequest>,
     ) -> Result<Response<pb::DeleteMyAccountResponse>, Status> {
         let me = principal(&request)?.user_id;
-        self.0.delete_my_account(me, &request.into_inner().password).await?;
+        self.0
+            .delete_my_account(me, &request.into_inner().password)
+            .await?;
         Ok(Response::new(pb::DeleteMyAccountResponse {}))
     }
 

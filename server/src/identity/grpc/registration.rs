@@ -37,19 +37,26 @@ impl RegistrationService for RegistrationGrpc {
             Primary::EmailOrMobile => pb::PrimaryLoginIdentifier::EmailOrMobile,
         };
         let (secondary, dual) = match (policy.primary, policy.secondary) {
-            (Primary::EmailOrMobile, Presence::Required) => {
-                (pb::SecondaryIdentifierPresence::Unspecified, pb::DualIdentifierRegistration::Both)
-            }
-            (Primary::EmailOrMobile, _) => {
-                (pb::SecondaryIdentifierPresence::Unspecified, pb::DualIdentifierRegistration::AtLeastOne)
-            }
-            (_, Presence::None) => (pb::SecondaryIdentifierPresence::None, pb::DualIdentifierRegistration::Unspecified),
-            (_, Presence::Optional) => {
-                (pb::SecondaryIdentifierPresence::Optional, pb::DualIdentifierRegistration::Unspecified)
-            }
-            (_, Presence::Required) => {
-                (pb::SecondaryIdentifierPresence::Required, pb::DualIdentifierRegistration::Unspecified)
-            }
+            (Primary::EmailOrMobile, Presence::Required) => (
+                pb::SecondaryIdentifierPresence::Unspecified,
+                pb::DualIdentifierRegistration::Both,
+            ),
+            (Primary::EmailOrMobile, _) => (
+                pb::SecondaryIdentifierPresence::Unspecified,
+                pb::DualIdentifierRegistration::AtLeastOne,
+            ),
+            (_, Presence::None) => (
+                pb::SecondaryIdentifierPresence::None,
+                pb::DualIdentifierRegistration::Unspecified,
+            ),
+            (_, Presence::Optional) => (
+                pb::SecondaryIdentifierPresence::Optional,
+                pb::DualIdentifierRegistration::Unspecified,
+            ),
+            (_, Presence::Required) => (
+                pb::SecondaryIdentifierPresence::Required,
+                pb::DualIdentifierRegistration::Unspecified,
+            ),
         };
         let user_properties = policy
             .properties
@@ -77,8 +84,11 @@ impl RegistrationService for RegistrationGrpc {
             primary_login_identifier: primary as i32,
             secondary_identifier_presence: secondary as i32,
             dual_identifier_registration: dual as i32,
-            user_name_type: if policy.full_name { pb::UserNameType::FullName } else { pb::UserNameType::NamePair }
-                as i32,
+            user_name_type: if policy.full_name {
+                pb::UserNameType::FullName
+            } else {
+                pb::UserNameType::NamePair
+            } as i32,
             password_policy: Some(pb::PasswordPolicy {
                 min_length: self.password_min_length as i32,
                 refuse_common_passwords: self.refuse_common_passwords,
@@ -89,7 +99,10 @@ impl RegistrationService for RegistrationGrpc {
         }))
     }
 
-    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
         let client = client_info(&request);
         let caller = request.extensions().get::<Principal>().cloned();
         let req = request.into_inner();
@@ -101,21 +114,35 @@ impl RegistrationService for RegistrationGrpc {
         };
         let registered = self
             .identity
-            .register(user_fields(user), req.password, caller.as_ref(), &client, &self.limits, invited_email.as_deref())
+            .register(
+                user_fields(user),
+                req.password,
+                caller.as_ref(),
+                &client,
+                &self.limits,
+                invited_email.as_deref(),
+            )
             .await?;
         let mut organization_id = String::new();
         if invited_email.is_some() {
-            match self.invitations.accept_as(registered.user.id, &req.invitation_token).await {
+            match self
+                .invitations
+                .accept_as(registered.user.id, &req.invitation_token)
+                .await
+            {
                 Ok(view) => organization_id = view.member.organization_id.to_string(),
                 Err(err) => {
                     // The invitation went away meanwhile (revoked, used, expired): the sign-up it
                     // allowed is undone rather than left without its membership.
-                    self.identity.delete_user(&registered.user.id.to_string()).await?;
+                    self.identity
+                        .delete_user(&registered.user.id.to_string())
+                        .await?;
                     return Err(err.into());
                 }
             }
         }
-        let (email_verification, mobile_verification) = self.identity.dispatch_registration(&registered.user).await;
+        let (email_verification, mobile_verification) =
+            self.identity.dispatch_registration(&registered.user).await;
         Ok(Response::new(pb::RegisterResponse {
             user: Some(user_to_proto(registered.user)),
             email_verification_needed: registered.email_verification_needed,

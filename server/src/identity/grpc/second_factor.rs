@@ -34,7 +34,10 @@ impl SecondFactorService for SecondFactorGrpc {
         &self,
         request: Request<pb::GetMySecondFactorsRequest>,
     ) -> Result<Response<pb::GetMySecondFactorsResponse>, Status> {
-        let s = self.identity.my_second_factors(principal(&request)?.user_id).await?;
+        let s = self
+            .identity
+            .my_second_factors(principal(&request)?.user_id)
+            .await?;
         Ok(Response::new(pb::GetMySecondFactorsResponse {
             totp_enrolled: s.totp_enrolled,
             totp_enroll_time: s.totp_enroll_time.map(timestamp),
@@ -45,9 +48,15 @@ impl SecondFactorService for SecondFactorGrpc {
         }))
     }
 
-    async fn enroll_totp(&self, request: Request<pb::EnrollTotpRequest>) -> Result<Response<pb::EnrollTotpResponse>, Status> {
+    async fn enroll_totp(
+        &self,
+        request: Request<pb::EnrollTotpRequest>,
+    ) -> Result<Response<pb::EnrollTotpResponse>, Status> {
         let me = principal(&request)?.user_id;
-        let e = self.identity.enroll_totp(me, &request.into_inner().password).await?;
+        let e = self
+            .identity
+            .enroll_totp(me, &request.into_inner().password)
+            .await?;
         Ok(Response::new(pb::EnrollTotpResponse {
             secret: e.secret_base32,
             otpauth_uri: e.otpauth_uri,
@@ -60,13 +69,23 @@ impl SecondFactorService for SecondFactorGrpc {
         request: Request<pb::ConfirmTotpEnrollmentRequest>,
     ) -> Result<Response<pb::ConfirmTotpEnrollmentResponse>, Status> {
         let me = principal(&request)?.user_id;
-        let recovery_codes = self.identity.confirm_totp_enrollment(me, &request.into_inner().code).await?;
-        Ok(Response::new(pb::ConfirmTotpEnrollmentResponse { recovery_codes }))
+        let recovery_codes = self
+            .identity
+            .confirm_totp_enrollment(me, &request.into_inner().code)
+            .await?;
+        Ok(Response::new(pb::ConfirmTotpEnrollmentResponse {
+            recovery_codes,
+        }))
     }
 
-    async fn disable_totp(&self, request: Request<pb::DisableTotpRequest>) -> Result<Response<pb::DisableTotpResponse>, Status> {
+    async fn disable_totp(
+        &self,
+        request: Request<pb::DisableTotpRequest>,
+    ) -> Result<Response<pb::DisableTotpResponse>, Status> {
         let me = principal(&request)?.user_id;
-        self.identity.disable_totp(me, &request.into_inner().code).await?;
+        self.identity
+            .disable_totp(me, &request.into_inner().code)
+            .await?;
         Ok(Response::new(pb::DisableTotpResponse {}))
     }
 
@@ -75,8 +94,13 @@ impl SecondFactorService for SecondFactorGrpc {
         request: Request<pb::RegenerateRecoveryCodesRequest>,
     ) -> Result<Response<pb::RegenerateRecoveryCodesResponse>, Status> {
         let me = principal(&request)?.user_id;
-        let recovery_codes = self.identity.regenerate_recovery_codes(me, &request.into_inner().code).await?;
-        Ok(Response::new(pb::RegenerateRecoveryCodesResponse { recovery_codes }))
+        let recovery_codes = self
+            .identity
+            .regenerate_recovery_codes(me, &request.into_inner().code)
+            .await?;
+        Ok(Response::new(pb::RegenerateRecoveryCodesResponse {
+            recovery_codes,
+        }))
     }
 
     async fn send_second_factor_code(
@@ -84,8 +108,13 @@ impl SecondFactorService for SecondFactorGrpc {
         request: Request<pb::SendSecondFactorCodeRequest>,
     ) -> Result<Response<pb::SendSecondFactorCodeResponse>, Status> {
         let me = principal(&request)?;
-        let d = self.identity.send_second_factor_code(me.user_id, me.session_id).await?;
-        Ok(Response::new(pb::SendSecondFactorCodeResponse { verification: Some(dispatch_to_proto(d)) }))
+        let d = self
+            .identity
+            .send_second_factor_code(me.user_id, me.session_id)
+            .await?;
+        Ok(Response::new(pb::SendSecondFactorCodeResponse {
+            verification: Some(dispatch_to_proto(d)),
+        }))
     }
 
     async fn verify_second_factor(
@@ -101,7 +130,10 @@ impl SecondFactorService for SecondFactorGrpc {
             pb::SecondFactorMethod::Totp => FactorMethod::Totp,
             pb::SecondFactorMethod::RecoveryCode => FactorMethod::RecoveryCode,
         };
-        let result = self.identity.verify_second_factor(me.user_id, me.session_id, method, &req.code).await;
+        let result = self
+            .identity
+            .verify_second_factor(me.user_id, me.session_id, method, &req.code)
+            .await;
         if let Some(sid) = me.session_id {
             // Verified or revoked: either way this instance must not serve a stale answer.
             self.sessions.forget(sid);
@@ -117,7 +149,9 @@ impl SecondFactorService for SecondFactorGrpc {
         &self,
         request: Request<pb::ResetUserSecondFactorsRequest>,
     ) -> Result<Response<pb::ResetUserSecondFactorsResponse>, Status> {
-        self.identity.reset_user_second_factors(&request.into_inner().user_id).await?;
+        self.identity
+            .reset_user_second_factors(&request.into_inner().user_id)
+            .await?;
         Ok(Response::new(pb::ResetUserSecondFactorsResponse {}))
     }
 }

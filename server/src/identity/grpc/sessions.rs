@@ -38,9 +38,18 @@ impl SessionService for SessionGrpc {
     ) -> Result<Response<pb::ListMySessionsResponse>, Status> {
         let me = principal(&request)?.clone();
         let req = request.into_inner();
-        let (rows, next_page_token) = self.0.list_sessions(me.user_id, req.page_size, &req.page_token).await?;
-        let sessions = rows.into_iter().map(|r| session_to_proto(r, me.session_id)).collect();
-        Ok(Response::new(pb::ListMySessionsResponse { sessions, next_page_token }))
+        let (rows, next_page_token) = self
+            .0
+            .list_sessions(me.user_id, req.page_size, &req.page_token)
+            .await?;
+        let sessions = rows
+            .into_iter()
+            .map(|r| session_to_proto(r, me.session_id))
+            .collect();
+        Ok(Response::new(pb::ListMySessionsResponse {
+            sessions,
+            next_page_token,
+        }))
     }
 
     async fn revoke_my_session(
@@ -48,7 +57,9 @@ impl SessionService for SessionGrpc {
         request: Request<pb::RevokeMySessionRequest>,
     ) -> Result<Response<pb::RevokeMySessionResponse>, Status> {
         let me = principal(&request)?.user_id;
-        self.0.revoke_session(me, &request.into_inner().session_id, "revoked_by_user").await?;
+        self.0
+            .revoke_session(me, &request.into_inner().session_id, "revoked_by_user")
+            .await?;
         Ok(Response::new(pb::RevokeMySessionResponse {}))
     }
 
@@ -57,8 +68,13 @@ impl SessionService for SessionGrpc {
         request: Request<pb::RevokeMyOtherSessionsRequest>,
     ) -> Result<Response<pb::RevokeMyOtherSessionsResponse>, Status> {
         let me = principal(&request)?;
-        let count = self.0.revoke_sessions(me.user_id, me.session_id, "revoked_by_user").await?;
-        Ok(Response::new(pb::RevokeMyOtherSessionsResponse { revoked_session_count: count as i32 }))
+        let count = self
+            .0
+            .revoke_sessions(me.user_id, me.session_id, "revoked_by_user")
+            .await?;
+        Ok(Response::new(pb::RevokeMyOtherSessionsResponse {
+            revoked_session_count: count as i32,
+        }))
     }
 
     async fn list_user_sessions(
@@ -67,9 +83,18 @@ impl SessionService for SessionGrpc {
     ) -> Result<Response<pb::ListUserSessionsResponse>, Status> {
         let req = request.into_inner();
         let user_id = self.0.existing_user(&req.user_id).await?;
-        let (rows, next_page_token) = self.0.list_sessions(user_id, req.page_size, &req.page_token).await?;
-        let sessions = rows.into_iter().map(|r| session_to_proto(r, None)).collect();
-        Ok(Response::new(pb::ListUserSessionsResponse { sessions, next_page_token }))
+        let (rows, next_page_token) = self
+            .0
+            .list_sessions(user_id, req.page_size, &req.page_token)
+            .await?;
+        let sessions = rows
+            .into_iter()
+            .map(|r| session_to_proto(r, None))
+            .collect();
+        Ok(Response::new(pb::ListUserSessionsResponse {
+            sessions,
+            next_page_token,
+        }))
     }
 
     async fn revoke_user_session(
@@ -78,7 +103,9 @@ impl SessionService for SessionGrpc {
     ) -> Result<Response<pb::RevokeUserSessionResponse>, Status> {
         let req = request.into_inner();
         let user_id = self.0.existing_user(&req.user_id).await?;
-        self.0.revoke_session(user_id, &req.session_id, "revoked_by_admin").await?;
+        self.0
+            .revoke_session(user_id, &req.session_id, "revoked_by_admin")
+            .await?;
         Ok(Response::new(pb::RevokeUserSessionResponse {}))
     }
 
@@ -87,7 +114,12 @@ impl SessionService for SessionGrpc {
         request: Request<pb::RevokeAllUserSessionsRequest>,
     ) -> Result<Response<pb::RevokeAllUserSessionsResponse>, Status> {
         let user_id = self.0.existing_user(&request.into_inner().user_id).await?;
-        let count = self.0.revoke_sessions(user_id, None, "revoked_by_admin").await?;
-        Ok(Response::new(pb::RevokeAllUserSessionsResponse { revoked_session_count: count as i32 }))
+        let count = self
+            .0
+            .revoke_sessions(user_id, None, "revoked_by_admin")
+            .await?;
+        Ok(Response::new(pb::RevokeAllUserSessionsResponse {
+            revoked_session_count: count as i32,
+        }))
     }
 }

@@ -27,7 +27,11 @@ pub(super) fn dispatch_to_proto(d: Dispatch) -> pb::VerificationDispatch {
             Channel::Sms => pb::VerificationChannel::Sms,
         } as i32,
         destination: d.destination,
-        verification_type: if d.link { pb::VerificationType::Link } else { pb::VerificationType::Code } as i32,
+        verification_type: if d.link {
+            pb::VerificationType::Link
+        } else {
+            pb::VerificationType::Code
+        } as i32,
         expire_time: Some(timestamp(d.expire_time)),
         resend_time: Some(timestamp(d.resend_time)),
         test_mode_secret: d.test_mode_secret.unwrap_or_default(),
@@ -53,8 +57,13 @@ impl VerificationService for VerificationGrpc {
         request: Request<pb::SendEmailVerificationRequest>,
     ) -> Result<Response<pb::SendEmailVerificationResponse>, Status> {
         let client = client_info(&request);
-        let d = self.0.send_email_verification(&request.into_inner().email, &client).await?;
-        Ok(Response::new(pb::SendEmailVerificationResponse { verification: Some(dispatch_to_proto(d)) }))
+        let d = self
+            .0
+            .send_email_verification(&request.into_inner().email, &client)
+            .await?;
+        Ok(Response::new(pb::SendEmailVerificationResponse {
+            verification: Some(dispatch_to_proto(d)),
+        }))
     }
 
     async fn confirm_email_verification(
@@ -68,8 +77,13 @@ impl VerificationService for VerificationGrpc {
             Some(Secret::Token(t)) => secret_input(None, Some(t))?,
             None => return Err(missing_secret().into()),
         };
-        let email = self.0.confirm_email_verification(&req.email, secret).await?;
-        Ok(Response::new(pb::ConfirmEmailVerificationResponse { email }))
+        let email = self
+            .0
+            .confirm_email_verification(&req.email, secret)
+            .await?;
+        Ok(Response::new(pb::ConfirmEmailVerificationResponse {
+            email,
+        }))
     }
 
     async fn send_mobile_verification(
@@ -77,8 +91,13 @@ impl VerificationService for VerificationGrpc {
         request: Request<pb::SendMobileVerificationRequest>,
     ) -> Result<Response<pb::SendMobileVerificationResponse>, Status> {
         let client = client_info(&request);
-        let d = self.0.send_mobile_verification(&request.into_inner().mobile, &client).await?;
-        Ok(Response::new(pb::SendMobileVerificationResponse { verification: Some(dispatch_to_proto(d)) }))
+        let d = self
+            .0
+            .send_mobile_verification(&request.into_inner().mobile, &client)
+            .await?;
+        Ok(Response::new(pb::SendMobileVerificationResponse {
+            verification: Some(dispatch_to_proto(d)),
+        }))
     }
 
     async fn confirm_mobile_verification(
@@ -92,8 +111,13 @@ impl VerificationService for VerificationGrpc {
             Some(Secret::Token(t)) => SecretInput::Token(t),
             None => return Err(missing_secret().into()),
         };
-        let mobile = self.0.confirm_mobile_verification(&req.mobile, secret).await?;
-        Ok(Response::new(pb::ConfirmMobileVerificationResponse { mobile }))
+        let mobile = self
+            .0
+            .confirm_mobile_verification(&req.mobile, secret)
+            .await?;
+        Ok(Response::new(pb::ConfirmMobileVerificationResponse {
+            mobile,
+        }))
     }
 
     async fn request_password_reset(
@@ -105,10 +129,19 @@ impl VerificationService for VerificationGrpc {
         let by = match request.into_inner().identifier {
             Some(Identifier::Email(e)) => ResetBy::Email(e),
             Some(Identifier::Mobile(m)) => ResetBy::Mobile(m),
-            None => return Err(Error::invalid("INVALID_ARGUMENT", "email", "`email` or `mobile` is required").into()),
+            None => {
+                return Err(Error::invalid(
+                    "INVALID_ARGUMENT",
+                    "email",
+                    "`email` or `mobile` is required",
+                )
+                .into());
+            }
         };
         let d = self.0.request_password_reset(by, &client).await?;
-        Ok(Response::new(pb::RequestPasswordResetResponse { verification: Some(dispatch_to_proto(d)) }))
+        Ok(Response::new(pb::RequestPasswordResetResponse {
+            verification: Some(dispatch_to_proto(d)),
+        }))
     }
 
     async fn confirm_password_reset(
@@ -128,9 +161,16 @@ impl VerificationService for VerificationGrpc {
             None => return Err(missing_secret().into()),
         };
         if matches!(secret, SecretInput::Code(_)) && by.is_none() {
-            return Err(Error::invalid("INVALID_ARGUMENT", "email", "`email` or `mobile` is required with a code").into());
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "email",
+                "`email` or `mobile` is required with a code",
+            )
+            .into());
         }
-        self.0.confirm_password_reset(by, secret, req.new_password).await?;
+        self.0
+            .confirm_password_reset(by, secret, req.new_password)
+            .await?;
         Ok(Response::new(pb::ConfirmPasswordResetResponse {}))
     }
 
@@ -139,8 +179,13 @@ impl VerificationService for VerificationGrpc {
         request: Request<pb::RequestMagicLinkRequest>,
     ) -> Result<Response<pb::RequestMagicLinkResponse>, Status> {
         let client = client_info(&request);
-        let d = self.0.request_magic_link(&request.into_inner().email, &client).await?;
-        Ok(Response::new(pb::RequestMagicLinkResponse { verification: Some(dispatch_to_proto(d)) }))
+        let d = self
+            .0
+            .request_magic_link(&request.into_inner().email, &client)
+            .await?;
+        Ok(Response::new(pb::RequestMagicLinkResponse {
+            verification: Some(dispatch_to_proto(d)),
+        }))
     }
 
     async fn confirm_magic_link(
@@ -155,7 +200,10 @@ impl VerificationService for VerificationGrpc {
             Some(Secret::Token(t)) => SecretInput::Token(t),
             None => return Err(missing_secret().into()),
         };
-        let tokens = self.0.confirm_magic_link(&req.email, secret, &client).await?;
+        let tokens = self
+            .0
+            .confirm_magic_link(&req.email, secret, &client)
+            .await?;
         Ok(Response::new(pb::ConfirmMagicLinkResponse {
             access_token: tokens.access.access_token,
             token_type: "Bearer".into(),
@@ -163,7 +211,9 @@ impl VerificationService for VerificationGrpc {
             refresh_token: tokens.refresh_token,
             scope: tokens.access.scope,
             user_id: tokens.user_id.to_string(),
-            pending_second_factor: super::second_factor::factor_to_proto(tokens.pending_second_factor.as_deref()) as i32,
+            pending_second_factor: super::second_factor::factor_to_proto(
+                tokens.pending_second_factor.as_deref(),
+            ) as i32,
         }))
     }
 }

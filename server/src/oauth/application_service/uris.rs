@@ -29,16 +29,25 @@ fn is_loopback(url: &Url) -> bool {
 pub fn check_redirect_uri(kind: AppType, uri: &str, field: &'static str) -> Result<(), Error> {
     let bad = |why: &str| Error::invalid("INVALID_REDIRECT_URI", field, format!("`{uri}` {why}"));
     if kind == AppType::M2m {
-        return Err(bad("is not allowed: machine-to-machine applications have no redirect URIs"));
+        return Err(bad(
+            "is not allowed: machine-to-machine applications have no redirect URIs",
+        ));
     }
     if uri.is_empty() || uri.len() > MAX_URI {
-        return Err(bad(&format!("must be an absolute URI of at most {MAX_URI} characters")));
+        return Err(bad(&format!(
+            "must be an absolute URI of at most {MAX_URI} characters"
+        )));
     }
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\') {
+    if uri
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
         return Err(bad("contains spaces, control characters or backslashes"));
     }
     if uri.contains('*') {
-        return Err(bad("contains a wildcard; redirect URIs are matched exactly"));
+        return Err(bad(
+            "contains a wildcard; redirect URIs are matched exactly",
+        ));
     }
     if uri.contains('#') {
         return Err(bad("has a fragment"));
@@ -53,20 +62,24 @@ pub fn check_redirect_uri(kind: AppType, uri: &str, field: &'static str) -> Resu
     }
     // The URL parser forgives `https:///host` and `https:host`; what is registered must be what
     // a browser would be sent to, so web URIs need a real authority.
-    let authority = uri.get(scheme.len()..).is_some_and(|r| r.starts_with("://") && !r[3..].starts_with('/'));
+    let authority = uri
+        .get(scheme.len()..)
+        .is_some_and(|r| r.starts_with("://") && !r[3..].starts_with('/'));
     if matches!(scheme, "http" | "https") && !authority {
         return Err(bad("has no host"));
     }
     match scheme {
         "https" if url.host().is_some() => Ok(()),
         "http" if is_loopback(&url) => Ok(()),
-        "http" => Err(bad("uses plain http outside loopback (localhost, 127.0.0.1, [::1])")),
+        "http" => Err(bad(
+            "uses plain http outside loopback (localhost, 127.0.0.1, [::1])",
+        )),
         // A private-use scheme names an app, as a reversed domain it controls (`com.example.app`),
         // so that two apps do not claim the same scheme.
         s if kind == AppType::Native && s.contains('.') => Ok(()),
-        _ if kind == AppType::Native => {
-            Err(bad("must be https, loopback http, or a private-use scheme like `com.example.app:/callback`"))
-        }
+        _ if kind == AppType::Native => Err(bad(
+            "must be https, loopback http, or a private-use scheme like `com.example.app:/callback`",
+        )),
         _ => Err(bad("must be https (or http on loopback)")),
     }
 }
@@ -74,12 +87,23 @@ pub fn check_redirect_uri(kind: AppType, uri: &str, field: &'static str) -> Resu
 /// Checks a CORS origin and returns it in the form browsers send (`scheme://host[:port]`, lower
 /// case, default port omitted), since origins are compared by exact string.
 pub fn normalize_origin(origin: &str) -> Result<String, Error> {
-    let bad = |why: &str| Error::invalid("INVALID_ORIGIN", "allowed_origins", format!("`{origin}` {why}"));
+    let bad = |why: &str| {
+        Error::invalid(
+            "INVALID_ORIGIN",
+            "allowed_origins",
+            format!("`{origin}` {why}"),
+        )
+    };
     let Some((_, rest)) = origin.split_once("://") else {
         return Err(bad("is not an origin `scheme://host[:port]`"));
     };
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@', '*', '\\']) || origin.chars().any(|c| c.is_whitespace()) {
-        return Err(bad("is not an origin `scheme://host[:port]` (no path, query, user info or wildcard)"));
+    if rest.is_empty()
+        || rest.contains(['/', '?', '#', '@', '*', '\\'])
+        || origin.chars().any(|c| c.is_whitespace())
+    {
+        return Err(bad(
+            "is not an origin `scheme://host[:port]` (no path, query, user info or wildcard)",
+        ));
     }
     let url = Url::parse(origin).map_err(|_| bad("is not an origin `scheme://host[:port]`"))?;
     match url.scheme() {
@@ -127,7 +151,12 @@ mod tests {
         assert!(ok(AppType::Native, "com.example.app://callback"));
         assert!(ok(AppType::Native, "http://127.0.0.1/callback"));
         assert!(ok(AppType::Native, "https://app.example.com/native"));
-        for bad in ["myapp://callback", "javascript:alert(1)", "http://example.com/cb", "com.example.app:/cb#x"] {
+        for bad in [
+            "myapp://callback",
+            "javascript:alert(1)",
+            "http://example.com/cb",
+            "com.example.app:/cb#x",
+        ] {
             assert!(!ok(AppType::Native, bad), "{bad} accepted for native");
         }
         assert!(!ok(AppType::M2m, "https://app.example.com/cb"));
@@ -135,10 +164,22 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert_eq!(normalize_origin("https://App.Example.com").unwrap(), "https://app.example.com");
-        assert_eq!(normalize_origin("https://app.example.com:443").unwrap(), "https://app.example.com");
-        assert_eq!(normalize_origin("https://app.example.com:8443").unwrap(), "https://app.example.com:8443");
-        assert_eq!(normalize_origin("http://localhost:3000").unwrap(), "http://localhost:3000");
+        assert_eq!(
+            normalize_origin("https://App.Example.com").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            normalize_origin("https://app.example.com:443").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            normalize_origin("https://app.example.com:8443").unwrap(),
+            "https://app.example.com:8443"
+        );
+        assert_eq!(
+            normalize_origin("http://localhost:3000").unwrap(),
+            "http://localhost:3000"
+        );
         for bad in [
             "app.example.com",
             "https://app.example.com/",

@@ -1,13 +1,17 @@
 //! Serves `mgpass.oauth.v1.ApiResourceService`.
 
-use mgpass_proto::oauth::{self as pb, api_resource_service_server::ApiResourceService as ApiResourceRpc};
+use mgpass_proto::oauth::{
+    self as pb, api_resource_service_server::ApiResourceService as ApiResourceRpc,
+};
 use tonic::{Request, Response, Status};
 
 use crate::{
     convert::timestamp,
     error::Error,
     oauth::{
-        api_resource_service::{ApiResourceFields, ApiResourceService, ApiResourceUpdate, defined_scopes},
+        api_resource_service::{
+            ApiResourceFields, ApiResourceService, ApiResourceUpdate, defined_scopes,
+        },
         model::{ApiResourceRow, ApiScope},
     },
 };
@@ -16,7 +20,10 @@ fn resource_to_proto(row: ApiResourceRow) -> pb::ApiResource {
     pb::ApiResource {
         scopes: defined_scopes(&row)
             .into_iter()
-            .map(|s| pb::ApiScope { name: s.name, description: s.description })
+            .map(|s| pb::ApiScope {
+                name: s.name,
+                description: s.description,
+            })
             .collect(),
         id: row.id.to_string(),
         indicator: row.indicator,
@@ -33,7 +40,14 @@ fn resource_fields(r: pb::ApiResource) -> ApiResourceFields {
         indicator: r.indicator,
         name: r.name,
         description: r.description,
-        scopes: r.scopes.into_iter().map(|s| ApiScope { name: s.name, description: s.description }).collect(),
+        scopes: r
+            .scopes
+            .into_iter()
+            .map(|s| ApiScope {
+                name: s.name,
+                description: s.description,
+            })
+            .collect(),
     }
 }
 
@@ -52,7 +66,9 @@ impl ApiResourceRpc for ApiResourceGrpc {
     ) -> Result<Response<pb::CreateApiResourceResponse>, Status> {
         let resource = required(request.into_inner().api_resource, "api_resource")?;
         let row = self.0.create(resource_fields(resource)).await?;
-        Ok(Response::new(pb::CreateApiResourceResponse { api_resource: Some(resource_to_proto(row)) }))
+        Ok(Response::new(pb::CreateApiResourceResponse {
+            api_resource: Some(resource_to_proto(row)),
+        }))
     }
 
     async fn get_api_resource(
@@ -60,7 +76,9 @@ impl ApiResourceRpc for ApiResourceGrpc {
         request: Request<pb::GetApiResourceRequest>,
     ) -> Result<Response<pb::GetApiResourceResponse>, Status> {
         let row = self.0.get(&request.into_inner().api_resource_id).await?;
-        Ok(Response::new(pb::GetApiResourceResponse { api_resource: Some(resource_to_proto(row)) }))
+        Ok(Response::new(pb::GetApiResourceResponse {
+            api_resource: Some(resource_to_proto(row)),
+        }))
     }
 
     async fn list_api_resources(
@@ -84,9 +102,19 @@ impl ApiResourceRpc for ApiResourceGrpc {
         let resource = required(req.api_resource, "api_resource")?;
         let mask = required(req.update_mask, "update_mask")?;
         let id = resource.id.clone();
-        let row =
-            self.0.update(&id, ApiResourceUpdate { fields: resource_fields(resource), paths: mask.paths }).await?;
-        Ok(Response::new(pb::UpdateApiResourceResponse { api_resource: Some(resource_to_proto(row)) }))
+        let row = self
+            .0
+            .update(
+                &id,
+                ApiResourceUpdate {
+                    fields: resource_fields(resource),
+                    paths: mask.paths,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateApiResourceResponse {
+            api_resource: Some(resource_to_proto(row)),
+        }))
     }
 
     async fn delete_api_resource(

@@ -1,13 +1,17 @@
 //! Serves `mgpass.oauth.v1.ApplicationService`.
 
-use mgpass_proto::oauth::{self as pb, application_service_server::ApplicationService as ApplicationRpc};
+use mgpass_proto::oauth::{
+    self as pb, application_service_server::ApplicationService as ApplicationRpc,
+};
 use tonic::{Request, Response, Status};
 
 use crate::{
     convert::timestamp,
     error::Error,
     oauth::{
-        application_service::{Application, ApplicationFields, ApplicationService, ApplicationUpdate},
+        application_service::{
+            Application, ApplicationFields, ApplicationService, ApplicationUpdate,
+        },
         model::{AppType, Branding, ClientSecretRow, GrantKind, ResourceScopes},
     },
 };
@@ -56,12 +60,19 @@ fn grant_from_proto(value: i32) -> String {
 }
 
 fn duration(secs: i32) -> prost_types::Duration {
-    prost_types::Duration { seconds: i64::from(secs), nanos: 0 }
+    prost_types::Duration {
+        seconds: i64::from(secs),
+        nanos: 0,
+    }
 }
 
 /// Whole seconds; a negative fraction stays negative so that the service refuses it.
 fn seconds(d: &prost_types::Duration) -> i64 {
-    if d.seconds == 0 && d.nanos < 0 { -1 } else { d.seconds }
+    if d.seconds == 0 && d.nanos < 0 {
+        -1
+    } else {
+        d.seconds
+    }
 }
 
 fn secret_to_proto(s: ClientSecretRow) -> pb::ClientSecret {
@@ -79,11 +90,18 @@ fn app_to_proto(app: Application) -> pb::Application {
     let branding = row.branding();
     pb::Application {
         application_type: app_type_to_proto(row.app_type()) as i32,
-        grant_types: row.grant_types.iter().map(|g| grant_to_proto(g) as i32).collect(),
+        grant_types: row
+            .grant_types
+            .iter()
+            .map(|g| grant_to_proto(g) as i32)
+            .collect(),
         allowed_resources: row
             .resources()
             .into_iter()
-            .map(|r| pb::ResourceScopes { resource: r.resource, scopes: r.scopes })
+            .map(|r| pb::ResourceScopes {
+                resource: r.resource,
+                scopes: r.scopes,
+            })
             .collect(),
         id: row.id.to_string(),
         client_id: row.client_id,
@@ -123,7 +141,10 @@ fn app_fields(app: pb::Application) -> ApplicationFields {
         allowed_resources: app
             .allowed_resources
             .into_iter()
-            .map(|r| ResourceScopes { resource: r.resource, scopes: r.scopes })
+            .map(|r| ResourceScopes {
+                resource: r.resource,
+                scopes: r.scopes,
+            })
             .collect(),
         allowed_origins: app.allowed_origins,
         access_token_ttl_secs: app.access_token_lifetime.as_ref().map(seconds),
@@ -166,7 +187,9 @@ impl ApplicationRpc for ApplicationGrpc {
         request: Request<pb::GetApplicationRequest>,
     ) -> Result<Response<pb::GetApplicationResponse>, Status> {
         let app = self.0.get(&request.into_inner().application_id).await?;
-        Ok(Response::new(pb::GetApplicationResponse { application: Some(app_to_proto(app)) }))
+        Ok(Response::new(pb::GetApplicationResponse {
+            application: Some(app_to_proto(app)),
+        }))
     }
 
     async fn list_applications(
@@ -175,8 +198,15 @@ impl ApplicationRpc for ApplicationGrpc {
     ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
         let req = request.into_inner();
         let query = (!req.query.is_empty()).then_some(req.query);
-        let (apps, next_page_token) =
-            self.0.list(query, app_type_from_proto(req.application_type), req.page_size, &req.page_token).await?;
+        let (apps, next_page_token) = self
+            .0
+            .list(
+                query,
+                app_type_from_proto(req.application_type),
+                req.page_size,
+                &req.page_token,
+            )
+            .await?;
         Ok(Response::new(pb::ListApplicationsResponse {
             applications: apps.into_iter().map(app_to_proto).collect(),
             next_page_token,
@@ -191,8 +221,19 @@ impl ApplicationRpc for ApplicationGrpc {
         let app = required(req.application, "application")?;
         let mask = required(req.update_mask, "update_mask")?;
         let id = app.id.clone();
-        let app = self.0.update(&id, ApplicationUpdate { fields: app_fields(app), paths: mask.paths }).await?;
-        Ok(Response::new(pb::UpdateApplicationResponse { application: Some(app_to_proto(app)) }))
+        let app = self
+            .0
+            .update(
+                &id,
+                ApplicationUpdate {
+                    fields: app_fields(app),
+                    paths: mask.paths,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateApplicationResponse {
+            application: Some(app_to_proto(app)),
+        }))
     }
 
     async fn delete_application(

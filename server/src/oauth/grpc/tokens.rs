@@ -44,7 +44,15 @@ impl TokenService for TokenGrpc {
         request: Request<pb::IssueClientCredentialsTokenRequest>,
     ) -> Result<Response<pb::IssueClientCredentialsTokenResponse>, Status> {
         let r = request.into_inner();
-        let t = self.0.client_credentials(&r.client_id, opt(&r.client_secret), &r.scope, opt(&r.resource)).await?;
+        let t = self
+            .0
+            .client_credentials(
+                &r.client_id,
+                opt(&r.client_secret),
+                &r.scope,
+                opt(&r.resource),
+            )
+            .await?;
         Ok(Response::new(pb::IssueClientCredentialsTokenResponse {
             access_token: t.access_token,
             token_type: "Bearer".into(),
@@ -60,9 +68,18 @@ impl TokenService for TokenGrpc {
         let r = request.into_inner();
         let t = self
             .0
-            .exchange_code(&r.client_id, opt(&r.client_secret), &r.code, &r.redirect_uri, opt(&r.code_verifier))
+            .exchange_code(
+                &r.client_id,
+                opt(&r.client_secret),
+                &r.code,
+                &r.redirect_uri,
+                opt(&r.code_verifier),
+            )
             .await?;
-        Ok(Response::new(token_response!(Tokens(t), ExchangeAuthorizationCodeResponse)))
+        Ok(Response::new(token_response!(
+            Tokens(t),
+            ExchangeAuthorizationCodeResponse
+        )))
     }
 
     async fn refresh_access_token(
@@ -71,10 +88,26 @@ impl TokenService for TokenGrpc {
     ) -> Result<Response<pb::RefreshAccessTokenResponse>, Status> {
         let r = request.into_inner();
         if opt(&r.resource).is_some() {
-            return Err(Error::invalid("INVALID_TARGET", "resource", "a refresh keeps the grant's resource").into());
+            return Err(Error::invalid(
+                "INVALID_TARGET",
+                "resource",
+                "a refresh keeps the grant's resource",
+            )
+            .into());
         }
-        let t = self.0.refresh(&r.client_id, opt(&r.client_secret), &r.refresh_token, opt(&r.scope)).await?;
-        Ok(Response::new(token_response!(Tokens(t), RefreshAccessTokenResponse)))
+        let t = self
+            .0
+            .refresh(
+                &r.client_id,
+                opt(&r.client_secret),
+                &r.refresh_token,
+                opt(&r.scope),
+            )
+            .await?;
+        Ok(Response::new(token_response!(
+            Tokens(t),
+            RefreshAccessTokenResponse
+        )))
     }
 
     async fn exchange_token(
@@ -108,7 +141,15 @@ impl TokenService for TokenGrpc {
         request: Request<pb::StartDeviceAuthorizationRequest>,
     ) -> Result<Response<pb::StartDeviceAuthorizationResponse>, Status> {
         let r = request.into_inner();
-        let d = self.0.start_device(&r.client_id, opt(&r.client_secret), &r.scope, opt(&r.resource)).await?;
+        let d = self
+            .0
+            .start_device(
+                &r.client_id,
+                opt(&r.client_secret),
+                &r.scope,
+                opt(&r.resource),
+            )
+            .await?;
         Ok(Response::new(pb::StartDeviceAuthorizationResponse {
             device_code: d.device_code,
             user_code: d.user_code,
@@ -125,10 +166,20 @@ impl TokenService for TokenGrpc {
     ) -> Result<Response<pb::ApproveDeviceAuthorizationResponse>, Status> {
         let principal = principal(&request)?.clone();
         if principal.client_id.is_some() && principal.session_id.is_none() {
-            return Err(Error::permission_denied("USER_REQUIRED", "a user must approve a device").into());
+            return Err(
+                Error::permission_denied("USER_REQUIRED", "a user must approve a device").into(),
+            );
         }
         let r = request.into_inner();
-        let info = self.0.decide_user_code(&r.user_code, principal.user_id, principal.session_id, r.deny).await?;
+        let info = self
+            .0
+            .decide_user_code(
+                &r.user_code,
+                principal.user_id,
+                principal.session_id,
+                r.deny,
+            )
+            .await?;
         Ok(Response::new(pb::ApproveDeviceAuthorizationResponse {
             client_id: info.client_id,
             application_name: info.application_name,
@@ -141,13 +192,24 @@ impl TokenService for TokenGrpc {
         request: Request<pb::PollDeviceAuthorizationRequest>,
     ) -> Result<Response<pb::PollDeviceAuthorizationResponse>, Status> {
         let r = request.into_inner();
-        let t = self.0.poll_device(&r.client_id, opt(&r.client_secret), &r.device_code).await?;
-        Ok(Response::new(token_response!(Tokens(t), PollDeviceAuthorizationResponse)))
+        let t = self
+            .0
+            .poll_device(&r.client_id, opt(&r.client_secret), &r.device_code)
+            .await?;
+        Ok(Response::new(token_response!(
+            Tokens(t),
+            PollDeviceAuthorizationResponse
+        )))
     }
 
-    async fn revoke_token(&self, request: Request<pb::RevokeTokenRequest>) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         let r = request.into_inner();
-        self.0.revoke(&r.client_id, opt(&r.client_secret), &r.token).await?;
+        self.0
+            .revoke(&r.client_id, opt(&r.client_secret), &r.token)
+            .await?;
         Ok(Response::new(pb::RevokeTokenResponse {}))
     }
 
@@ -156,7 +218,10 @@ impl TokenService for TokenGrpc {
         request: Request<pb::IntrospectTokenRequest>,
     ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
         let r = request.into_inner();
-        let i = self.0.introspect(&r.client_id, opt(&r.client_secret), &r.token).await?;
+        let i = self
+            .0
+            .introspect(&r.client_id, opt(&r.client_secret), &r.token)
+            .await?;
         Ok(Response::new(pb::IntrospectTokenResponse {
             active: i.active,
             scope: i.scope,
@@ -175,19 +240,35 @@ impl TokenService for TokenGrpc {
 
     /// The caller's own claims, released by the scopes of their token (a first-party sign-in
     /// token releases the profile, email and phone claims).
-    async fn get_user_info(&self, request: Request<pb::GetUserInfoRequest>) -> Result<Response<pb::GetUserInfoResponse>, Status> {
+    async fn get_user_info(
+        &self,
+        request: Request<pb::GetUserInfoRequest>,
+    ) -> Result<Response<pb::GetUserInfoResponse>, Status> {
         let principal = principal(&request)?.clone();
         if principal.session_id.is_none() {
-            return Err(Error::permission_denied("USER_REQUIRED", "user info is about a signed-in user").into());
+            return Err(Error::permission_denied(
+                "USER_REQUIRED",
+                "user info is about a signed-in user",
+            )
+            .into());
         }
         let mut conn = self.0.pool.get().await.map_err(Error::from)?;
         let user = users::get(&mut conn, principal.user_id)
             .await?
             .ok_or_else(|| Error::not_found("USER_NOT_FOUND", "the user no longer exists"))?;
-        let scope = if principal.client_id.is_some() { principal.scopes.join(" ") } else { "openid profile email phone".into() };
+        let scope = if principal.client_id.is_some() {
+            principal.scopes.join(" ")
+        } else {
+            "openid profile email phone".into()
+        };
         let orgs = crate::org::org_claims(&mut conn, user.id).await?;
         let c = user_claims(&user, &scope, &orgs);
-        let text = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let text = |k: &str| {
+            c.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
         let flag = |k: &str| c.get(k).and_then(|v| v.as_bool()).unwrap_or_default();
         Ok(Response::new(pb::GetUserInfoResponse {
             sub: user.id.to_string(),
@@ -195,12 +276,21 @@ impl TokenService for TokenGrpc {
             given_name: text("given_name"),
             family_name: text("family_name"),
             picture: text("picture"),
-            updated_at: c.get("updated_at").and_then(|v| v.as_i64()).unwrap_or_default(),
+            updated_at: c
+                .get("updated_at")
+                .and_then(|v| v.as_i64())
+                .unwrap_or_default(),
             email: text("email"),
             email_verified: flag("email_verified"),
             phone_number: text("phone_number"),
             phone_number_verified: flag("phone_number_verified"),
-            orgs: orgs.into_iter().map(|o| pb::OrganizationClaim { id: o.id, role: o.role }).collect(),
+            orgs: orgs
+                .into_iter()
+                .map(|o| pb::OrganizationClaim {
+                    id: o.id,
+                    role: o.role,
+                })
+                .collect(),
         }))
     }
 }

@@ -23,7 +23,9 @@ impl PageAction {
         match self {
             PageAction::SignIn => "mgpass.identity.v1.AuthenticationService/Login",
             PageAction::SignUp => "mgpass.identity.v1.RegistrationService/Register",
-            PageAction::PasswordReset => "mgpass.identity.v1.VerificationService/ConfirmPasswordReset",
+            PageAction::PasswordReset => {
+                "mgpass.identity.v1.VerificationService/ConfirmPasswordReset"
+            }
             PageAction::MagicLink => "mgpass.identity.v1.VerificationService/ConfirmMagicLink",
         }
     }
@@ -42,7 +44,10 @@ impl Web {
     ) {
         let (target_type, target_id) = match user {
             Some(id) => ("user".to_string(), id.to_string()),
-            None => ("identifier".to_string(), identifier.chars().take(256).collect()),
+            None => (
+                "identifier".to_string(),
+                identifier.chars().take(256).collect(),
+            ),
         };
         let row = AuditRow {
             id: Uuid::now_v7(),
@@ -58,7 +63,10 @@ impl Web {
             before: None,
             after: None,
             success: outcome.is_ok(),
-            error_reason: outcome.err().map(|e| e.reason().to_string()).unwrap_or_default(),
+            error_reason: outcome
+                .err()
+                .map(|e| e.reason().to_string())
+                .unwrap_or_default(),
             ip_address: b.client.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             user_agent: b.client.user_agent.chars().take(512).collect(),
             request_id: String::new(),

@@ -75,12 +75,12 @@ impl Deref for Web {
 
 /// The pages, configured from `config` (branding, cookies, registration limits, which
 /// verification flows are on).
-pub fn router(oauth: OAuthService, config: &Config) -> Router {
+pub fn router(oauth: OAuthService, config: &Config, limits: RegistrationLimits) -> Router {
     build(
         oauth,
         config.branding.clone(),
         config.secure_cookies(),
-        RegistrationLimits::new(config.identity.registrations_per_ip_per_hour),
+        limits,
         config.password.min_length,
         config.verification.clone(),
         config.oauth.interaction_ttl_secs,

@@ -533,7 +533,8 @@ pub(super) async fn reset_confirm(
         .await
     {
         Ok(()) => {
-            web.audit(&b, PageAction::PasswordReset, identifier, None, Ok(())).await;
+            web.audit(&b, PageAction::PasswordReset, identifier, None, Ok(()))
+                .await;
             let mut href = format!(
                 "/oauth2/signin?notice=reset&identifier={}",
                 url_encode(identifier)
@@ -544,7 +545,8 @@ pub(super) async fn reset_confirm(
             Reply::redirect(href)
         }
         Err(err) => {
-            web.audit(&b, PageAction::PasswordReset, identifier, None, Err(&err)).await;
+            web.audit(&b, PageAction::PasswordReset, identifier, None, Err(&err))
+                .await;
             let shown = messages::human(&err, word);
             let ix_view = if form.interaction.is_empty() {
                 ix.map(Interaction::anonymous)
@@ -767,7 +769,14 @@ pub(super) async fn magic_confirm(
         .await
     {
         Ok(tokens) => {
-            web.audit(&b, PageAction::MagicLink, email, Some(tokens.user_id), Ok(())).await;
+            web.audit(
+                &b,
+                PageAction::MagicLink,
+                email,
+                Some(tokens.user_id),
+                Ok(()),
+            )
+            .await;
             match web.adopt_session(&b, &tokens, ix.as_mut()).await {
                 Ok(signed_in) => {
                     web.after_sign_in(signed_in, tokens.pending_second_factor.is_some(), ix)
@@ -777,7 +786,8 @@ pub(super) async fn magic_confirm(
             }
         }
         Err(err) => {
-            web.audit(&b, PageAction::MagicLink, email, None, Err(&err)).await;
+            web.audit(&b, PageAction::MagicLink, email, None, Err(&err))
+                .await;
             let shown = messages::human(&err, web.identifier_field().word);
             // A form reached from a link carries no interaction: its submit picks it up again.
             let ix_view = if form.interaction.is_empty() {

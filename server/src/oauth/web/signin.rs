@@ -246,8 +246,14 @@ pub(super) async fn submit(
         .await
     {
         Ok(tokens) => {
-            web.audit(&b, PageAction::SignIn, identifier, Some(tokens.user_id), Ok(()))
-                .await;
+            web.audit(
+                &b,
+                PageAction::SignIn,
+                identifier,
+                Some(tokens.user_id),
+                Ok(()),
+            )
+            .await;
             match web.adopt_session(&b, &tokens, ix.as_mut()).await {
                 Ok(signed_in) => {
                     web.after_sign_in(signed_in, tokens.pending_second_factor.is_some(), ix)
@@ -257,7 +263,8 @@ pub(super) async fn submit(
             }
         }
         Err(err) => {
-            web.audit(&b, PageAction::SignIn, identifier, None, Err(&err)).await;
+            web.audit(&b, PageAction::SignIn, identifier, None, Err(&err))
+                .await;
             let shown = messages::human(&err, web.identifier_field().word);
             let verify_href = verify_href(&web, &err, identifier, ix.as_ref());
             let view = SigninView {

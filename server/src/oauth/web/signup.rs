@@ -18,7 +18,7 @@ use super::{
     signin::{PageQuery, url_encode},
 };
 use crate::identity::{
-    policy::{Presence, Primary},
+    policy::{Presence, Primary, Property, PropertyKind},
     service::UserFields,
 };
 
@@ -36,6 +36,41 @@ pub(super) struct SignupForm {
     full_name: String,
     #[serde(skip_serializing)]
     password: String,
+    /// The deployment's custom user properties, as `property.<name>` fields.
+    #[serde(flatten)]
+    extra: std::collections::BTreeMap<String, String>,
+}
+
+/// The form's field of a custom property.
+fn property_field(name: &str) -> String {
+    format!("property.{name}")
+}
+
+impl SignupForm {
+    /// The custom properties typed as declared. A value that does not parse is passed on as
+    /// text, so the identity service refuses it with its usual message; empty optional fields
+    /// are left out (their default applies); an unticked boolean is `false`.
+    fn properties(&self, declared: &[Property]) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        for p in declared {
+            let raw = self
+                .extra
+                .get(&property_field(&p.name))
+                .map(|v| v.trim())
+                .unwrap_or("");
+            let value = match &p.kind {
+                PropertyKind::Boolean => json!(matches!(raw, "on" | "true")),
+                _ if raw.is_empty() => continue,
+                PropertyKind::Integer => raw
+                    .parse::<i64>()
+                    .map(|n| json!(n))
+                    .unwrap_or_else(|_| json!(raw)),
+                PropertyKind::String | PropertyKind::Enum(_) => json!(raw),
+            };
+            out.insert(p.name.clone(), value);
+        }
+        out
+    }
 }
 
 impl Web {
@@ -55,11 +90,32 @@ impl Web {
             }
             Primary::EmailOrMobile => ("optional", "optional", true),
         };
+        let properties: Vec<serde_json::Value> = policy
+            .properties
+            .iter()
+            .map(|p| {
+                let (kind, values) = match &p.kind {
+                    PropertyKind::String => ("text", Vec::new()),
+                    PropertyKind::Integer => ("integer", Vec::new()),
+                    PropertyKind::Boolean => ("boolean", Vec::new()),
+                    PropertyKind::Enum(values) => ("enum", values.clone()),
+                };
+                json!({
+                    "field": property_field(&p.name),
+                    "id": format!("property_{}", p.name),
+                    "label": label(&p.name),
+                    "kind": kind,
+                    "values": values,
+                    "required": p.required && p.default.is_none(),
+                })
+            })
+            .collect();
         json!({
             "email": email,
             "mobile": mobile,
             "either": either,
             "name": if policy.full_name { "full" } else { "pair" },
+            "properties": properties,
         })
     }
 
@@ -137,19 +193,33 @@ pub(super) async fn submit(
         given_name: form.given_name.trim().to_string(),
         family_name: form.family_name.trim().to_string(),
         full_name: form.full_name.trim().to_string(),
+        properties: form.properties(&identity.policy().properties),
         ..Default::default()
     };
-    let identifier = if fields.email.is_empty() { fields.mobile.clone() } else { fields.email.clone() };
+    let identifier = if fields.email.is_empty() {
+        fields.mobile.clone()
+    } else {
+        fields.email.clone()
+    };
     let registered = match identity
-        .register(fields, form.password.clone(), None, &b.client, &web.limits, None)
+        .register(
+            fields,
+            form.password.clone(),
+            None,
+            &b.client,
+            &web.limits,
+            None,
+        )
         .await
     {
         Ok(r) => {
-            web.audit(&b, PageAction::SignUp, &identifier, Some(r.user.id), Ok(())).await;
+            web.audit(&b, PageAction::SignUp, &identifier, Some(r.user.id), Ok(()))
+                .await;
             r
         }
         Err(err) => {
-            web.audit(&b, PageAction::SignUp, &identifier, None, Err(&err)).await;
+            web.audit(&b, PageAction::SignUp, &identifier, None, Err(&err))
+                .await;
             let shown = messages::human(&err, web.identifier_field().word);
             return web
                 .signup_page(&b, ix.as_ref(), shown.status, &form, Some(shown.message))
@@ -202,4 +272,22 @@ pub(super) async fn submit(
             url_encode(&identifier)
         )),
     }
+}
+
+/// A property name as a label: `favouriteTeam` / `favourite_team` → `Favourite team`.
+fn label(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c == '_' {
+            out.push(' ');
+        } else if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+            out.push(c.to_ascii_lowercase());
+        } else if i == 0 {
+            out.push(c.to_ascii_uppercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -1,7 +1,9 @@
 //! Serves `mgpass.org.v1.InvitationService`.
 
 use chrono::Utc;
-use mgpass_proto::org::{self as pb, InvitationStatus, invitation_service_server::InvitationService};
+use mgpass_proto::org::{
+    self as pb, InvitationStatus, invitation_service_server::InvitationService,
+};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -36,7 +38,10 @@ fn invitation_to_proto(r: InvitationRow) -> pb::Invitation {
         expire_time: Some(timestamp(r.expires_at)),
         create_time: Some(timestamp(r.created_at)),
         close_time: r.closed_at.map(timestamp),
-        accepter_user_id: r.accepter_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        accepter_user_id: r
+            .accepter_user_id
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -53,13 +58,23 @@ impl InvitationService for InvitationGrpc {
         let req = request.into_inner();
         let ttl = match req.ttl {
             Some(d) if d.nanos != 0 || d.seconds <= 0 => {
-                return Err(Error::invalid("INVALID_ARGUMENT", "ttl", "ttl must be a whole number of seconds").into());
+                return Err(Error::invalid(
+                    "INVALID_ARGUMENT",
+                    "ttl",
+                    "ttl must be a whole number of seconds",
+                )
+                .into());
             }
             Some(d) => Some(d.seconds),
             None => None,
         };
-        let row = self.0.create(&caller, &req.organization_id, &req.email, &req.role, ttl).await?;
-        Ok(Response::new(pb::CreateInvitationResponse { invitation: Some(invitation_to_proto(row)) }))
+        let row = self
+            .0
+            .create(&caller, &req.organization_id, &req.email, &req.role, ttl)
+            .await?;
+        Ok(Response::new(pb::CreateInvitationResponse {
+            invitation: Some(invitation_to_proto(row)),
+        }))
     }
 
     async fn get_invitation(
@@ -68,7 +83,9 @@ impl InvitationService for InvitationGrpc {
     ) -> Result<Response<pb::GetInvitationResponse>, Status> {
         let req = request.into_inner();
         let row = self.0.get(&req.organization_id, &req.invitation_id).await?;
-        Ok(Response::new(pb::GetInvitationResponse { invitation: Some(invitation_to_proto(row)) }))
+        Ok(Response::new(pb::GetInvitationResponse {
+            invitation: Some(invitation_to_proto(row)),
+        }))
     }
 
     async fn list_invitations(
@@ -82,9 +99,19 @@ impl InvitationService for InvitationGrpc {
             Ok(InvitationStatus::Accepted) => Some("accepted"),
             Ok(InvitationStatus::Revoked) => Some("revoked"),
             Ok(InvitationStatus::Expired) => Some("expired"),
-            Err(_) => return Err(Error::invalid("INVALID_ARGUMENT", "status", "unknown invitation status").into()),
+            Err(_) => {
+                return Err(Error::invalid(
+                    "INVALID_ARGUMENT",
+                    "status",
+                    "unknown invitation status",
+                )
+                .into());
+            }
         };
-        let (rows, next_page_token) = self.0.list(&req.organization_id, status, req.page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self
+            .0
+            .list(&req.organization_id, status, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListInvitationsResponse {
             invitations: rows.into_iter().map(invitation_to_proto).collect(),
             next_page_token,
@@ -96,8 +123,13 @@ impl InvitationService for InvitationGrpc {
         request: Request<pb::RevokeInvitationRequest>,
     ) -> Result<Response<pb::RevokeInvitationResponse>, Status> {
         let req = request.into_inner();
-        let row = self.0.revoke(&req.organization_id, &req.invitation_id).await?;
-        Ok(Response::new(pb::RevokeInvitationResponse { invitation: Some(invitation_to_proto(row)) }))
+        let row = self
+            .0
+            .revoke(&req.organization_id, &req.invitation_id)
+            .await?;
+        Ok(Response::new(pb::RevokeInvitationResponse {
+            invitation: Some(invitation_to_proto(row)),
+        }))
     }
 
     async fn lookup_invitation(
@@ -122,6 +154,8 @@ impl InvitationService for InvitationGrpc {
     ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
         let caller = principal(&request)?.clone();
         let member = self.0.accept(&caller, &request.into_inner().token).await?;
-        Ok(Response::new(pb::AcceptInvitationResponse { member: Some(member_to_proto(member)) }))
+        Ok(Response::new(pb::AcceptInvitationResponse {
+            member: Some(member_to_proto(member)),
+        }))
     }
 }

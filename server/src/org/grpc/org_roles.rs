@@ -22,7 +22,10 @@ fn role_to_proto(r: OrgRole) -> pb::OrgRole {
         scopes: row
             .resource_scopes()
             .into_iter()
-            .map(|s| oauth_pb::ResourceScopes { resource: s.resource, scopes: s.scopes })
+            .map(|s| oauth_pb::ResourceScopes {
+                resource: s.resource,
+                scopes: s.scopes,
+            })
             .collect(),
         id: row.id.to_string(),
         organization_id: row.organization_id.to_string(),
@@ -39,7 +42,14 @@ fn role_fields(r: pb::OrgRole) -> OrgRoleFields {
     OrgRoleFields {
         name: r.name,
         description: r.description,
-        scopes: r.scopes.into_iter().map(|s| ResourceScopes { resource: s.resource, scopes: s.scopes }).collect(),
+        scopes: r
+            .scopes
+            .into_iter()
+            .map(|s| ResourceScopes {
+                resource: s.resource,
+                scopes: s.scopes,
+            })
+            .collect(),
     }
 }
 
@@ -55,8 +65,13 @@ impl OrgRoleService for OrgRoleGrpc {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
         let role = required(req.org_role, "org_role")?;
-        let created = self.0.create(&caller, &req.organization_id, role_fields(role)).await?;
-        Ok(Response::new(pb::CreateOrgRoleResponse { org_role: Some(role_to_proto(created)) }))
+        let created = self
+            .0
+            .create(&caller, &req.organization_id, role_fields(role))
+            .await?;
+        Ok(Response::new(pb::CreateOrgRoleResponse {
+            org_role: Some(role_to_proto(created)),
+        }))
     }
 
     async fn get_org_role(
@@ -65,7 +80,9 @@ impl OrgRoleService for OrgRoleGrpc {
     ) -> Result<Response<pb::GetOrgRoleResponse>, Status> {
         let req = request.into_inner();
         let role = self.0.get(&req.organization_id, &req.org_role_id).await?;
-        Ok(Response::new(pb::GetOrgRoleResponse { org_role: Some(role_to_proto(role)) }))
+        Ok(Response::new(pb::GetOrgRoleResponse {
+            org_role: Some(role_to_proto(role)),
+        }))
     }
 
     async fn list_org_roles(
@@ -73,7 +90,10 @@ impl OrgRoleService for OrgRoleGrpc {
         request: Request<pb::ListOrgRolesRequest>,
     ) -> Result<Response<pb::ListOrgRolesResponse>, Status> {
         let req = request.into_inner();
-        let (rows, next_page_token) = self.0.list(&req.organization_id, req.page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self
+            .0
+            .list(&req.organization_id, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListOrgRolesResponse {
             org_roles: rows.into_iter().map(role_to_proto).collect(),
             next_page_token,
@@ -89,8 +109,13 @@ impl OrgRoleService for OrgRoleGrpc {
         let role = required(req.org_role, "org_role")?;
         let mask = required(req.update_mask, "update_mask")?;
         let (org, id) = (role.organization_id.clone(), role.id.clone());
-        let updated = self.0.update(&caller, &org, &id, role_fields(role), &mask.paths).await?;
-        Ok(Response::new(pb::UpdateOrgRoleResponse { org_role: Some(role_to_proto(updated)) }))
+        let updated = self
+            .0
+            .update(&caller, &org, &id, role_fields(role), &mask.paths)
+            .await?;
+        Ok(Response::new(pb::UpdateOrgRoleResponse {
+            org_role: Some(role_to_proto(updated)),
+        }))
     }
 
     async fn delete_org_role(
@@ -98,7 +123,9 @@ impl OrgRoleService for OrgRoleGrpc {
         request: Request<pb::DeleteOrgRoleRequest>,
     ) -> Result<Response<pb::DeleteOrgRoleResponse>, Status> {
         let req = request.into_inner();
-        self.0.delete(&req.organization_id, &req.org_role_id).await?;
+        self.0
+            .delete(&req.organization_id, &req.org_role_id)
+            .await?;
         Ok(Response::new(pb::DeleteOrgRoleResponse {}))
     }
 }

@@ -1,7 +1,8 @@
 //! Serves `mgpass.org.v1.OrganizationService`.
 
 use mgpass_proto::org::{
-    self as pb, feature_flag::Value as PbFlagValue, organization_service_server::OrganizationService,
+    self as pb, feature_flag::Value as PbFlagValue,
+    organization_service_server::OrganizationService,
 };
 use tonic::{Request, Response, Status};
 
@@ -25,7 +26,9 @@ pub(crate) fn organization_to_proto(o: Organization) -> pb::Organization {
         description: row.description,
         avatar_url: row.avatar_url,
         owner_user_id: row.owner_user_id.to_string(),
-        properties: Some(json_to_struct(row.properties.as_object().cloned().unwrap_or_default())),
+        properties: Some(json_to_struct(
+            row.properties.as_object().cloned().unwrap_or_default(),
+        )),
         member_count: i32::try_from(o.member_count).unwrap_or(i32::MAX),
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
@@ -80,8 +83,13 @@ impl OrganizationService for OrganizationGrpc {
     ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
         let req = request.into_inner();
         let org = required(req.organization, "organization")?;
-        let created = self.orgs.create(&req.owner_user_id, org_fields(org)).await?;
-        Ok(Response::new(pb::CreateOrganizationResponse { organization: Some(organization_to_proto(created)) }))
+        let created = self
+            .orgs
+            .create(&req.owner_user_id, org_fields(org))
+            .await?;
+        Ok(Response::new(pb::CreateOrganizationResponse {
+            organization: Some(organization_to_proto(created)),
+        }))
     }
 
     async fn create_my_organization(
@@ -91,7 +99,9 @@ impl OrganizationService for OrganizationGrpc {
         let caller = principal(&request)?.clone();
         let org = required(request.into_inner().organization, "organization")?;
         let created = self.orgs.create_mine(&caller, org_fields(org)).await?;
-        Ok(Response::new(pb::CreateMyOrganizationResponse { organization: Some(organization_to_proto(created)) }))
+        Ok(Response::new(pb::CreateMyOrganizationResponse {
+            organization: Some(organization_to_proto(created)),
+        }))
     }
 
     async fn get_organization(
@@ -99,7 +109,9 @@ impl OrganizationService for OrganizationGrpc {
         request: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
         let org = self.orgs.get(&request.into_inner().organization_id).await?;
-        Ok(Response::new(pb::GetOrganizationResponse { organization: Some(organization_to_proto(org)) }))
+        Ok(Response::new(pb::GetOrganizationResponse {
+            organization: Some(organization_to_proto(org)),
+        }))
     }
 
     async fn list_organizations(
@@ -107,8 +119,15 @@ impl OrganizationService for OrganizationGrpc {
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
         let req = request.into_inner();
-        let (rows, next_page_token) =
-            self.orgs.list(non_empty(req.query), non_empty(req.user_id), req.page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self
+            .orgs
+            .list(
+                non_empty(req.query),
+                non_empty(req.user_id),
+                req.page_size,
+                &req.page_token,
+            )
+            .await?;
         Ok(Response::new(pb::ListOrganizationsResponse {
             organizations: rows.into_iter().map(organization_to_proto).collect(),
             next_page_token,
@@ -121,7 +140,10 @@ impl OrganizationService for OrganizationGrpc {
     ) -> Result<Response<pb::ListMyOrganizationsResponse>, Status> {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
-        let (rows, next_page_token) = self.orgs.list_mine(&caller, req.page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self
+            .orgs
+            .list_mine(&caller, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListMyOrganizationsResponse {
             memberships: rows
                 .into_iter()
@@ -144,14 +166,18 @@ impl OrganizationService for OrganizationGrpc {
         let mask = required(req.update_mask, "update_mask")?;
         let id = org.id.clone();
         let updated = self.orgs.update(&id, org_fields(org), &mask.paths).await?;
-        Ok(Response::new(pb::UpdateOrganizationResponse { organization: Some(organization_to_proto(updated)) }))
+        Ok(Response::new(pb::UpdateOrganizationResponse {
+            organization: Some(organization_to_proto(updated)),
+        }))
     }
 
     async fn delete_organization(
         &self,
         request: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<pb::DeleteOrganizationResponse>, Status> {
-        self.orgs.delete(&request.into_inner().organization_id).await?;
+        self.orgs
+            .delete(&request.into_inner().organization_id)
+            .await?;
         Ok(Response::new(pb::DeleteOrganizationResponse {}))
     }
 
@@ -160,9 +186,14 @@ impl OrganizationService for OrganizationGrpc {
         request: Request<pb::ListOrganizationMembersRequest>,
     ) -> Result<Response<pb::ListOrganizationMembersResponse>, Status> {
         let req = request.into_inner();
-        let filter = MemberFilter { role: non_empty(req.role), query: non_empty(req.query) };
-        let (rows, next_page_token) =
-            self.orgs.list_members(&req.organization_id, filter, req.page_size, &req.page_token).await?;
+        let filter = MemberFilter {
+            role: non_empty(req.role),
+            query: non_empty(req.query),
+        };
+        let (rows, next_page_token) = self
+            .orgs
+            .list_members(&req.organization_id, filter, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListOrganizationMembersResponse {
             members: rows.into_iter().map(member_to_proto).collect(),
             next_page_token,
@@ -176,8 +207,13 @@ impl OrganizationService for OrganizationGrpc {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
         let member = required(req.member, "member")?;
-        let added = self.orgs.add_member(&caller, &req.organization_id, &member.user_id, &member.role).await?;
-        Ok(Response::new(pb::AddOrganizationMemberResponse { member: Some(member_to_proto(added)) }))
+        let added = self
+            .orgs
+            .add_member(&caller, &req.organization_id, &member.user_id, &member.role)
+            .await?;
+        Ok(Response::new(pb::AddOrganizationMemberResponse {
+            member: Some(member_to_proto(added)),
+        }))
     }
 
     async fn update_organization_member(
@@ -188,9 +224,19 @@ impl OrganizationService for OrganizationGrpc {
         let req = request.into_inner();
         let member = required(req.member, "member")?;
         let mask = required(req.update_mask, "update_mask")?;
-        let updated =
-            self.orgs.update_member(&caller, &req.organization_id, &member.user_id, &member.role, &mask.paths).await?;
-        Ok(Response::new(pb::UpdateOrganizationMemberResponse { member: Some(member_to_proto(updated)) }))
+        let updated = self
+            .orgs
+            .update_member(
+                &caller,
+                &req.organization_id,
+                &member.user_id,
+                &member.role,
+                &mask.paths,
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateOrganizationMemberResponse {
+            member: Some(member_to_proto(updated)),
+        }))
     }
 
     async fn remove_organization_member(
@@ -199,7 +245,9 @@ impl OrganizationService for OrganizationGrpc {
     ) -> Result<Response<pb::RemoveOrganizationMemberResponse>, Status> {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
-        self.orgs.remove_member(&caller, &req.organization_id, &req.user_id).await?;
+        self.orgs
+            .remove_member(&caller, &req.organization_id, &req.user_id)
+            .await?;
         Ok(Response::new(pb::RemoveOrganizationMemberResponse {}))
     }
 
@@ -209,8 +257,13 @@ impl OrganizationService for OrganizationGrpc {
     ) -> Result<Response<pb::TransferOwnershipResponse>, Status> {
         let caller = principal(&request)?.clone();
         let req = request.into_inner();
-        let org = self.orgs.transfer(&caller, &req.organization_id, &req.new_owner_user_id).await?;
-        Ok(Response::new(pb::TransferOwnershipResponse { organization: Some(organization_to_proto(org)) }))
+        let org = self
+            .orgs
+            .transfer(&caller, &req.organization_id, &req.new_owner_user_id)
+            .await?;
+        Ok(Response::new(pb::TransferOwnershipResponse {
+            organization: Some(organization_to_proto(org)),
+        }))
     }
 
     async fn leave_organization(
@@ -218,7 +271,9 @@ impl OrganizationService for OrganizationGrpc {
         request: Request<pb::LeaveOrganizationRequest>,
     ) -> Result<Response<pb::LeaveOrganizationResponse>, Status> {
         let caller = principal(&request)?.clone();
-        self.orgs.leave(&caller, &request.into_inner().organization_id).await?;
+        self.orgs
+            .leave(&caller, &request.into_inner().organization_id)
+            .await?;
         Ok(Response::new(pb::LeaveOrganizationResponse {}))
     }
 
@@ -227,7 +282,10 @@ impl OrganizationService for OrganizationGrpc {
         request: Request<pb::ListFeatureFlagsRequest>,
     ) -> Result<Response<pb::ListFeatureFlagsResponse>, Status> {
         let req = request.into_inner();
-        let (rows, next_page_token) = self.flags.list(&req.organization_id, req.page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self
+            .flags
+            .list(&req.organization_id, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListFeatureFlagsResponse {
             feature_flags: rows.into_iter().map(flag_to_proto).collect(),
             next_page_token,
@@ -244,8 +302,18 @@ impl OrganizationService for OrganizationGrpc {
             PbFlagValue::BoolValue(b) => FlagValue::Bool(b),
             PbFlagValue::StringValue(s) => FlagValue::String(s),
         });
-        let row = self.flags.set(&req.organization_id, &flag.name, value, flag.include_in_token).await?;
-        Ok(Response::new(pb::SetFeatureFlagResponse { feature_flag: Some(flag_to_proto(row)) }))
+        let row = self
+            .flags
+            .set(
+                &req.organization_id,
+                &flag.name,
+                value,
+                flag.include_in_token,
+            )
+            .await?;
+        Ok(Response::new(pb::SetFeatureFlagResponse {
+            feature_flag: Some(flag_to_proto(row)),
+        }))
     }
 
     async fn delete_feature_flag(
