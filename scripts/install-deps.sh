@@ -69,3 +69,5 @@ go_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.
 go_plugin protoc-gen-openapiv2 github.com/grpc-ecosystem/grpc-gateway/v2@v2.33.0 \
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
 go_plugin protoc-gen-doc github.com/pseudomuto/protoc-gen-doc@v1.5.1 github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc
+# The Go SDK's modules (pinned by sdk/go/go.sum), so its tests need no network.
+(cd sdk/go && go mod download)
