@@ -7,7 +7,7 @@ PG_PORT ?= 55432
 MGPASS_SERVER__LISTEN ?= 127.0.0.1:8080
 export MGPASS_SERVER__LISTEN
 
-.PHONY: run test deps build proto-lint proto-breaking bench pg-start pg-stop clean
+.PHONY: run test deps build sdk proto-lint proto-breaking bench pg-start pg-stop clean
 
 ## run: install what is missing, start a project-local Postgres (unless DATABASE_URL is set),
 ## migrate, bootstrap the super admin and serve on $(MGPASS_SERVER__LISTEN).
@@ -34,6 +34,10 @@ deps:
 
 build:
 	cargo build --release -p mgpass-server --bin mgpass
+
+## sdk: regenerate every SDK's generated code and docs/api-reference.md, docs/openapi.json.
+sdk: deps
+	scripts/sdk-generate.sh
 
 proto-lint:
 	npx --no-install buf lint

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing mgpass needs and the machine lacks: Postgres server
 # binaries and client and Chromium (Debian packages), the pinned Python test clients (aiosmtpd,
-# authlib, requests), and the pinned npm tooling (buf, the grpc-web client, openid-client,
-# playwright-core).
+# authlib, requests), the pinned npm tooling (buf, protoc-gen-es and the TypeScript SDK's
+# dependencies, the grpc-web client, openid-client, playwright-core), and the SDK generators and
+# test dependencies: grpcio-tools, mypy-protobuf, PyJWT (pip) and protoc-gen-go, -go-grpc,
+# -openapiv2, -doc (go install from the Go module proxy).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,8 +39,35 @@ assert m.version("authlib") == "1.9.9" and m.version("requests") == "2.34.2"
 PY
 
 if [ ! -x node_modules/.bin/buf ] || [ ! -d node_modules/openid-client ] || [ ! -d node_modules/playwright-core ] \
+  || [ ! -x node_modules/.bin/protoc-gen-es ] || [ ! -d node_modules/jose ] \
   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # `npm install` rather than `npm ci`: the lock omits the optional buf binaries of other
   # platforms, which `npm ci` refuses; install still follows the lock for everything it lists.
   npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
+
+# The Python SDK: generation (grpcio-tools reads buf's image; mypy-protobuf writes the .pyi) and its
+# run-time and test dependencies, at pinned versions.
+python3 - 2>/dev/null <<'PY' || python3 -m pip install --quiet --disable-pip-version-check \
+  grpcio==1.85.1 grpcio-tools==1.85.1 googleapis-common-protos==1.76.0 \
+  mypy-protobuf==5.1.0 'pyjwt[crypto]==2.15.1' pytest==9.2.0
+import importlib.metadata as m
+want = {"grpcio": "1.85.1", "grpcio-tools": "1.85.1", "googleapis-common-protos": "1.76.0",
+        "mypy-protobuf": "5.1.0", "pyjwt": "2.15.1", "pytest": "9.2.0"}
+assert all(m.version(k) == v for k, v in want.items())
+PY
+
+# The protoc plugins of buf.gen.yaml that come from Go, pinned; installed into `go env GOPATH`/bin.
+gobin="$(go env GOPATH)/bin"
+go_plugin() { # binary module@version (module path as `go version -m` reports it) install-path
+  local have
+  have=$(go version -m "$gobin/$1" 2>/dev/null | awk '$1=="mod"{print $2"@"$3}')
+  [ "$have" = "$2" ] || GOBIN="$gobin" go install "$3@${2##*@}"
+}
+go_plugin protoc-gen-go google.golang.org/protobuf@v1.36.12 google.golang.org/protobuf/cmd/protoc-gen-go
+go_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2 google.golang.org/grpc/cmd/protoc-gen-go-grpc
+go_plugin protoc-gen-openapiv2 github.com/grpc-ecosystem/grpc-gateway/v2@v2.33.0 \
+  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
+go_plugin protoc-gen-doc github.com/pseudomuto/protoc-gen-doc@v1.5.1 github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc
+# The Go SDK's modules (pinned by sdk/go/go.sum), so its tests need no network.
+(cd sdk/go && go mod download)

@@ -16,5 +16,10 @@ trap cleanup EXIT
 PG_FSYNC=off scripts/pg.sh start "$tmp/pg" "$port"
 export MGPASS_TEST_PG_URL="postgres://mgpass@127.0.0.1:$port/postgres"
 
+# The committed SDK code and API documents must be what the contract generates.
+scripts/sdk-generate.sh --check
+
 cargo build -p mgpass-server --bin mgpass
 cargo test --workspace --no-fail-fast "$@"
+# The TypeScript, Python and Go SDKs against one live server (the Rust SDK's tests ran above).
+scripts/sdk-test.sh

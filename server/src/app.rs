@@ -281,6 +281,7 @@ impl App {
             .route("/", get(home))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(ready))
+            .route("/openapi.json", get(openapi))
             .with_state(self.clone())
             .merge(
                 crate::oauth::http::router(self.oauth.clone())
@@ -304,6 +305,12 @@ async fn ready(State(app): State<App>) -> (StatusCode, &'static str) {
             (StatusCode::SERVICE_UNAVAILABLE, "not ready")
         }
     }
+}
+
+/// The OpenAPI document of the REST surface, generated from proto/ by scripts/sdk-generate.sh
+/// (drift-checked by `make test`) and compiled in, so it always matches this build's contract.
+async fn openapi() -> ([(axum::http::header::HeaderName, &'static str); 1], &'static str) {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("../../docs/openapi.json"))
 }
 
 async fn home() -> Html<&'static str> {

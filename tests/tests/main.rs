@@ -15,6 +15,7 @@ mod oauth_clients;
 mod oauth_code_flow;
 mod oauth_pages;
 mod oauth_protocol;
+mod openapi;
 mod org_isolation;
 mod organizations;
 mod permissions;
