@@ -10,6 +10,7 @@ mod delivery;
 mod groups;
 mod janitor;
 mod keys;
+mod loyalty_ledger;
 mod oauth_admin;
 mod oauth_clients;
 mod oauth_code_flow;

@@ -1,0 +1,6 @@
+//! Loyalty: reward partners and their API keys, the double-entry points ledger, expiry, and
+//! (next) the catalog and redemptions. Other loyalty concerns (earning, payouts) add their own
+//! `pub mod` lines here.
+
+pub mod config;
+pub mod ledger;
