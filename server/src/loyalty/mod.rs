@@ -4,3 +4,7 @@
 
 pub mod config;
 pub mod ledger;
+pub mod partner_grpc;
+pub mod partner_keys;
+pub mod partner_service;
+pub mod partner_store;
