@@ -28,6 +28,7 @@ pub struct Config {
     pub branding: BrandingConfig,
     pub access: AccessConfig,
     pub organizations: OrganizationsConfig,
+    pub loyalty: crate::loyalty::config::LoyaltyConfig,
 }
 
 /// Organizations (tenants), the Mindbricks `tenantSettings`.
@@ -345,6 +346,7 @@ impl Default for Config {
             branding: BrandingConfig::default(),
             access: AccessConfig::default(),
             organizations: OrganizationsConfig::default(),
+            loyalty: crate::loyalty::config::LoyaltyConfig::default(),
         }
     }
 }
@@ -803,6 +805,7 @@ impl Config {
         }
         crate::delivery::check_config(&self.delivery, &mut bad);
         self.verification.check(&self.delivery, &mut bad);
+        self.loyalty.check(&mut bad);
         if bad.is_empty() { Ok(()) } else { Err(ConfigError(bad)) }
     }
 

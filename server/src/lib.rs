@@ -12,6 +12,7 @@ pub mod db;
 pub mod delivery;
 pub mod error;
 pub mod identity;
+pub mod loyalty;
 pub mod oauth;
 pub mod org;
 pub mod paging;

@@ -473,6 +473,144 @@ diesel::table! {
 diesel::joinable!(org_members -> organizations (organization_id));
 diesel::joinable!(org_members -> users (user_id));
 
+diesel::table! {
+    loyalty_partners (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        contact_name -> Text,
+        contact_email -> Text,
+        contact_phone -> Text,
+        status -> Text,
+        event_types -> Array<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_partner_api_keys (id) {
+        id -> Uuid,
+        partner_id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Bytea,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    loyalty_accounts (id) {
+        id -> Uuid,
+        account_type -> Text,
+        owner_id -> Uuid,
+        balance -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_transactions (id) {
+        id -> Uuid,
+        kind -> Text,
+        user_id -> Uuid,
+        points -> Int8,
+        partner_id -> Nullable<Uuid>,
+        event_id -> Nullable<Uuid>,
+        order_id -> Nullable<Uuid>,
+        payout_id -> Nullable<Uuid>,
+        reversed_transaction_id -> Nullable<Uuid>,
+        reason -> Nullable<Text>,
+        actor_user_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_lots (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        transaction_id -> Uuid,
+        earned_points -> Int8,
+        remaining_points -> Int8,
+        earned_at -> Timestamptz,
+        expire_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    loyalty_entries (id) {
+        id -> Int8,
+        transaction_id -> Uuid,
+        account_id -> Uuid,
+        points -> Int8,
+        rule_id -> Nullable<Uuid>,
+        rule_version -> Nullable<Int4>,
+        lot_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    loyalty_adjustment_requests (request_id) {
+        request_id -> Uuid,
+        user_id -> Uuid,
+        points -> Int8,
+        reason -> Text,
+        transaction_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(loyalty_partner_api_keys -> loyalty_partners (partner_id));
+diesel::joinable!(loyalty_entries -> loyalty_transactions (transaction_id));
+diesel::joinable!(loyalty_entries -> loyalty_accounts (account_id));
+
+diesel::table! {
+    loyalty_catalog_items (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        image_url -> Text,
+        points_cost -> Int8,
+        unlimited_stock -> Bool,
+        stock -> Int8,
+        per_user_limit -> Int4,
+        eligible_tier_ids -> Array<Uuid>,
+        starts_at -> Nullable<Timestamptz>,
+        ends_at -> Nullable<Timestamptz>,
+        status -> Text,
+        redeemed_count -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_orders (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        catalog_item_id -> Uuid,
+        item_name -> Text,
+        quantity -> Int4,
+        points -> Int8,
+        status -> Text,
+        details -> Jsonb,
+        fulfillment_reference -> Text,
+        cancel_reason -> Text,
+        debit_transaction_id -> Uuid,
+        refund_transaction_id -> Nullable<Uuid>,
+        request_id -> Uuid,
+        created_at -> Timestamptz,
+        fulfilled_at -> Nullable<Timestamptz>,
+        cancelled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(loyalty_orders -> loyalty_catalog_items (catalog_item_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     signing_keys,
@@ -508,4 +646,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     org_members,
     org_invitations,
     org_feature_flags,
+    loyalty_partners,
+    loyalty_partner_api_keys,
+    loyalty_accounts,
+    loyalty_transactions,
+    loyalty_lots,
+    loyalty_entries,
+    loyalty_adjustment_requests,
+    loyalty_catalog_items,
+    loyalty_orders,
 );
