@@ -60,6 +60,10 @@ use mgpass_proto::{
     },
 };
 
+// Mobile-money cashback.
+use crate::loyalty::{grpc::PayoutGrpc, payout_service::PayoutService, payout_worker::PayoutWorker};
+use mgpass_proto::loyalty::payout_service_server::PayoutServiceServer;
+
 use crate::{
     auth::{AuthLayer, MethodRules, revocation::RevocationList, session_check::SessionCheck, tokens::TokenIssuer},
     config::Config,
@@ -88,6 +92,8 @@ pub struct App {
     pub session_check: SessionCheck,
     /// Cached permission decisions, dropped on every access change (groups and permissions).
     pub decisions: crate::access::decision::Decisions,
+    /// Mobile-money payouts (disabled without `loyalty.payouts.momo_base_url`).
+    pub payouts: PayoutService,
     latest_migration: Arc<String>,
 }
 
@@ -138,8 +144,10 @@ impl App {
             session_check.clone(),
         );
         let decisions = crate::access::decision::Decisions::new(pool.clone());
+        let payouts = payout_service(&pool, &config)?;
         Ok(Self {
             decisions,
+            payouts,
             config: Arc::new(config),
             pool,
             keys,
@@ -207,6 +215,7 @@ impl App {
         health.set_serving::<OrganizationServiceServer<OrganizationGrpc>>().await;
         health.set_serving::<OrgRoleServiceServer<OrgRoleGrpc>>().await;
         health.set_serving::<InvitationServiceServer<InvitationGrpc>>().await;
+        health.set_serving::<PayoutServiceServer<PayoutGrpc>>().await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -243,6 +252,7 @@ impl App {
             }))
             .add_service(OrgRoleServiceServer::new(OrgRoleGrpc(org_roles)))
             .add_service(InvitationServiceServer::new(InvitationGrpc(invitations)))
+            .add_service(PayoutServiceServer::new(PayoutGrpc(self.payouts.clone())))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha);
@@ -281,6 +291,19 @@ impl App {
     }
 }
 
+/// The payout service, with the MoMo adapter when `loyalty.payouts.momo_base_url` is set.
+fn payout_service(pool: &DbPool, config: &Config) -> anyhow::Result<PayoutService> {
+    let settings = &config.loyalty.payouts;
+    let provider: Option<Arc<dyn crate::loyalty::momo::PayoutProvider>> = if settings.enabled() {
+        let client = crate::loyalty::momo::MomoClient::new(settings.momo_settings())
+            .map_err(|e| anyhow::anyhow!("MoMo client: {e}"))?;
+        Some(Arc::new(client))
+    } else {
+        None
+    };
+    Ok(PayoutService::new(pool.clone(), settings.clone(), provider))
+}
+
 async fn ready(State(app): State<App>) -> (StatusCode, &'static str) {
     match db::check_ready(&app.pool, &app.latest_migration).await {
         Ok(()) => (StatusCode::OK, "ready"),
@@ -314,6 +337,12 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     } else {
         None
     };
+    let payout_worker = app
+        .config
+        .loyalty
+        .payouts
+        .enabled()
+        .then(|| PayoutWorker::spawn(app.payouts.clone(), stop_rx.clone()));
     let server = tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -333,6 +362,12 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         // Sends in flight finish (each within delivery.send_timeout_secs); the rest stay queued.
         if tokio::time::timeout(grace, worker.join()).await.is_err() {
             tracing::warn!("delivery worker still sending after the grace period; its claims will be retried");
+        }
+    }
+    if let Some(worker) = payout_worker {
+        // Its payouts in flight finish their step or are taken up again after their lease.
+        if tokio::time::timeout(grace, worker.join()).await.is_err() {
+            tracing::warn!("payout worker still busy after the grace period");
         }
     }
     app.pool.close();

@@ -11,6 +11,8 @@ mod groups;
 mod janitor;
 mod keys;
 mod loyalty_ledger;
+mod loyalty_momo;
+mod loyalty_payouts;
 mod oauth_admin;
 mod oauth_clients;
 mod oauth_code_flow;

@@ -4,3 +4,11 @@
 
 pub mod config;
 pub mod ledger;
+pub mod grpc;
+pub mod momo;
+pub mod payout_config;
+pub mod payout_flow;
+pub mod payout_ledger;
+pub mod payout_service;
+pub mod payout_store;
+pub mod payout_worker;
