@@ -37,12 +37,12 @@ async fn start_on(database: String, port: u16, momo: &FakeMomo, setup: &Setup) -
         ("MGPASS_LOYALTY__PAYOUTS__MOMO_BASE_URL", momo.url.as_str()),
         ("MGPASS_LOYALTY__PAYOUTS__MOMO_API_USER", API_USER),
         ("MGPASS_LOYALTY__PAYOUTS__MOMO_API_KEY", API_KEY),
-        ("MGPASS_LOYALTY__PAYOUTS__REQUEST_TIMEOUT_MS", "500"),
+        ("MGPASS_LOYALTY__PAYOUTS__REQUEST_TIMEOUT_MS", "1500"),
         ("MGPASS_LOYALTY__PAYOUTS__POLL_INTERVAL_MS", "100"),
         ("MGPASS_LOYALTY__PAYOUTS__RETRY_DELAY_MS", retry.as_str()),
         ("MGPASS_LOYALTY__PAYOUTS__MAX_RETRY_DELAY_MS", max_retry.as_str()),
         ("MGPASS_LOYALTY__PAYOUTS__PENDING_LIMIT_SECS", pending.as_str()),
-        ("MGPASS_LOYALTY__PAYOUTS__LEASE_SECS", "3"),
+        ("MGPASS_LOYALTY__PAYOUTS__LEASE_SECS", "4"),
         // 100 points = GHS 1.00
         ("MGPASS_LOYALTY__PAYOUTS__RATE_POINTS", "100"),
         ("MGPASS_LOYALTY__PAYOUTS__RATE_AMOUNT_MINOR", "100"),
@@ -206,12 +206,19 @@ async fn a_confirmed_success_captures_the_points() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_confirmed_decline_returns_the_points() {
     let momo = FakeMomo::start().await;
-    momo.set_outcome_for("+233241110002", Outcome::Decline("PAYEE_NOT_FOUND".into()));
+    momo.set_outcome_for("+233241110002", Outcome::Pending);
     let server = start(&momo, Setup::default()).await;
     let admin = server.admin_token().await;
     let (user, token) = member(&server, &admin, "+233241110002", true, 800).await;
     let payout = pay_out(&server, &token, 300).await;
-    assert_eq!(balances(&server, &user), (500, 300), "held at request");
+    let reference = payout["referenceId"].as_str().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while momo.status_calls().iter().all(|(r, _)| r != reference) {
+        assert!(Instant::now() < deadline, "never read");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(balances(&server, &user), (500, 300), "held while the provider has no outcome");
+    momo.settle(reference, Outcome::Decline("PAYEE_NOT_FOUND".into()));
     let done = settled(&server, &token, payout["id"].as_str().unwrap(), WAIT).await;
     assert_eq!(done["status"], "PAYOUT_STATUS_FAILED");
     assert_eq!(done["failureReason"], "PAYEE_NOT_FOUND");
@@ -343,7 +350,13 @@ async fn a_payout_stuck_pending_goes_to_manual_review_and_an_administrator_settl
     let (status, body) = resolve(b_id, "PAYOUT_STATUS_SUCCEEDED", "again").await;
     assert_eq!((status, rest_reason(&body).as_str()), (400, "PAYOUT_NOT_IN_REVIEW"));
 
-    // C: the provider declines late; an administrator's refresh applies it.
+    // C: an administrator's refresh while the provider fails changes nothing; once the provider
+    // declines, a refresh applies it.
+    momo.fail_status_reads([Fault::Status(500)]);
+    let (status, body) = rest(&server, &admin, "POST", format!("/v1/loyalty/payouts/{c_id}:refreshStatus"), Some(json!({}))).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (503, "PROVIDER_UNAVAILABLE"), "{body}");
+    let (_, body) = rest(&server, &admin, "GET", format!("/v1/loyalty/payouts/{c_id}"), None).await;
+    assert_eq!(body["payout"]["status"], "PAYOUT_STATUS_MANUAL_REVIEW");
     momo.settle(c["referenceId"].as_str().unwrap(), Outcome::Decline("NOT_ENOUGH_FUNDS".into()));
     let (status, body) = rest(&server, &admin, "POST", format!("/v1/loyalty/payouts/{c_id}:refreshStatus"), Some(json!({}))).await;
     assert_eq!((status, body["payout"]["status"].as_str()), (200, Some("PAYOUT_STATUS_FAILED")), "{body}");
@@ -424,6 +437,12 @@ async fn refusals_change_nothing() {
     assert_eq!(status, 200);
     let (status, body) = request(&server, &token, q2["quote"]["id"].as_str().unwrap()).await;
     assert_eq!((status, rest_reason(&body).as_str()), (400, "INSUFFICIENT_POINTS"), "{body}");
+    // A quote past its validity (its clock moved on) is refused.
+    let (_, q3) = quote(&server, &token, 100).await;
+    let q3 = q3["quote"]["id"].as_str().unwrap();
+    psql(&server.database_url, &format!("UPDATE loyalty_payout_quotes SET expires_at = now() - interval '1 second' WHERE id = '{q3}'"));
+    let (status, body) = request(&server, &token, q3).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "QUOTE_EXPIRED"), "{body}");
     let (status, body) = request(&server, &token, &uuid::Uuid::new_v4().to_string()).await;
     assert_eq!((status, rest_reason(&body).as_str()), (404, "QUOTE_NOT_FOUND"), "{body}");
     let (_, other_token) = member(&server, &admin, "+233241110012", true, 500).await;
