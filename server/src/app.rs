@@ -61,7 +61,7 @@ use mgpass_proto::{
 };
 
 // Mobile-money cashback.
-use crate::loyalty::{grpc::PayoutGrpc, payout_service::PayoutService, payout_worker::PayoutWorker};
+use crate::loyalty::{payout_grpc::PayoutGrpc, payout_service::PayoutService, payout_worker::PayoutWorker};
 use mgpass_proto::loyalty::payout_service_server::PayoutServiceServer;
 
 use crate::{
@@ -102,6 +102,7 @@ impl App {
         if let Some(code) = config.identity.default_country_code {
             crate::identity::identifiers::set_default_country_code(&code.to_string());
         }
+        crate::loyalty::ledger::configure_expiry(config.loyalty.points_expire_after_months);
         let pool = db::pool(&config.database.url, config.database.pool_size)?;
         let keys = KeyRing::load(pool.clone(), &config).await?;
         let revoked = RevocationList::new(pool.clone());
@@ -216,6 +217,9 @@ impl App {
         health.set_serving::<OrgRoleServiceServer<OrgRoleGrpc>>().await;
         health.set_serving::<InvitationServiceServer<InvitationGrpc>>().await;
         health.set_serving::<PayoutServiceServer<PayoutGrpc>>().await;
+        let partner_keys = crate::loyalty::partner_keys::PartnerKeyAuthenticator::new(self.pool.clone());
+        let partners = crate::loyalty::partner_service::PartnerService::new(self.pool.clone(), partner_keys.clone());
+        let ledger = crate::loyalty::ledger::service::LedgerService::new(self.pool.clone(), self.config.loyalty.clone());
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -253,6 +257,12 @@ impl App {
             .add_service(OrgRoleServiceServer::new(OrgRoleGrpc(org_roles)))
             .add_service(InvitationServiceServer::new(InvitationGrpc(invitations)))
             .add_service(PayoutServiceServer::new(PayoutGrpc(self.payouts.clone())))
+            .add_service(mgpass_proto::loyalty::partner_service_server::PartnerServiceServer::new(
+                crate::loyalty::partner_grpc::PartnerGrpc(partners),
+            ))
+            .add_service(mgpass_proto::loyalty::ledger_service_server::LedgerServiceServer::new(
+                crate::loyalty::ledger::grpc::LedgerGrpc(ledger),
+            ))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha);
@@ -266,6 +276,7 @@ impl App {
                 self.config.server.allow_query_access_token,
             )
             .with_api_keys(api_key_auth)
+            .with_partner_keys(partner_keys)
             .with_org_scope(crate::auth::org_scope::OrgScope::from_pool(&mgpass_proto::descriptor_pool(), org_access)))
             // Inside the auth layer: it sees the caller's principal.
             .layer(AuditLayer::new(&mgpass_proto::descriptor_pool(), audit_log))
@@ -327,6 +338,7 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     app.revoked.spawn_poller();
     db::janitor::spawn(app.pool.clone(), Duration::from_secs(app.config.server.janitor_interval_secs));
     app.decisions.spawn_listener(app.config.database.url.clone());
+    crate::loyalty::ledger::expiry::spawn(app.pool.clone(), Duration::from_secs(app.config.loyalty.expiry_interval_secs));
     crate::crypto::password::spawn_memory_trimmer();
     tracing::info!(%addr, issuer = %app.config.issuer(), "mgpass listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

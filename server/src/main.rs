@@ -48,8 +48,24 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The loyalty points ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Print the version and exit.
     Version,
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Check every invariant of the points ledger: each transaction's entries sum to zero, each
+    /// balance equals the sum of its entries and is not negative, lots add up to balances, every
+    /// award names its event and rule version. Prints each breach and exits non-zero on any.
+    Verify,
+    /// Expire now every lot past its expiry date (what the server's expiry job does every
+    /// loyalty.expiry_interval_secs). Prints the lots and points expired.
+    Expire,
 }
 
 #[derive(Subcommand)]
@@ -156,6 +172,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     k.kid, k.algorithm, time(k.created_at), time(k.activates_at), retired, k.state
                 );
             }
+        }
+        Command::Ledger { command: LedgerCommand::Verify } => {
+            let pool = db::pool(&config.database.url, 1)?;
+            let mut conn = pool.get().await?;
+            let breaches = mgpass_server::loyalty::ledger::verify::verify(&mut conn).await?;
+            if breaches.is_empty() {
+                println!("ledger verified: no breach");
+            } else {
+                for b in &breaches {
+                    println!("BREACH [{}] {}", b.invariant, b.detail);
+                }
+                anyhow::bail!("{} ledger invariant breach(es)", breaches.len());
+            }
+        }
+        Command::Ledger { command: LedgerCommand::Expire } => {
+            let pool = db::pool(&config.database.url, 1)?;
+            let run = mgpass_server::loyalty::ledger::expiry::run_once(&pool).await?;
+            println!("expired {} lot(s), {} point(s)", run.lots, run.points);
         }
         Command::Serve { migrate, bootstrap: with_bootstrap } => {
             if migrate {

@@ -7,8 +7,10 @@ use futures::future::join_all;
 use mgpass_e2e::{
     TestServer, free_port, fresh_database,
     momo::{API_KEY, API_USER, FakeMomo, Fault, Outcome},
-    psql, rest, rest_reason,
+    psql, rest, rest_reason, run_mgpass,
 };
+
+use crate::loyalty_support::adjust;
 use serde_json::{Value, json};
 
 const PW: &str = "a long enough password";
@@ -75,33 +77,15 @@ async fn member(server: &TestServer, admin: &str, mobile: &str, verified: bool, 
         psql(&server.database_url, &format!("UPDATE users SET mobile_verified = true WHERE id = '{id}'"));
     }
     if points > 0 {
-        credit(server, &id, points).await;
+        adjust(server, admin, &id, points).await;
     }
     (id, server.login(&email, PW).await)
 }
 
-/// Credits points with a ledger adjustment `[Adjustments -N, User +N]`, through the ledger's own
-/// API on the server's database (the LedgerService RPCs belong to the `loyalty` branch).
-async fn credit(server: &TestServer, user: &str, points: i64) {
-    use diesel_async::{AsyncConnection, AsyncPgConnection};
-    use mgpass_server::loyalty::ledger::{self, Account, NewTransaction, Posting, TransactionKind};
-    let user = uuid::Uuid::parse_str(user).unwrap();
-    let mut conn = AsyncPgConnection::establish(&server.database_url).await.unwrap();
-    let tx = NewTransaction {
-        kind: TransactionKind::Adjustment,
-        user_id: user,
-        event_id: None,
-        order_id: None,
-        payout_id: None,
-        reversed_transaction_id: None,
-        reason: Some("test credit".into()),
-        actor_user_id: None,
-        postings: vec![
-            Posting { account: Account::Adjustments, points: -points, rule: None },
-            Posting { account: Account::User(user), points, rule: None },
-        ],
-    };
-    conn.transaction(async |c| ledger::post(c, tx).await).await.unwrap();
+/// `mgpass ledger verify` on the server's database passes (balances, lots and entries agree).
+fn ledger_verified(server: &TestServer) {
+    let out = run_mgpass(&["ledger", "verify"], &[("MGPASS_DATABASE__URL", server.database_url.as_str())]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
 /// (available, held) points of a user, from the ledger's accounts.
@@ -304,6 +288,7 @@ async fn a_crash_mid_transfer_completes_exactly_once_after_restart() {
     assert_eq!(calls, vec![0, 409], "the restarted worker repeated the request under the same reference");
     assert_eq!(ledger_of(&second, &id), "PAYOUT_CAPTURE:1,PAYOUT_HOLD:1", "captured once");
     assert_eq!(balances(&second, &user), (400, 0));
+    ledger_verified(&second);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -365,6 +350,7 @@ async fn a_payout_stuck_pending_goes_to_manual_review_and_an_administrator_settl
     assert_eq!(ledger_of(&server, a_id), "PAYOUT_CAPTURE:1,PAYOUT_HOLD:1");
     assert_eq!(ledger_of(&server, b_id), "PAYOUT_HOLD:1,PAYOUT_RELEASE:1");
     assert_eq!(ledger_of(&server, c_id), "PAYOUT_HOLD:1,PAYOUT_RELEASE:1");
+    ledger_verified(&server);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -497,4 +483,5 @@ async fn concurrent_requests_never_overdraw() {
         "4",
         "a hold for each payout, none for the refused ones"
     );
+    ledger_verified(&server);
 }

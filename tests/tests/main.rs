@@ -11,6 +11,8 @@ mod groups;
 mod janitor;
 mod keys;
 mod loyalty_ledger;
+mod loyalty_partners;
+mod loyalty_support;
 mod loyalty_momo;
 mod loyalty_payouts;
 mod oauth_admin;

@@ -52,9 +52,17 @@ struct Audited {
     before: Option<BeforeRead>,
 }
 
+/// Partner event ingestion: thousands of calls a second whose record is the ledger itself (every
+/// award is a transaction naming its event), so the audit log would only duplicate it.
+const HIGH_VOLUME_UNAUDITED: [&str; 2] =
+    ["mgpass.loyalty.v1.EventService.IngestEvent", "mgpass.loyalty.v1.EventService.BatchIngestEvents"];
+
 /// Whether a method changes something (or is security-relevant), hence is audited.
 pub fn is_audited(method: &prost_reflect::MethodDescriptor) -> bool {
     if method.is_client_streaming() || method.is_server_streaming() {
+        return false;
+    }
+    if HIGH_VOLUME_UNAUDITED.contains(&method.full_name()) {
         return false;
     }
     let name = method.name();
@@ -195,6 +203,7 @@ fn credential_kind(principal: Option<&Principal>) -> &'static str {
         None => "none",
         Some(CredentialKind::Jwt) => "access_token",
         Some(CredentialKind::ApiKey) => "api_key",
+        Some(CredentialKind::PartnerApiKey) => "partner_api_key",
     }
 }
 
@@ -282,7 +291,10 @@ where
             let mut row = AuditRow {
                 id: Uuid::now_v7(),
                 credential_kind: credential_kind(principal.as_ref()).into(),
-                actor_user_id: principal.as_ref().filter(|p| p.api_key_organization_id.is_none()).map(|p| p.user_id),
+                actor_user_id: principal
+                    .as_ref()
+                    .filter(|p| p.api_key_organization_id.is_none() && p.partner_id.is_none())
+                    .map(|p| p.user_id),
                 actor_application_id: principal.as_ref().and_then(|p| p.client_id.clone()),
                 actor_api_key_id: principal.as_ref().and_then(|p| p.api_key_id),
                 action: method.action.clone(),
@@ -364,6 +376,14 @@ mod tests {
         assert!(is_audited(&method("mgpass.identity.v1.UserService/UpdateUser")));
         assert!(is_audited(&method("mgpass.identity.v1.AuthenticationService/Login")));
         assert!(is_audited(&method("mgpass.access.v1.ApiKeyService/RevokeApiKey")));
+    }
+
+    #[test]
+    fn partner_ingestion_is_not_audited_but_reversals_are() {
+        assert!(!is_audited(&method("mgpass.loyalty.v1.EventService/IngestEvent")));
+        assert!(!is_audited(&method("mgpass.loyalty.v1.EventService/BatchIngestEvents")));
+        assert!(is_audited(&method("mgpass.loyalty.v1.EventService/ReverseEvent")));
+        assert!(is_audited(&method("mgpass.loyalty.v1.PartnerService/CreatePartnerApiKey")));
     }
 
     #[test]

@@ -23,7 +23,11 @@ use crate::{
         Principal, api_keys::ApiKeyAuthenticator, org_scope::OrgScope, session_check::SessionCheck, tokens::TokenIssuer,
     },
     error::Error,
+    loyalty::partner_keys::PartnerKeyAuthenticator,
 };
+
+/// The header that carries a reward partner's key.
+pub const PARTNER_KEY_HEADER: &str = "x-api-key";
 
 /// What a method requires of its caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +96,8 @@ struct AuthState {
     api_keys: std::sync::OnceLock<ApiKeyAuthenticator>,
     /// Set once by [`AuthLayer::with_org_scope`]; without it permissions are global only.
     org_scope: std::sync::OnceLock<OrgScope>,
+    /// Set once by [`AuthLayer::with_partner_keys`]; without it no partner is admitted.
+    partner_keys: std::sync::OnceLock<PartnerKeyAuthenticator>,
 }
 
 #[derive(Clone)]
@@ -116,6 +122,7 @@ impl AuthLayer {
             allow_query_token,
             api_keys: std::sync::OnceLock::new(),
             org_scope: std::sync::OnceLock::new(),
+            partner_keys: std::sync::OnceLock::new(),
         });
         if state.limiter.is_some() {
             // Forget idle clients so the limiter's memory stays bounded.
@@ -137,6 +144,12 @@ impl AuthLayer {
     /// Accepts `mgp_` API keys as bearer credentials.
     pub fn with_api_keys(self, api_keys: ApiKeyAuthenticator) -> Self {
         let _ = self.state.api_keys.set(api_keys);
+        self
+    }
+
+    /// Admits reward partners by their `X-API-Key` on `AUDIENCE_PARTNER` methods.
+    pub fn with_partner_keys(self, partner_keys: PartnerKeyAuthenticator) -> Self {
+        let _ = self.state.partner_keys.set(partner_keys);
         self
     }
 
@@ -218,6 +231,11 @@ impl AuthState {
         headers: &http::HeaderMap,
         org: Option<uuid::Uuid>,
     ) -> Result<Option<Principal>, Error> {
+        // Partner methods take the `X-API-Key` and nothing else; the header means nothing on
+        // every other method, so a partner key opens partner methods only.
+        if *rule == Rule::Partner {
+            return self.authenticate_partner(headers).await.map(Some);
+        }
         let authenticated = match credential(headers, self.allow_query_token) {
             Some(token) if token.starts_with("mgp_") => self.authenticate_api_key(token, headers).await.map(Some),
             Some(token) => self.authenticate(token, path).await.map(Some),
@@ -238,8 +256,17 @@ impl AuthState {
                     Err(Error::permission_denied("PERMISSION_DENIED", format!("permission `{permission}` required")))
                 }
             }
-            // Partner keys arrive with the loyalty domain; until then no partner is admitted.
-            Rule::Partner => Err(Error::unauthenticated("UNAUTHENTICATED", "a valid X-API-Key is required")),
+            Rule::Partner => unreachable!("partner methods are admitted above"),
+        }
+    }
+
+    /// A reward partner's `mgpp_` key from `X-API-Key`. A user's token (or a partner key sent as
+    /// `Authorization: Bearer`) is no partner credential.
+    async fn authenticate_partner(&self, headers: &http::HeaderMap) -> Result<Principal, Error> {
+        let key = headers.get(PARTNER_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::trim);
+        match (key, self.partner_keys.get()) {
+            (Some(key), Some(partner_keys)) if !key.is_empty() => partner_keys.authenticate(key).await,
+            _ => Err(Error::unauthenticated("UNAUTHENTICATED", "a valid partner X-API-Key is required")),
         }
     }
 

@@ -24,6 +24,8 @@ pub enum CredentialKind {
     Jwt,
     /// An `mgp_` API key (`Authorization: Bearer mgp_...`).
     ApiKey,
+    /// A reward partner's `mgpp_` key (`X-API-Key`), accepted only on partner RPCs.
+    PartnerApiKey,
 }
 
 /// Who is calling, as established by the auth layer and read by services from the request
@@ -48,6 +50,9 @@ pub struct Principal {
     /// The organization of an organization token (`org_id`): its scopes act in that
     /// organization only (see `auth::org_scope`).
     pub org_id: Option<Uuid>,
+    /// The reward partner of a partner API key (`user_id` is then the partner's id too). Holds
+    /// no permission: partner keys reach only `AUDIENCE_PARTNER` methods.
+    pub partner_id: Option<Uuid>,
 }
 
 impl Principal {
@@ -55,7 +60,7 @@ impl Principal {
     /// access-control domain will add role- and grant-based permissions here.
     /// An organization token holds nothing globally.
     pub fn has_permission(&self, permission: &str) -> bool {
-        self.org_id.is_none() && self.scopes.iter().any(|s| s == ADMIN_SCOPE || s == permission)
+        self.org_id.is_none() && self.partner_id.is_none() && self.scopes.iter().any(|s| s == ADMIN_SCOPE || s == permission)
     }
 }
 

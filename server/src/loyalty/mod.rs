@@ -4,10 +4,14 @@
 
 pub mod config;
 pub mod ledger;
-pub mod grpc;
+pub mod partner_grpc;
+pub mod partner_keys;
+pub mod partner_service;
+pub mod partner_store;
 pub mod momo;
 pub mod payout_config;
 pub mod payout_flow;
+pub mod payout_grpc;
 pub mod payout_ledger;
 pub mod payout_service;
 pub mod payout_store;

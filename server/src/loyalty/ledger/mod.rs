@@ -6,10 +6,15 @@
 //! `docs/loyalty.md`).
 
 mod accounts;
+pub mod expiry;
+pub mod grpc;
 mod lots;
 mod posting;
+pub mod queries;
+pub mod service;
 pub mod store;
 mod types;
+pub mod verify;
 
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;

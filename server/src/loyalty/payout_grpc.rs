@@ -1,4 +1,4 @@
-//! Serves `mgpass.loyalty.v1.PayoutService`.
+//! Serves `mgpass.loyalty.v1.PayoutService`: protobuf in, domain call, protobuf out; no rules here.
 
 use mgpass_proto::loyalty::{self as pb, PayoutStatus, payout_service_server::PayoutService as PayoutApi};
 use tonic::{Request, Response, Status};
