@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::momo::MomoSettings;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PayoutConfig {
     /// The rate: `rate_points` points buy `rate_amount_minor` minor units of `currency`.
@@ -48,6 +48,26 @@ pub struct PayoutConfig {
     /// How long a claimed payout is left to its worker before another may take it (a worker that
     /// died mid-call).
     pub lease_secs: u64,
+}
+
+/// The provider credentials never reach a log.
+impl std::fmt::Debug for PayoutConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("PayoutConfig")
+            .field("rate_points", &self.rate_points)
+            .field("rate_amount_minor", &self.rate_amount_minor)
+            .field("currency", &self.currency)
+            .field("min_points", &self.min_points)
+            .field("max_points", &self.max_points)
+            .field("pending_limit_secs", &self.pending_limit_secs)
+            .field("momo_base_url", &self.momo_base_url)
+            .field("momo_api_user", &self.momo_api_user)
+            .field("momo_api_key", &redact(&self.momo_api_key))
+            .field("momo_subscription_key", &redact(&self.momo_subscription_key))
+            .field("momo_callback_url", &self.momo_callback_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for PayoutConfig {
@@ -163,5 +183,12 @@ mod tests {
         let c = PayoutConfig { momo_base_url: "ftp://x".into(), currency: "gh".into(), ..Default::default() };
         c.validate(&mut bad);
         assert_eq!(bad.len(), 3, "{bad:?}");
+    }
+
+    #[test]
+    fn credentials_are_not_printed() {
+        let c = PayoutConfig { momo_api_key: "k-secret".into(), momo_subscription_key: "s-secret".into(), ..Default::default() };
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("k-secret") && !printed.contains("s-secret"), "{printed}");
     }
 }

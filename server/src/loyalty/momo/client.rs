@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::{PROVIDER_MTN_MOMO, PayoutProvider, ProviderError, SubmitOutcome, Transfer, TransferStatus};
 
-/// How to reach the provider.
-#[derive(Debug, Clone)]
+/// How to reach the provider. No `Debug`: it holds the API key.
+#[derive(Clone)]
 pub struct MomoSettings {
     /// Base URL, e.g. `https://sandbox.momodeveloper.mtn.com` (no trailing slash needed).
     pub base_url: String,
