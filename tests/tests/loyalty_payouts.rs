@@ -98,10 +98,10 @@ fn balances(server: &TestServer, user: &str) -> (i64, i64) {
         .parse()
         .unwrap()
     };
-    (of("USER"), of("USER_HOLD"))
+    (of("user"), of("user_hold"))
 }
 
-/// Ledger transactions of a payout, by kind (`PAYOUT_HOLD:1,PAYOUT_CAPTURE:1`).
+/// Ledger transactions of a payout, by kind (`payout_capture:1,payout_hold:1`).
 fn ledger_of(server: &TestServer, payout: &str) -> String {
     psql(
         &server.database_url,
@@ -171,7 +171,7 @@ async fn a_confirmed_success_captures_the_points() {
     assert!(!done["providerTransactionId"].as_str().unwrap_or_default().is_empty(), "{done}");
     assert!(!done["settleTransactionId"].as_str().unwrap_or_default().is_empty(), "{done}");
     assert_eq!(balances(&server, &user), (550, 0));
-    assert_eq!(ledger_of(&server, id), "PAYOUT_CAPTURE:1,PAYOUT_HOLD:1");
+    assert_eq!(ledger_of(&server, id), "payout_capture:1,payout_hold:1");
     assert_eq!(momo.transfer_count(), 1);
     let sent = momo.transfer(payout["referenceId"].as_str().unwrap()).expect("transfer under the payout's reference");
     assert_eq!(sent.body["amount"], "4.50");
@@ -207,7 +207,7 @@ async fn a_confirmed_decline_returns_the_points() {
     assert_eq!(done["status"], "PAYOUT_STATUS_FAILED");
     assert_eq!(done["failureReason"], "PAYEE_NOT_FOUND");
     assert_eq!(balances(&server, &user), (800, 0));
-    assert_eq!(ledger_of(&server, payout["id"].as_str().unwrap()), "PAYOUT_HOLD:1,PAYOUT_RELEASE:1");
+    assert_eq!(ledger_of(&server, payout["id"].as_str().unwrap()), "payout_hold:1,payout_release:1");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -255,7 +255,7 @@ async fn server_errors_are_retried_with_the_same_reference() {
     assert!(calls.iter().all(|(r, _)| r == payout["referenceId"].as_str().unwrap()), "one reference: {calls:?}");
     assert_eq!(momo.transfer_count(), 1);
     assert_eq!(balances(&server, &user), (0, 0));
-    assert_eq!(ledger_of(&server, payout["id"].as_str().unwrap()), "PAYOUT_CAPTURE:1,PAYOUT_HOLD:1");
+    assert_eq!(ledger_of(&server, payout["id"].as_str().unwrap()), "payout_capture:1,payout_hold:1");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -286,7 +286,7 @@ async fn a_crash_mid_transfer_completes_exactly_once_after_restart() {
     let reference = payout["referenceId"].as_str().unwrap();
     let calls: Vec<u16> = momo.transfer_calls().into_iter().filter(|(r, _)| r == reference).map(|(_, c)| c).collect();
     assert_eq!(calls, vec![0, 409], "the restarted worker repeated the request under the same reference");
-    assert_eq!(ledger_of(&second, &id), "PAYOUT_CAPTURE:1,PAYOUT_HOLD:1", "captured once");
+    assert_eq!(ledger_of(&second, &id), "payout_capture:1,payout_hold:1", "captured once");
     assert_eq!(balances(&second, &user), (400, 0));
     ledger_verified(&second);
 }
@@ -347,9 +347,9 @@ async fn a_payout_stuck_pending_goes_to_manual_review_and_an_administrator_settl
     assert_eq!((status, body["payout"]["status"].as_str()), (200, Some("PAYOUT_STATUS_FAILED")), "{body}");
 
     assert_eq!(balances(&server, &user), (400 + 200 + 100, 0));
-    assert_eq!(ledger_of(&server, a_id), "PAYOUT_CAPTURE:1,PAYOUT_HOLD:1");
-    assert_eq!(ledger_of(&server, b_id), "PAYOUT_HOLD:1,PAYOUT_RELEASE:1");
-    assert_eq!(ledger_of(&server, c_id), "PAYOUT_HOLD:1,PAYOUT_RELEASE:1");
+    assert_eq!(ledger_of(&server, a_id), "payout_capture:1,payout_hold:1");
+    assert_eq!(ledger_of(&server, b_id), "payout_hold:1,payout_release:1");
+    assert_eq!(ledger_of(&server, c_id), "payout_hold:1,payout_release:1");
     ledger_verified(&server);
 }
 
@@ -368,7 +368,7 @@ async fn callbacks_are_hints_confirmed_by_a_status_read() {
     let done = settled(&server, &token, id, WAIT).await;
     assert_eq!(done["status"], "PAYOUT_STATUS_SUCCEEDED", "{done}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(ledger_of(&server, id), "PAYOUT_CAPTURE:1,PAYOUT_HOLD:1", "duplicates change nothing");
+    assert_eq!(ledger_of(&server, id), "payout_capture:1,payout_hold:1", "duplicates change nothing");
     assert_eq!(balances(&server, &user), (500, 0));
 
     // A forged (or out-of-order) SUCCESSFUL callback for a transfer still pending changes nothing.
@@ -479,7 +479,7 @@ async fn concurrent_requests_never_overdraw() {
         "4|1000"
     );
     assert_eq!(
-        psql(db, &format!("SELECT count(*) FROM loyalty_transactions WHERE user_id = '{user}' AND kind = 'PAYOUT_HOLD'")),
+        psql(db, &format!("SELECT count(*) FROM loyalty_transactions WHERE user_id = '{user}' AND kind = 'payout_hold'")),
         "4",
         "a hold for each payout, none for the refused ones"
     );
