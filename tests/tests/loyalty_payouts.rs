@@ -484,4 +484,15 @@ async fn concurrent_requests_never_overdraw() {
         "a hold for each payout, none for the refused ones"
     );
     ledger_verified(&server);
+
+    // The caller's four payouts, newest first, in pages of three.
+    let (_, first) = rest(&server, &token, "GET", "/v1/me/loyalty/payouts?pageSize=3", None).await;
+    let token_2 = first["nextPageToken"].as_str().expect("a second page").to_string();
+    let (_, second) = rest(&server, &token, "GET", format!("/v1/me/loyalty/payouts?pageSize=3&pageToken={token_2}"), None).await;
+    let ids: Vec<_> = first["payouts"].as_array().unwrap().iter().chain(second["payouts"].as_array().unwrap()).map(|p| p["id"].clone()).collect();
+    assert_eq!(ids.len(), 4, "{first} {second}");
+    assert!(second["nextPageToken"].as_str().unwrap_or_default().is_empty());
+    assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 4);
+    let (status, body) = rest(&server, &admin, "GET", "/v1/loyalty/payouts/not-an-id", None).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "INVALID_ID"), "{body}");
 }
