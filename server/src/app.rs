@@ -263,6 +263,14 @@ impl App {
             .add_service(mgpass_proto::loyalty::ledger_service_server::LedgerServiceServer::new(
                 crate::loyalty::ledger::grpc::LedgerGrpc(ledger),
             ))
+            .add_service(mgpass_proto::loyalty::catalog_service_server::CatalogServiceServer::new(
+                crate::loyalty::catalog_grpc::CatalogGrpc(crate::loyalty::catalog_service::CatalogService::new(self.pool.clone())),
+            ))
+            .add_service(mgpass_proto::loyalty::redemption_service_server::RedemptionServiceServer::new(
+                crate::loyalty::catalog_grpc::RedemptionGrpc(crate::loyalty::redemption_service::RedemptionService::new(
+                    self.pool.clone(),
+                )),
+            ))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha);
