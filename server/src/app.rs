@@ -60,6 +60,10 @@ use mgpass_proto::{
     },
 };
 
+// Mobile-money cashback.
+use crate::loyalty::{payout_grpc::PayoutGrpc, payout_service::PayoutService, payout_worker::PayoutWorker};
+use mgpass_proto::loyalty::payout_service_server::PayoutServiceServer;
+
 use crate::{
     auth::{
         AuthLayer, MethodRules,
@@ -98,6 +102,8 @@ pub struct App {
     pub rate_limit: IpRateLimit,
     /// One registration throttle for the API and the hosted sign-up page.
     pub registration_limits: RegistrationLimits,
+    /// Mobile-money payouts (disabled without `loyalty.payouts.momo_base_url`).
+    pub payouts: PayoutService,
     latest_migration: Arc<String>,
 }
 
@@ -149,10 +155,12 @@ impl App {
             session_check.clone(),
         );
         let decisions = crate::access::decision::Decisions::new(pool.clone());
+        let payouts = payout_service(&pool, &config)?;
         Ok(Self {
             decisions,
             rate_limit: IpRateLimit::per_second(config.server.rate_limit_per_ip),
             registration_limits: RegistrationLimits::new(config.identity.registrations_per_ip_per_hour),
+            payouts,
             config: Arc::new(config),
             pool,
             keys,
@@ -220,6 +228,7 @@ impl App {
         health.set_serving::<OrganizationServiceServer<OrganizationGrpc>>().await;
         health.set_serving::<OrgRoleServiceServer<OrgRoleGrpc>>().await;
         health.set_serving::<InvitationServiceServer<InvitationGrpc>>().await;
+        health.set_serving::<PayoutServiceServer<PayoutGrpc>>().await;
         let partner_keys = crate::loyalty::partner_keys::PartnerKeyAuthenticator::new(self.pool.clone());
         let partners = crate::loyalty::partner_service::PartnerService::new(self.pool.clone(), partner_keys.clone());
         let ledger = crate::loyalty::ledger::service::LedgerService::new(self.pool.clone(), self.config.loyalty.clone());
@@ -259,6 +268,7 @@ impl App {
             }))
             .add_service(OrgRoleServiceServer::new(OrgRoleGrpc(org_roles)))
             .add_service(InvitationServiceServer::new(InvitationGrpc(invitations)))
+            .add_service(PayoutServiceServer::new(PayoutGrpc(self.payouts.clone())))
             .add_service(mgpass_proto::loyalty::partner_service_server::PartnerServiceServer::new(
                 crate::loyalty::partner_grpc::PartnerGrpc(partners),
             ))
@@ -316,6 +326,19 @@ impl App {
     }
 }
 
+/// The payout service, with the MoMo adapter when `loyalty.payouts.momo_base_url` is set.
+fn payout_service(pool: &DbPool, config: &Config) -> anyhow::Result<PayoutService> {
+    let settings = &config.loyalty.payouts;
+    let provider: Option<Arc<dyn crate::loyalty::momo::PayoutProvider>> = if settings.enabled() {
+        let client = crate::loyalty::momo::MomoClient::new(settings.momo_settings())
+            .map_err(|e| anyhow::anyhow!("MoMo client: {e}"))?;
+        Some(Arc::new(client))
+    } else {
+        None
+    };
+    Ok(PayoutService::new(pool.clone(), settings.clone(), provider))
+}
+
 async fn ready(State(app): State<App>) -> (StatusCode, &'static str) {
     match db::check_ready(&app.pool, &app.latest_migration).await {
         Ok(()) => (StatusCode::OK, "ready"),
@@ -356,6 +379,12 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     } else {
         None
     };
+    let payout_worker = app
+        .config
+        .loyalty
+        .payouts
+        .enabled()
+        .then(|| PayoutWorker::spawn(app.payouts.clone(), stop_rx.clone()));
     let server = tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -375,6 +404,12 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         // Sends in flight finish (each within delivery.send_timeout_secs); the rest stay queued.
         if tokio::time::timeout(grace, worker.join()).await.is_err() {
             tracing::warn!("delivery worker still sending after the grace period; its claims will be retried");
+        }
+    }
+    if let Some(worker) = payout_worker {
+        // Its payouts in flight finish their step or are taken up again after their lease.
+        if tokio::time::timeout(grace, worker.join()).await.is_err() {
+            tracing::warn!("payout worker still busy after the grace period");
         }
     }
     app.pool.close();

@@ -29,6 +29,12 @@ pub enum Error {
     /// RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo` and `metadata.retry_after_seconds`.
     #[error("{message}")]
     RetryLater { reason: &'static str, message: String, retry_after_secs: u64 },
+    /// OUT_OF_RANGE: a value outside the range the deployment allows.
+    #[error("{message}")]
+    OutOfRange { reason: &'static str, message: String },
+    /// UNAVAILABLE with a reason: an outside dependency (a payout provider) did not answer.
+    #[error("{message}")]
+    DependencyUnavailable { reason: &'static str, message: String },
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A bug or an unexpected failure; details go to the log, never to the client.
@@ -73,6 +79,8 @@ impl Error {
             Self::FailedPrecondition { reason, .. } => (Code::FailedPrecondition, reason),
             Self::ResourceExhausted { reason, .. } => (Code::ResourceExhausted, reason),
             Self::RetryLater { reason, .. } => (Code::ResourceExhausted, reason),
+            Self::OutOfRange { reason, .. } => (Code::OutOfRange, reason),
+            Self::DependencyUnavailable { reason, .. } => (Code::Unavailable, reason),
             Self::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
             Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }

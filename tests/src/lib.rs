@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 pub use mgpass_proto as proto;
 
 pub mod browser;
+pub mod momo;
 pub mod oauth;
 pub mod sms;
 pub mod smtp;
@@ -34,7 +35,8 @@ pub struct TestServer {
 /// The master key of every test server (tests share a database only with themselves).
 pub const TEST_MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLWxvbmc=";
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -82,7 +84,12 @@ impl TestServer {
 
     /// Starts mgpass on an existing database.
     pub async fn start_on(database_url: String, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_on_port(database_url, free_port(), env).await
+    }
+
+    /// Starts mgpass on an existing database and a chosen port (for settings that must name the
+    /// server's own URL, such as a provider callback URL).
+    pub async fn start_on_port(database_url: String, port: u16, env: &[(&str, &str)]) -> Self {
         let admin_password = format!("pw-{}", uuid::Uuid::new_v4().simple());
         let mut cmd = Command::new(mgpass_bin());
         cmd.args(["serve", "--migrate", "--bootstrap"])
@@ -156,6 +163,14 @@ impl TestServer {
     /// A native gRPC (h2c) channel to the server.
     pub async fn channel(&self) -> tonic::transport::Channel {
         tonic::transport::Endpoint::from_shared(self.base_url.clone()).unwrap().connect().await.unwrap()
+    }
+
+    /// Kills the process with SIGKILL (a crash: nothing is finished or flushed) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.

@@ -14,6 +14,8 @@ mod loyalty_catalog;
 mod loyalty_ledger;
 mod loyalty_partners;
 mod loyalty_support;
+mod loyalty_momo;
+mod loyalty_payouts;
 mod oauth_admin;
 mod oauth_clients;
 mod oauth_code_flow;

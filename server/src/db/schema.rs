@@ -655,4 +655,51 @@ diesel::allow_tables_to_appear_in_same_query!(
     loyalty_adjustment_requests,
     loyalty_catalog_items,
     loyalty_orders,
+    loyalty_payout_quotes,
+    loyalty_payouts,
 );
+
+diesel::table! {
+    loyalty_payout_quotes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        points -> Int8,
+        amount_minor -> Int8,
+        currency -> Text,
+        rate_points -> Int8,
+        rate_amount_minor -> Int8,
+        mobile -> Text,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_payouts (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        quote_id -> Uuid,
+        points -> Int8,
+        amount_minor -> Int8,
+        currency -> Text,
+        mobile -> Text,
+        provider -> Text,
+        reference_id -> Uuid,
+        provider_transaction_id -> Nullable<Text>,
+        status -> Text,
+        phase -> Text,
+        failure_reason -> Nullable<Text>,
+        submit_count -> Int4,
+        status_check_count -> Int4,
+        last_status_check_at -> Nullable<Timestamptz>,
+        hold_transaction_id -> Uuid,
+        settle_transaction_id -> Nullable<Uuid>,
+        resolver_user_id -> Nullable<Uuid>,
+        resolution_note -> Nullable<Text>,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}

@@ -11,16 +11,24 @@ pub struct LoyaltyConfig {
     pub expiry_interval_secs: u64,
     /// The IANA time zone of report days (`ListPartnerIssuance`).
     pub report_time_zone: String,
+    /// Mobile-money cashback (`loyalty/payout_config.rs`).
+    pub payouts: super::payout_config::PayoutConfig,
 }
 
 impl Default for LoyaltyConfig {
     fn default() -> Self {
-        Self { points_expire_after_months: 12, expiry_interval_secs: 3600, report_time_zone: "UTC".into() }
+        Self {
+            points_expire_after_months: 12,
+            expiry_interval_secs: 3600,
+            report_time_zone: "UTC".into(),
+            payouts: Default::default(),
+        }
     }
 }
 
 impl LoyaltyConfig {
     pub fn check(&self, bad: &mut Vec<String>) {
+        self.payouts.validate(bad);
         if self.points_expire_after_months > 1200 {
             bad.push("loyalty.points_expire_after_months: at most 1200 (0 means never)".into());
         }

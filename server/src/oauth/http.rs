@@ -75,8 +75,9 @@ fn error_response(err: Error, basic_auth: bool) -> Response {
         | Error::NotFound { reason, .. }
         | Error::AlreadyExists { reason, .. }
         | Error::ResourceExhausted { reason, .. }
-        | Error::RetryLater { reason, .. } => *reason,
-        Error::Unavailable(_) => {
+        | Error::RetryLater { reason, .. }
+        | Error::OutOfRange { reason, .. } => *reason,
+        Error::Unavailable(_) | Error::DependencyUnavailable { .. } => {
             tracing::warn!(error = %err, "token endpoint: database unavailable");
             return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly");
         }

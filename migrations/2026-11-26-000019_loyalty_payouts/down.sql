@@ -1,0 +1,2 @@
+DROP TABLE loyalty_payouts;
+DROP TABLE loyalty_payout_quotes;
