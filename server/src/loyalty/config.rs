@@ -11,16 +11,19 @@ pub struct LoyaltyConfig {
     pub expiry_interval_secs: u64,
     /// The IANA time zone of report days (`ListPartnerIssuance`).
     pub report_time_zone: String,
+    /// Earning: pending events, tiers, cap periods (`[loyalty.earning]`).
+    pub earning: super::earning_config::EarningConfig,
 }
 
 impl Default for LoyaltyConfig {
     fn default() -> Self {
-        Self { points_expire_after_months: 12, expiry_interval_secs: 3600, report_time_zone: "UTC".into() }
+        Self { points_expire_after_months: 12, expiry_interval_secs: 3600, report_time_zone: "UTC".into(), earning: Default::default() }
     }
 }
 
 impl LoyaltyConfig {
     pub fn check(&self, bad: &mut Vec<String>) {
+        bad.extend(self.earning.problems());
         if self.points_expire_after_months > 1200 {
             bad.push("loyalty.points_expire_after_months: at most 1200 (0 means never)".into());
         }

@@ -3,6 +3,8 @@
 //! `pub mod` lines here.
 
 pub mod config;
+pub mod earning;
+pub mod earning_config;
 pub mod ledger;
 pub mod partner_grpc;
 pub mod partner_keys;
