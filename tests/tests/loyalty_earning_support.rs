@@ -64,6 +64,18 @@ impl Loyalty {
         ))
     }
 
+    /// `mgpass ledger verify` finds no breach (sums, balances, awards traceable to their event and
+    /// rule version).
+    pub fn assert_ledger_verified(&self) {
+        let out = mgpass_e2e::run_mgpass(&["ledger", "verify"], &[("MGPASS_DATABASE__URL", &self.server.database_url)]);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn sql(&self, query: &str) -> String {
         psql(&self.server.database_url, query)
     }

@@ -136,6 +136,7 @@ async fn identical_events_sent_concurrently_award_exactly_once() {
     assert_eq!(l.points_of(&user), 35);
     assert_eq!(l.sql("SELECT count(*) FROM loyalty_events"), "5");
     assert_eq!(l.sql("SELECT count(*) FROM loyalty_transactions WHERE kind = 'AWARD'"), "5");
+    l.assert_ledger_verified();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -317,6 +318,14 @@ async fn a_reversal_takes_back_exactly_what_the_event_awarded() {
     let (status, body) = partner_call(&l.server, &other_key, "POST", "/v1/loyalty/events:reverse", json!({"partnerEventId": "r-2"})).await;
     assert_eq!((status, rest_reason(&body).as_str()), (404, "EVENT_NOT_FOUND"));
     assert_eq!(l.points_of(&user), 11);
+
+    // Points already spent cannot be taken back: INSUFFICIENT_POINTS, and nothing changes.
+    crate::loyalty_support::adjust(&l.server, &l.admin, &user, -5).await;
+    let (status, body) = l.partner("POST", "/v1/loyalty/events:reverse", json!({"partnerEventId": "r-2"})).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "INSUFFICIENT_POINTS"), "{body}");
+    assert_eq!(l.points_of(&user), 6);
+    assert_eq!(l.sql("SELECT status FROM loyalty_events WHERE partner_event_id = 'r-2'"), "1");
+    l.assert_ledger_verified();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -99,6 +99,7 @@ async fn caps_hold_under_concurrent_events() {
     assert_eq!(status, 200);
     assert_eq!(points_for(&l, "after-reversal", &user, 100).await, 10);
     assert_eq!(l.points_of(&user), 35);
+    l.assert_ledger_verified();
 }
 
 #[tokio::test(flavor = "multi_thread")]
