@@ -99,6 +99,34 @@ async fn caps_hold_under_concurrent_events() {
     assert_eq!(status, 200);
     assert_eq!(points_for(&l, "after-reversal", &user, 100).await, 10);
     assert_eq!(l.points_of(&user), 35);
+
+    // Reversals racing new events of the same user: no deadlock, and the counter always equals
+    // what the live events hold, within the cap.
+    let full: Vec<String> = l
+        .sql(&format!("SELECT partner_event_id FROM loyalty_events WHERE resolved_user_id = '{user}' AND points > 0 AND status = 1"))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut set = JoinSet::new();
+    for (i, id) in full.iter().enumerate() {
+        let (key, http, base) = (l.key.clone(), l.server.http.clone(), l.server.url(""));
+        let (reverse, fresh) = (json!({"partnerEventId": id}), purchase(&format!("race-{i}"), &user, 100));
+        set.spawn(async move {
+            let a = http.post(format!("{base}/v1/loyalty/events:reverse")).header("x-api-key", &key).json(&reverse).send();
+            let b = http.post(format!("{base}/v1/loyalty/events")).header("x-api-key", &key).json(&fresh).send();
+            let (a, b) = tokio::join!(a, b);
+            (a.unwrap().status().as_u16(), b.unwrap().status().as_u16())
+        });
+    }
+    while let Some(statuses) = set.join_next().await {
+        assert_eq!(statuses.unwrap(), (200, 200));
+    }
+    let live = l.points_of(&user);
+    assert!(live <= 35, "{live}");
+    assert_eq!(
+        l.sql(&format!("SELECT points FROM loyalty_cap_counters WHERE rule_id = '{rule}' AND user_id = '{user}' AND period = 1")),
+        live.to_string()
+    );
     l.assert_ledger_verified();
 }
 

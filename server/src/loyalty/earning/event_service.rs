@@ -253,9 +253,10 @@ impl EventService {
             let reversal = match (row.status, row.transaction_id) {
                 (STATUS_PROCESSED, Some(tx)) => {
                     let reason = if reason.is_empty() { "partner reversal".to_string() } else { reason.to_string() };
-                    let reversal = ledger::reverse(conn, tx, TransactionKind::Reversal, Some(reason), None).await?;
+                    // Cap counters before the ledger, the lock order of awards (no deadlock with an
+                    // award to the same user); a refused reversal rolls both back.
                     release_caps(conn, &row, settings).await?;
-                    Some(reversal)
+                    Some(ledger::reverse(conn, tx, TransactionKind::Reversal, Some(reason), None).await?)
                 }
                 _ => None,
             };
