@@ -44,21 +44,21 @@ CREATE INDEX loyalty_partner_api_keys_partner_idx
 CREATE TABLE loyalty_accounts (
     id           uuid PRIMARY KEY,
     account_type text NOT NULL CHECK (account_type IN
-        ('USER', 'USER_HOLD', 'PARTNER_ISSUANCE', 'REDEMPTIONS', 'EXPIRY', 'ADJUSTMENTS', 'PAYOUTS')),
+        ('user', 'user_hold', 'partner_issuance', 'redemptions', 'expiry', 'adjustments', 'payouts')),
     owner_id     uuid NOT NULL,
     balance      bigint,
     created_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (account_type, owner_id),
     CONSTRAINT loyalty_accounts_materialised
-        CHECK ((account_type IN ('USER', 'USER_HOLD')) = (balance IS NOT NULL)),
+        CHECK ((account_type IN ('user', 'user_hold')) = (balance IS NOT NULL)),
     CONSTRAINT loyalty_accounts_balance_not_negative CHECK (balance IS NULL OR balance >= 0)
 );
 
 -- A transaction: one balanced movement of points. Append-only (trigger below).
 CREATE TABLE loyalty_transactions (
     id                      uuid PRIMARY KEY,
-    kind                    text NOT NULL CHECK (kind IN ('AWARD', 'REVERSAL', 'REDEMPTION', 'REFUND',
-        'EXPIRY', 'ADJUSTMENT', 'PAYOUT_HOLD', 'PAYOUT_CAPTURE', 'PAYOUT_RELEASE')),
+    kind                    text NOT NULL CHECK (kind IN ('award', 'reversal', 'redemption', 'refund',
+        'expiry', 'adjustment', 'payout_hold', 'payout_capture', 'payout_release')),
     user_id                 uuid NOT NULL,
     -- The net change of the user's available points (entries of the USER account).
     points                  bigint NOT NULL,

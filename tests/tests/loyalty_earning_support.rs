@@ -60,7 +60,7 @@ impl Loyalty {
     pub fn points_of(&self, user: &str) -> i64 {
         sum(&self.server, &format!(
             "SELECT COALESCE(SUM(e.points), 0) FROM loyalty_entries e JOIN loyalty_accounts a ON a.id = e.account_id \
-             WHERE a.account_type = 'USER' AND a.owner_id = '{user}'"
+             WHERE a.account_type = 'user' AND a.owner_id = '{user}'"
         ))
     }
 

@@ -19,7 +19,7 @@ async fn fixed_rule(l: &Loyalty, points: i64) -> String {
 }
 
 fn transactions_of_event(l: &Loyalty, event_id: &str) -> i64 {
-    l.sql(&format!("SELECT count(*) FROM loyalty_transactions WHERE event_id = '{event_id}' AND kind = 'AWARD'")).parse().unwrap()
+    l.sql(&format!("SELECT count(*) FROM loyalty_transactions WHERE event_id = '{event_id}' AND kind = 'award'")).parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,7 +135,7 @@ async fn identical_events_sent_concurrently_award_exactly_once() {
     assert_eq!(originals, 5, "one original answer per distinct event");
     assert_eq!(l.points_of(&user), 35);
     assert_eq!(l.sql("SELECT count(*) FROM loyalty_events"), "5");
-    assert_eq!(l.sql("SELECT count(*) FROM loyalty_transactions WHERE kind = 'AWARD'"), "5");
+    assert_eq!(l.sql("SELECT count(*) FROM loyalty_transactions WHERE kind = 'award'"), "5");
     l.assert_ledger_verified();
 }
 

@@ -76,7 +76,7 @@ async fn expire_lot(conn: &mut AsyncPgConnection, lot_id: Uuid, user_id: Uuid) -
     // The user's postings wait for this one (and this one for them): the lot cannot change
     // between the read below and the debit.
     loyalty_accounts::table
-        .filter(loyalty_accounts::account_type.eq("USER"))
+        .filter(loyalty_accounts::account_type.eq("user"))
         .filter(loyalty_accounts::owner_id.eq(user_id))
         .select(loyalty_accounts::id)
         .for_update()

@@ -65,13 +65,13 @@ fn kind_filter(n: i32) -> Result<Option<&'static str>, Error> {
 fn account_type(name: &str) -> i32 {
     use pb::AccountType as A;
     (match name {
-        "USER" => A::User,
-        "USER_HOLD" => A::UserHold,
-        "PARTNER_ISSUANCE" => A::PartnerIssuance,
-        "REDEMPTIONS" => A::Redemptions,
-        "EXPIRY" => A::Expiry,
-        "ADJUSTMENTS" => A::Adjustments,
-        "PAYOUTS" => A::Payouts,
+        "user" => A::User,
+        "user_hold" => A::UserHold,
+        "partner_issuance" => A::PartnerIssuance,
+        "redemptions" => A::Redemptions,
+        "expiry" => A::Expiry,
+        "adjustments" => A::Adjustments,
+        "payouts" => A::Payouts,
         _ => A::Unspecified,
     }) as i32
 }

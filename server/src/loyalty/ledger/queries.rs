@@ -108,7 +108,7 @@ struct Sum {
 pub async fn lifetime_earned(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<i64> {
     let row: Sum = diesel::sql_query(
         "SELECT coalesce(sum(points), 0)::bigint AS points FROM loyalty_transactions WHERE user_id = $1 \
-         AND (kind IN ('AWARD', 'REVERSAL') OR (kind = 'ADJUSTMENT' AND points > 0))",
+         AND (kind IN ('award', 'reversal') OR (kind = 'adjustment' AND points > 0))",
     )
     .bind::<SqlUuid, _>(user_id)
     .get_result(conn)
@@ -166,9 +166,9 @@ pub async fn partner_issuance(
     Ok(diesel::sql_query(
         "SELECT partner_id, day, awarded, reversed, events FROM ( \
            SELECT partner_id, (created_at AT TIME ZONE $1)::date AS day, \
-                  coalesce(sum(points) FILTER (WHERE kind = 'AWARD'), 0)::bigint AS awarded, \
-                  coalesce(-sum(points) FILTER (WHERE kind = 'REVERSAL'), 0)::bigint AS reversed, \
-                  count(*) FILTER (WHERE kind = 'AWARD') AS events \
+                  coalesce(sum(points) FILTER (WHERE kind = 'award'), 0)::bigint AS awarded, \
+                  coalesce(-sum(points) FILTER (WHERE kind = 'reversal'), 0)::bigint AS reversed, \
+                  count(*) FILTER (WHERE kind = 'award') AS events \
            FROM loyalty_transactions \
            WHERE partner_id IS NOT NULL AND ($4::uuid IS NULL OR partner_id = $4) \
              AND created_at >= ($2::date)::timestamp AT TIME ZONE $1 \
@@ -206,9 +206,9 @@ pub struct LiabilityRow {
 pub async fn liabilities(conn: &mut AsyncPgConnection) -> Result<LiabilityRow> {
     Ok(diesel::sql_query(
         "SELECT \
-           coalesce((SELECT sum(balance) FROM loyalty_accounts WHERE account_type = 'USER'), 0)::bigint AS outstanding, \
-           coalesce((SELECT sum(balance) FROM loyalty_accounts WHERE account_type = 'USER_HOLD'), 0)::bigint AS held, \
-           (SELECT count(*) FROM loyalty_accounts WHERE account_type = 'USER' AND balance > 0) AS members, \
+           coalesce((SELECT sum(balance) FROM loyalty_accounts WHERE account_type = 'user'), 0)::bigint AS outstanding, \
+           coalesce((SELECT sum(balance) FROM loyalty_accounts WHERE account_type = 'user_hold'), 0)::bigint AS held, \
+           (SELECT count(*) FROM loyalty_accounts WHERE account_type = 'user' AND balance > 0) AS members, \
            coalesce((SELECT sum(remaining_points) FROM loyalty_lots \
                      WHERE remaining_points > 0 AND expire_at < now() + interval '30 days'), 0)::bigint AS expiring_30_days, \
            now() AS as_of",

@@ -19,13 +19,13 @@ impl Account {
     /// The `account_type` column.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Self::User(_) => "USER",
-            Self::UserHold(_) => "USER_HOLD",
-            Self::PartnerIssuance(_) => "PARTNER_ISSUANCE",
-            Self::Redemptions => "REDEMPTIONS",
-            Self::Expiry => "EXPIRY",
-            Self::Adjustments => "ADJUSTMENTS",
-            Self::Payouts => "PAYOUTS",
+            Self::User(_) => "user",
+            Self::UserHold(_) => "user_hold",
+            Self::PartnerIssuance(_) => "partner_issuance",
+            Self::Redemptions => "redemptions",
+            Self::Expiry => "expiry",
+            Self::Adjustments => "adjustments",
+            Self::Payouts => "payouts",
         }
     }
 
@@ -44,13 +44,13 @@ impl Account {
 
     pub fn from_row(account_type: &str, owner: Uuid) -> Option<Self> {
         Some(match account_type {
-            "USER" => Self::User(owner),
-            "USER_HOLD" => Self::UserHold(owner),
-            "PARTNER_ISSUANCE" => Self::PartnerIssuance(owner),
-            "REDEMPTIONS" => Self::Redemptions,
-            "EXPIRY" => Self::Expiry,
-            "ADJUSTMENTS" => Self::Adjustments,
-            "PAYOUTS" => Self::Payouts,
+            "user" => Self::User(owner),
+            "user_hold" => Self::UserHold(owner),
+            "partner_issuance" => Self::PartnerIssuance(owner),
+            "redemptions" => Self::Redemptions,
+            "expiry" => Self::Expiry,
+            "adjustments" => Self::Adjustments,
+            "payouts" => Self::Payouts,
             _ => return None,
         })
     }
@@ -86,15 +86,15 @@ impl TransactionKind {
     /// The `kind` column.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Self::Award => "AWARD",
-            Self::Reversal => "REVERSAL",
-            Self::Redemption => "REDEMPTION",
-            Self::Refund => "REFUND",
-            Self::Expiry => "EXPIRY",
-            Self::Adjustment => "ADJUSTMENT",
-            Self::PayoutHold => "PAYOUT_HOLD",
-            Self::PayoutCapture => "PAYOUT_CAPTURE",
-            Self::PayoutRelease => "PAYOUT_RELEASE",
+            Self::Award => "award",
+            Self::Reversal => "reversal",
+            Self::Redemption => "redemption",
+            Self::Refund => "refund",
+            Self::Expiry => "expiry",
+            Self::Adjustment => "adjustment",
+            Self::PayoutHold => "payout_hold",
+            Self::PayoutCapture => "payout_capture",
+            Self::PayoutRelease => "payout_release",
         }
     }
 

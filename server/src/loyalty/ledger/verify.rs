@@ -48,35 +48,35 @@ const CHECKS: [(&str, &str); 8] = [
                 || coalesce(a.balance, s.total) AS detail \
          FROM loyalty_accounts a JOIN (SELECT account_id, sum(points) AS total FROM loyalty_entries GROUP BY 1) s \
            ON s.account_id = a.id \
-         WHERE a.account_type IN ('USER', 'USER_HOLD') AND (a.balance < 0 OR s.total < 0)",
+         WHERE a.account_type IN ('user', 'user_hold') AND (a.balance < 0 OR s.total < 0)",
     ),
     (
         "lots add up to the balance",
         "SELECT 'user ' || a.owner_id || ': balance ' || a.balance || ', lots ' || coalesce(l.total, 0) AS detail \
          FROM loyalty_accounts a LEFT JOIN (SELECT user_id, sum(remaining_points) AS total FROM loyalty_lots GROUP BY 1) l \
            ON l.user_id = a.owner_id \
-         WHERE a.account_type = 'USER' AND a.balance <> coalesce(l.total, 0)",
+         WHERE a.account_type = 'user' AND a.balance <> coalesce(l.total, 0)",
     ),
     (
         "transaction points equal the user's entries",
         "SELECT 'transaction ' || t.id || ' says ' || t.points || ', user entries ' || coalesce(s.total, 0) AS detail \
          FROM loyalty_transactions t LEFT JOIN ( \
              SELECT e.transaction_id, a.owner_id, sum(e.points) AS total FROM loyalty_entries e \
-             JOIN loyalty_accounts a ON a.id = e.account_id AND a.account_type = 'USER' GROUP BY 1, 2) s \
+             JOIN loyalty_accounts a ON a.id = e.account_id AND a.account_type = 'user' GROUP BY 1, 2) s \
            ON s.transaction_id = t.id AND s.owner_id = t.user_id \
          WHERE t.points <> coalesce(s.total, 0)",
     ),
     (
         "every award names its event",
         "SELECT 'award ' || id || ' has no event' AS detail FROM loyalty_transactions \
-         WHERE kind = 'AWARD' AND event_id IS NULL",
+         WHERE kind = 'award' AND event_id IS NULL",
     ),
     (
         "every award names its rule version",
         "SELECT 'award ' || t.id || ' credits points without a rule version' AS detail FROM loyalty_transactions t \
-         WHERE t.kind = 'AWARD' AND EXISTS ( \
+         WHERE t.kind = 'award' AND EXISTS ( \
              SELECT 1 FROM loyalty_entries e JOIN loyalty_accounts a ON a.id = e.account_id \
-             WHERE e.transaction_id = t.id AND a.account_type = 'USER' AND e.points > 0 \
+             WHERE e.transaction_id = t.id AND a.account_type = 'user' AND e.points > 0 \
                AND (e.rule_id IS NULL OR e.rule_version IS NULL))",
     ),
 ];
