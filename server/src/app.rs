@@ -236,7 +236,7 @@ impl App {
         let partners = crate::loyalty::partner_service::PartnerService::new(self.pool.clone(), partner_keys.clone());
         let ledger = crate::loyalty::ledger::service::LedgerService::new(self.pool.clone(), self.config.loyalty.clone());
         let (loyalty_events, loyalty_tiers) = self.earning();
-        let loyalty_rules = LoyaltyRuleService::new(self.pool.clone(), self.config.loyalty.earning.cap_utc_offset_minutes);
+        let loyalty_rules = LoyaltyRuleService::new(self.pool.clone(), crate::loyalty::earning::event_service::time_zone(&self.config));
         health.set_serving::<EventServiceServer<EventGrpc>>().await;
         health.set_serving::<RuleServiceServer<RuleGrpc>>().await;
         health.set_serving::<TierServiceServer<TierGrpc>>().await;

@@ -1,4 +1,5 @@
-//! Settings of loyalty earning (`[loyalty.earning]`): pending events, tiers, cap periods.
+//! Settings of loyalty earning (`[loyalty.earning]`): pending events and tiers. Cap periods
+//! follow the loyalty time zone, `loyalty.report_time_zone`.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +15,6 @@ pub struct EarningConfig {
     pub tier_window_days: u32,
     /// Seconds between two periodic tier re-evaluations (the only time members are downgraded).
     pub tier_reevaluation_interval_secs: u64,
-    /// Offset from UTC, in minutes, of the calendar that cap days, weeks and months follow.
-    pub cap_utc_offset_minutes: i32,
 }
 
 impl Default for EarningConfig {
@@ -25,7 +24,6 @@ impl Default for EarningConfig {
             pending_match_interval_secs: 30,
             tier_window_days: 365,
             tier_reevaluation_interval_secs: 86_400,
-            cap_utc_offset_minutes: 0,
         }
     }
 }
@@ -45,9 +43,6 @@ impl EarningConfig {
         }
         if self.tier_reevaluation_interval_secs == 0 {
             bad.push("loyalty.earning.tier_reevaluation_interval_secs: must be at least 1".into());
-        }
-        if !(-14 * 60..=14 * 60).contains(&self.cap_utc_offset_minutes) {
-            bad.push("loyalty.earning.cap_utc_offset_minutes: must be -840 to 840".into());
         }
         bad
     }

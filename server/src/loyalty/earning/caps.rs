@@ -5,6 +5,7 @@
 //! other users never touch these rows.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use diesel::QueryableByName;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -18,9 +19,8 @@ pub const WEEK: i16 = 2;
 pub const MONTH: i16 = 3;
 pub const LIFETIME: i16 = 4;
 
-/// The first day of the period containing `at`, in the calendar `offset_minutes` from UTC.
-pub fn period_start(period: i16, at: DateTime<Utc>, offset_minutes: i32) -> NaiveDate {
-    let local = (at + Duration::minutes(i64::from(offset_minutes))).date_naive();
+/// The first day of the period containing the local day `local`.
+pub fn period_start(period: i16, local: NaiveDate) -> NaiveDate {
     match period {
         DAY => local,
         WEEK => local - Duration::days(i64::from(local.weekday().num_days_from_monday())),
@@ -29,9 +29,25 @@ pub fn period_start(period: i16, at: DateTime<Utc>, offset_minutes: i32) -> Naiv
     }
 }
 
-/// The counter keys of a rule's caps for an event at `at`, in lock order.
-fn keys(caps: &[Cap], at: DateTime<Utc>, offset_minutes: i32) -> Vec<(i16, NaiveDate, i64)> {
-    let mut keys: Vec<_> = caps.iter().map(|cap| (cap.period, period_start(cap.period, at, offset_minutes), cap.max_points)).collect();
+/// The day `at` falls on in the loyalty time zone (an IANA name; Postgres knows its rules,
+/// daylight saving included).
+async fn local_date(conn: &mut AsyncPgConnection, at: DateTime<Utc>, time_zone: &str) -> Result<NaiveDate> {
+    #[derive(QueryableByName)]
+    struct Day {
+        #[diesel(sql_type = diesel::sql_types::Date)]
+        day: NaiveDate,
+    }
+    let day: Day = diesel::sql_query("SELECT (timezone($1, $2))::date AS day")
+        .bind::<diesel::sql_types::Text, _>(time_zone)
+        .bind::<diesel::sql_types::Timestamptz, _>(at)
+        .get_result(conn)
+        .await?;
+    Ok(day.day)
+}
+
+/// The counter keys of a rule's caps for an event on the local day `local`, in lock order.
+fn keys(caps: &[Cap], local: NaiveDate) -> Vec<(i16, NaiveDate, i64)> {
+    let mut keys: Vec<_> = caps.iter().map(|cap| (cap.period, period_start(cap.period, local), cap.max_points)).collect();
     keys.sort_by_key(|k| k.0);
     keys
 }
@@ -43,10 +59,10 @@ pub async fn usage(
     user: Uuid,
     caps: &[Cap],
     at: DateTime<Utc>,
-    offset_minutes: i32,
+    time_zone: &str,
 ) -> Result<Vec<(i64, i64)>> {
     let mut used = Vec::new();
-    for (period, start, max) in keys(caps, at, offset_minutes) {
+    for (period, start, max) in keys(caps, local_date(conn, at, time_zone).await?) {
         let points: Option<i64> = c::table
             .find((rule, user, period, start))
             .select(c::points)
@@ -71,10 +87,10 @@ pub async fn grant(
     user: Uuid,
     caps: &[Cap],
     at: DateTime<Utc>,
-    offset_minutes: i32,
+    time_zone: &str,
     want: i64,
 ) -> Result<i64> {
-    let keys = keys(caps, at, offset_minutes);
+    let keys = keys(caps, local_date(conn, at, time_zone).await?);
     let mut usage = Vec::with_capacity(keys.len());
     for (period, start, max) in &keys {
         diesel::insert_into(c::table)
@@ -105,10 +121,10 @@ pub async fn release(
     user: Uuid,
     caps: &[Cap],
     at: DateTime<Utc>,
-    offset_minutes: i32,
+    time_zone: &str,
     points: i64,
 ) -> Result<()> {
-    for (period, start, _) in keys(caps, at, offset_minutes) {
+    for (period, start, _) in keys(caps, local_date(conn, at, time_zone).await?) {
         use diesel::sql_types::{BigInt, Date, SmallInt, Uuid as SqlUuid};
         diesel::sql_query(
             "UPDATE loyalty_cap_counters SET points = GREATEST(points - $1, 0) \
@@ -131,13 +147,12 @@ mod tests {
 
     #[test]
     fn periods_follow_the_calendar() {
-        // Wednesday 2026-11-25 23:30 UTC is Thursday the 26th at UTC+1.
-        let at = DateTime::parse_from_rfc3339("2026-11-25T23:30:00Z").unwrap().with_timezone(&Utc);
-        assert_eq!(period_start(DAY, at, 0), NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
-        assert_eq!(period_start(DAY, at, 60), NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
-        assert_eq!(period_start(WEEK, at, 0), NaiveDate::from_ymd_opt(2026, 11, 23).unwrap());
-        assert_eq!(period_start(MONTH, at, 0), NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
-        assert_eq!(period_start(LIFETIME, at, 0), NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        // Wednesday 2026-11-25.
+        let day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        assert_eq!(period_start(DAY, day), day);
+        assert_eq!(period_start(WEEK, day), NaiveDate::from_ymd_opt(2026, 11, 23).unwrap());
+        assert_eq!(period_start(MONTH, day), NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
+        assert_eq!(period_start(LIFETIME, day), NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
         assert_eq!(allowed(100, &[(90, 100), (0, 1000)]), 10);
         assert_eq!(allowed(100, &[(120, 100)]), 0);
     }

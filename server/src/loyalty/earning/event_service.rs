@@ -95,7 +95,8 @@ fn partner_suspended() -> Error {
 pub struct EarningSettings {
     pub pending_ttl: Duration,
     pub tier_window: Duration,
-    pub cap_offset_minutes: i32,
+    /// The loyalty time zone (IANA), whose calendar cap periods follow.
+    pub time_zone: &'static str,
 }
 
 impl EarningSettings {
@@ -104,9 +105,15 @@ impl EarningSettings {
         Self {
             pending_ttl: Duration::days(i64::from(earning.pending_event_ttl_days)),
             tier_window: Duration::days(i64::from(earning.tier_window_days)),
-            cap_offset_minutes: earning.cap_utc_offset_minutes,
+            time_zone: time_zone(config),
         }
     }
+}
+
+/// The loyalty time zone (`loyalty.report_time_zone`), kept for the life of the process.
+pub fn time_zone(config: &Config) -> &'static str {
+    static ZONE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ZONE.get_or_init(|| config.loyalty.report_time_zone.clone())
 }
 
 #[derive(Clone)]
@@ -417,7 +424,7 @@ async fn apply(conn: &mut AsyncPgConnection, row: &mut EventRow, user: Uuid, set
         let points = if rule_caps.is_empty() || computed.points == 0 {
             computed.points
         } else {
-            caps::grant(conn, rule.version.rule_id, user, &rule_caps, row.occur_at, settings.cap_offset_minutes, computed.points)
+            caps::grant(conn, rule.version.rule_id, user, &rule_caps, row.occur_at, settings.time_zone, computed.points)
                 .await?
         };
         lines.push(AwardLine {
@@ -474,7 +481,7 @@ async fn release_caps(conn: &mut AsyncPgConnection, row: &EventRow, settings: Ea
         let Some(rule) = rule_store::get(conn, line.rule_id, Some(line.rule_version)).await? else { continue };
         let rule_caps = engine::caps(&rule);
         if !rule_caps.is_empty() {
-            caps::release(conn, line.rule_id, user, &rule_caps, row.occur_at, settings.cap_offset_minutes, line.points).await?;
+            caps::release(conn, line.rule_id, user, &rule_caps, row.occur_at, settings.time_zone, line.points).await?;
         }
     }
     Ok(())

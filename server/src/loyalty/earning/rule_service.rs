@@ -264,12 +264,12 @@ pub enum DryRunTarget {
 #[derive(Clone)]
 pub struct RuleService {
     pool: DbPool,
-    cap_offset_minutes: i32,
+    time_zone: &'static str,
 }
 
 impl RuleService {
-    pub fn new(pool: DbPool, cap_offset_minutes: i32) -> Self {
-        Self { pool, cap_offset_minutes }
+    pub fn new(pool: DbPool, time_zone: &'static str) -> Self {
+        Self { pool, time_zone }
     }
 
     pub async fn create(&self, spec: RuleSpec, actor: Option<Uuid>) -> Result<RuleRow> {
@@ -384,7 +384,7 @@ impl RuleService {
         out.points = computed.points;
         let rule_caps = engine::caps(&rule);
         if let (Some(user_id), false) = (user.id, rule_caps.is_empty()) {
-            let usage = caps::usage(&mut conn, rule.version.rule_id, user_id, &rule_caps, sample.event.occur_at, self.cap_offset_minutes).await?;
+            let usage = caps::usage(&mut conn, rule.version.rule_id, user_id, &rule_caps, sample.event.occur_at, self.time_zone).await?;
             out.points = caps::allowed(computed.points, &usage);
         } else if !rule_caps.is_empty() {
             let usage: Vec<(i64, i64)> = rule_caps.iter().map(|c| (0, c.max_points)).collect();
