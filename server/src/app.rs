@@ -285,6 +285,14 @@ impl App {
             .add_service(EventServiceServer::new(EventGrpc(loyalty_events)))
             .add_service(RuleServiceServer::new(RuleGrpc(loyalty_rules)))
             .add_service(TierServiceServer::new(TierGrpc(loyalty_tiers)))
+            .add_service(mgpass_proto::loyalty::catalog_service_server::CatalogServiceServer::new(
+                crate::loyalty::catalog_grpc::CatalogGrpc(crate::loyalty::catalog_service::CatalogService::new(self.pool.clone())),
+            ))
+            .add_service(mgpass_proto::loyalty::redemption_service_server::RedemptionServiceServer::new(
+                crate::loyalty::catalog_grpc::RedemptionGrpc(crate::loyalty::redemption_service::RedemptionService::new(
+                    self.pool.clone(),
+                )),
+            ))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha);

@@ -142,3 +142,39 @@ async fn tier_administration_refuses_bad_input_and_deleting_tiers_in_use() {
     let mine = client.get_my_tier_status(authed(pb::GetMyTierStatusRequest {}, &token)).await.unwrap().into_inner().status.unwrap();
     assert_eq!((mine.tier.unwrap().id, mine.window_points), (silver, 40));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn catalog_items_restricted_to_a_tier_follow_members_tiers() {
+    let l = Loyalty::start().await;
+    let silver = tier(&l, "Silver", 50, 0).await;
+    l.rule(json!({"name": "sixty", "eventType": "purchase", "fixedPoints": "60"})).await;
+    let (status, body) = l
+        .admin("POST", "/v1/loyalty/catalogItems", Some(json!({"name": "Lounge", "pointsCost": "20", "unlimitedStock": true,
+            "eligibleTierIds": [uuid::Uuid::new_v4().to_string()]})))
+        .await;
+    assert_eq!((status, rest_reason(&body).as_str()), (404, "TIER_NOT_FOUND"));
+    let (status, body) = l
+        .admin("POST", "/v1/loyalty/catalogItems", Some(json!({"name": "Lounge", "pointsCost": "20", "unlimitedStock": true,
+            "eligibleTierIds": [silver]})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let item = body["catalogItem"]["id"].as_str().unwrap().to_string();
+    let user = l.user("kojo@example.com").await;
+    let token = l.server.login("kojo@example.com", PW).await;
+    let redeem = |id: &str| json!({"quantity": 1, "requestId": id});
+    let path = format!("/v1/me/loyalty/catalogItems/{item}:redeem");
+    // Points but no tier yet: 30 points, below Silver's 50.
+    l.rule(json!({"name": "thirty trips", "eventType": "trip.completed", "fixedPoints": "30"})).await;
+    let mut trip = purchase("trip-1", &user, 0);
+    trip["eventType"] = json!("trip.completed");
+    l.ingest(trip).await;
+    let (status, body) = rest(&l.server, &token, "POST", &path, Some(redeem(&uuid::Uuid::new_v4().to_string()))).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "TIER_NOT_ELIGIBLE"), "{body}");
+    // The award that crosses Silver makes the item redeemable at once.
+    l.ingest(purchase("buy-1", &user, 100)).await;
+    let (status, body) = rest(&l.server, &token, "POST", &path, Some(redeem(&uuid::Uuid::new_v4().to_string()))).await;
+    assert_eq!(status, 200, "{body}");
+    // A tier an item names stays.
+    let (status, body) = l.admin("DELETE", &format!("/v1/loyalty/tiers/{silver}"), None).await;
+    assert_eq!((status, rest_reason(&body).as_str()), (400, "TIER_IN_USE"));
+}

@@ -10,6 +10,7 @@ mod delivery;
 mod groups;
 mod janitor;
 mod keys;
+mod loyalty_catalog;
 mod loyalty_ledger;
 mod loyalty_partners;
 mod loyalty_support;

@@ -674,6 +674,49 @@ diesel::joinable!(loyalty_partner_api_keys -> loyalty_partners (partner_id));
 diesel::joinable!(loyalty_entries -> loyalty_transactions (transaction_id));
 diesel::joinable!(loyalty_entries -> loyalty_accounts (account_id));
 
+diesel::table! {
+    loyalty_catalog_items (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        image_url -> Text,
+        points_cost -> Int8,
+        unlimited_stock -> Bool,
+        stock -> Int8,
+        per_user_limit -> Int4,
+        eligible_tier_ids -> Array<Uuid>,
+        starts_at -> Nullable<Timestamptz>,
+        ends_at -> Nullable<Timestamptz>,
+        status -> Text,
+        redeemed_count -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_orders (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        catalog_item_id -> Uuid,
+        item_name -> Text,
+        quantity -> Int4,
+        points -> Int8,
+        status -> Text,
+        details -> Jsonb,
+        fulfillment_reference -> Text,
+        cancel_reason -> Text,
+        debit_transaction_id -> Uuid,
+        refund_transaction_id -> Nullable<Uuid>,
+        request_id -> Uuid,
+        created_at -> Timestamptz,
+        fulfilled_at -> Nullable<Timestamptz>,
+        cancelled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(loyalty_orders -> loyalty_catalog_items (catalog_item_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     signing_keys,
@@ -723,4 +766,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     loyalty_tier_changes,
     loyalty_events,
     loyalty_cap_counters,
+    loyalty_catalog_items,
+    loyalty_orders,
 );

@@ -233,8 +233,11 @@ impl TierService {
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             store::get(conn, id).await?.ok_or_else(tier_not_found)?;
-            if store::held_by_anyone(conn, id).await? || rule_store::tier_referenced(conn, id).await? {
-                return Err(super::failed("TIER_IN_USE", "members hold the tier or rules name it"));
+            if store::held_by_anyone(conn, id).await?
+                || rule_store::tier_referenced(conn, id).await?
+                || store::catalog_references(conn, id).await?
+            {
+                return Err(super::failed("TIER_IN_USE", "members hold the tier, or rules or catalog items name it"));
             }
             store::delete(conn, id).await?;
             Ok(())

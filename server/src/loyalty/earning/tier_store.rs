@@ -147,3 +147,18 @@ pub async fn members_to_evaluate(conn: &mut AsyncPgConnection, since: DateTime<U
     users.dedup();
     Ok(users)
 }
+
+/// Whether a catalog item restricts redemption to the tier (`eligible_tier_ids`).
+pub async fn catalog_references(conn: &mut AsyncPgConnection, tier: Uuid) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    let row: Found =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM loyalty_catalog_items WHERE $1 = ANY (eligible_tier_ids)) AS found")
+            .bind::<diesel::sql_types::Uuid, _>(tier)
+            .get_result(conn)
+            .await?;
+    Ok(row.found)
+}

@@ -1,0 +1,2 @@
+DROP TABLE loyalty_orders;
+DROP TABLE loyalty_catalog_items;
