@@ -29,7 +29,12 @@ impl Loyalty {
         let server = TestServer::start_with(&all).await;
         let admin = server.admin_token().await;
         let (partner_id, key) = create_partner(&server, &admin, "Shop").await;
-        Self { server, admin, partner_id, key }
+        Self {
+            server,
+            admin,
+            partner_id,
+            key,
+        }
     }
 
     /// A REST call authenticated with the partner's key.
@@ -58,16 +63,22 @@ impl Loyalty {
 
     /// A user's points in the ledger: the sum of the entries of their account.
     pub fn points_of(&self, user: &str) -> i64 {
-        sum(&self.server, &format!(
-            "SELECT COALESCE(SUM(e.points), 0) FROM loyalty_entries e JOIN loyalty_accounts a ON a.id = e.account_id \
+        sum(
+            &self.server,
+            &format!(
+                "SELECT COALESCE(SUM(e.points), 0) FROM loyalty_entries e JOIN loyalty_accounts a ON a.id = e.account_id \
              WHERE a.account_type = 'user' AND a.owner_id = '{user}'"
-        ))
+            ),
+        )
     }
 
     /// `mgpass ledger verify` finds no breach (sums, balances, awards traceable to their event and
     /// rule version).
     pub fn assert_ledger_verified(&self) {
-        let out = mgpass_e2e::run_mgpass(&["ledger", "verify"], &[("MGPASS_DATABASE__URL", &self.server.database_url)]);
+        let out = mgpass_e2e::run_mgpass(
+            &["ledger", "verify"],
+            &[("MGPASS_DATABASE__URL", &self.server.database_url)],
+        );
         assert!(
             out.status.success(),
             "{}{}",
@@ -102,12 +113,20 @@ pub async fn create_partner(server: &TestServer, admin: &str, name: &str) -> (St
 }
 
 /// A partner call with `X-API-Key`; GET calls carry no body.
-pub async fn partner_call(server: &TestServer, key: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+pub async fn partner_call(
+    server: &TestServer,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     with_api_key(server, key, method, path, (method != "GET").then_some(body)).await
 }
 
 pub async fn create_user(server: &TestServer, admin: &str, email: &str) -> String {
-    crate::loyalty_support::plain_user(server, admin, email).await.0
+    crate::loyalty_support::plain_user(server, admin, email)
+        .await
+        .0
 }
 /// An event for a user id. All occur at one instant (the first call's), so sending one twice is
 /// sending the same event.
@@ -130,7 +149,9 @@ pub fn now() -> String {
 
 /// An int64 of proto3 JSON (written as a string) or a plain number.
 pub fn int(v: &Value) -> i64 {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0)
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
 }
 
 /// A proto3 JSON boolean, omitted when false.

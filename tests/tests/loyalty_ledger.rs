@@ -54,14 +54,21 @@ async fn award(pool: &DbPool, partner: Uuid, user: Uuid, points: i64) -> Uuid {
 
 async fn redeem(pool: &DbPool, user: Uuid, points: i64) -> Result<Uuid, Error> {
     let mut conn = pool.get().await.unwrap();
-    let t = tx(TransactionKind::Redemption, user, vec![posting(Account::User(user), -points), posting(Account::Redemptions, points)]);
+    let t = tx(
+        TransactionKind::Redemption,
+        user,
+        vec![posting(Account::User(user), -points), posting(Account::Redemptions, points)],
+    );
     conn.transaction(async |c| ledger::post(c, t).await).await
 }
 
 /// The ledger's invariants, straight from SQL: every transaction sums to zero, every
 /// materialised balance equals its entries and is not negative, lots add up to the balance.
 pub fn assert_ledger_invariants(url: &str) {
-    let unbalanced = psql(url, "SELECT count(*) FROM (SELECT transaction_id FROM loyalty_entries GROUP BY 1 HAVING sum(points) <> 0) t");
+    let unbalanced = psql(
+        url,
+        "SELECT count(*) FROM (SELECT transaction_id FROM loyalty_entries GROUP BY 1 HAVING sum(points) <> 0) t",
+    );
     assert_eq!(unbalanced, "0", "unbalanced transactions");
     let drift = psql(
         url,
@@ -89,38 +96,67 @@ async fn awards_debit_lots_first_in_first_out_and_refunds_restore_them() {
 
     // 70 points: all 60 of the first lot, then 10 of the second.
     let redemption = redeem(&pool, user, 70).await.unwrap();
-    let remaining = psql(&url, &format!("SELECT string_agg(remaining_points::text, ',' ORDER BY earned_at, id) FROM loyalty_lots WHERE user_id = '{user}'"));
+    let remaining = psql(
+        &url,
+        &format!(
+            "SELECT string_agg(remaining_points::text, ',' ORDER BY earned_at, id) FROM loyalty_lots WHERE user_id = '{user}'"
+        ),
+    );
     assert_eq!(remaining, "0,30");
     assert_eq!(psql(&url, &format!("SELECT count(*) FROM loyalty_entries WHERE transaction_id = '{redemption}'")), "3");
     assert_eq!(ledger::balance(&mut conn, user).await.unwrap(), 30);
 
     // The refund gives the points back to the lots they came from.
     let refund = conn
-        .transaction(async |c| ledger::reverse(c, redemption, TransactionKind::Refund, Some("cancelled".into()), None).await)
+        .transaction(async |c| {
+            ledger::reverse(c, redemption, TransactionKind::Refund, Some("cancelled".into()), None).await
+        })
         .await
         .unwrap();
     assert_eq!(ledger::balance(&mut conn, user).await.unwrap(), 100);
-    let remaining = psql(&url, &format!("SELECT string_agg(remaining_points::text, ',' ORDER BY earned_at, id) FROM loyalty_lots WHERE user_id = '{user}'"));
+    let remaining = psql(
+        &url,
+        &format!(
+            "SELECT string_agg(remaining_points::text, ',' ORDER BY earned_at, id) FROM loyalty_lots WHERE user_id = '{user}'"
+        ),
+    );
     assert_eq!(remaining, "60,40");
     assert_eq!(
-        psql(&url, &format!("SELECT kind || ' ' || points || ' ' || reversed_transaction_id FROM loyalty_transactions WHERE id = '{refund}'")),
+        psql(
+            &url,
+            &format!(
+                "SELECT kind || ' ' || points || ' ' || reversed_transaction_id FROM loyalty_transactions WHERE id = '{refund}'"
+            )
+        ),
         format!("refund 70 {redemption}")
     );
 
     // A transaction is reversed once.
-    let again = conn.transaction(async |c| ledger::reverse(c, redemption, TransactionKind::Refund, None, None).await).await;
+    let again =
+        conn.transaction(async |c| ledger::reverse(c, redemption, TransactionKind::Refund, None, None).await).await;
     assert_eq!(again.unwrap_err().reason(), "TRANSACTION_ALREADY_REVERSED");
-    let missing = conn.transaction(async |c| ledger::reverse(c, Uuid::now_v7(), TransactionKind::Refund, None, None).await).await;
+    let missing =
+        conn.transaction(async |c| ledger::reverse(c, Uuid::now_v7(), TransactionKind::Refund, None, None).await).await;
     assert_eq!(missing.unwrap_err().reason(), "TRANSACTION_NOT_FOUND");
 
     // Reversing the first award takes back its own lot, not the oldest one by chance.
     conn.transaction(async |c| ledger::reverse(c, first, TransactionKind::Reversal, None, None).await).await.unwrap();
-    let remaining = psql(&url, &format!("SELECT string_agg(remaining_points::text, ',' ORDER BY earned_at, id) FROM loyalty_lots WHERE user_id = '{user}'"));
+    let remaining = psql(
+        &url,
+        &format!(
+            "SELECT string_agg(remaining_points::text, ',' ORDER BY earned_at, id) FROM loyalty_lots WHERE user_id = '{user}'"
+        ),
+    );
     assert_eq!(remaining, "0,40");
     assert_eq!(ledger::balance(&mut conn, user).await.unwrap(), 40);
     // The partner's issuance account nets out what it issued and took back.
     assert_eq!(
-        psql(&url, &format!("SELECT sum(e.points) FROM loyalty_entries e JOIN loyalty_accounts a ON a.id = e.account_id WHERE a.account_type = 'partner_issuance' AND a.owner_id = '{partner}'")),
+        psql(
+            &url,
+            &format!(
+                "SELECT sum(e.points) FROM loyalty_entries e JOIN loyalty_accounts a ON a.id = e.account_id WHERE a.account_type = 'partner_issuance' AND a.owner_id = '{partner}'"
+            )
+        ),
         "-40"
     );
     assert_ledger_invariants(&url);
@@ -140,17 +176,38 @@ async fn overdrafts_and_unbalanced_postings_are_refused_and_write_nothing() {
     assert_eq!(err.reason(), "INSUFFICIENT_POINTS");
 
     let mut conn = pool.get().await.unwrap();
-    let unbalanced = tx(TransactionKind::Adjustment, user, vec![posting(Account::User(user), 5), posting(Account::Adjustments, -4)]);
+    let unbalanced =
+        tx(TransactionKind::Adjustment, user, vec![posting(Account::User(user), 5), posting(Account::Adjustments, -4)]);
     assert!(matches!(ledger::post(&mut conn, unbalanced).await, Err(Error::Internal(_))));
-    let foreign = tx(TransactionKind::Adjustment, user, vec![posting(Account::User(Uuid::now_v7()), 5), posting(Account::Adjustments, -5)]);
+    let foreign = tx(
+        TransactionKind::Adjustment,
+        user,
+        vec![posting(Account::User(Uuid::now_v7()), 5), posting(Account::Adjustments, -5)],
+    );
     assert!(matches!(ledger::post(&mut conn, foreign).await, Err(Error::Internal(_))));
 
     // The refused debit runs in a savepoint: the caller's transaction goes on.
     let outcome = conn
         .transaction(async |c| {
-            let refused = ledger::post(c, tx(TransactionKind::Redemption, user, vec![posting(Account::User(user), -500), posting(Account::Redemptions, 500)])).await;
+            let refused = ledger::post(
+                c,
+                tx(
+                    TransactionKind::Redemption,
+                    user,
+                    vec![posting(Account::User(user), -500), posting(Account::Redemptions, 500)],
+                ),
+            )
+            .await;
             assert_eq!(refused.unwrap_err().reason(), "INSUFFICIENT_POINTS");
-            ledger::post(c, tx(TransactionKind::Redemption, user, vec![posting(Account::User(user), -20), posting(Account::Redemptions, 20)])).await
+            ledger::post(
+                c,
+                tx(
+                    TransactionKind::Redemption,
+                    user,
+                    vec![posting(Account::User(user), -20), posting(Account::Redemptions, 20)],
+                ),
+            )
+            .await
         })
         .await;
     assert!(outcome.is_ok(), "{outcome:?}");
@@ -195,15 +252,25 @@ async fn payout_holds_move_points_between_user_accounts() {
     let (partner, user) = (Uuid::now_v7(), Uuid::now_v7());
     award(&pool, partner, user, 100).await;
     let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
-    let hold = tx(TransactionKind::PayoutHold, user, vec![posting(Account::User(user), -80), posting(Account::UserHold(user), 80)]);
+    let hold = tx(
+        TransactionKind::PayoutHold,
+        user,
+        vec![posting(Account::User(user), -80), posting(Account::UserHold(user), 80)],
+    );
     let hold = conn.transaction(async |c| ledger::post(c, hold).await).await.unwrap();
     assert_eq!(ledger::balance(&mut conn, user).await.unwrap(), 20);
     assert_eq!(ledger::held_balance(&mut conn, user).await.unwrap(), 80);
-    conn.transaction(async |c| ledger::reverse(c, hold, TransactionKind::PayoutRelease, None, None).await).await.unwrap();
+    conn.transaction(async |c| ledger::reverse(c, hold, TransactionKind::PayoutRelease, None, None).await)
+        .await
+        .unwrap();
     assert_eq!(ledger::balance(&mut conn, user).await.unwrap(), 100);
     assert_eq!(ledger::held_balance(&mut conn, user).await.unwrap(), 0);
     // A capture beyond the hold is refused by the hold's CHECK.
-    let capture = tx(TransactionKind::PayoutCapture, user, vec![posting(Account::UserHold(user), -1), posting(Account::Payouts, 1)]);
+    let capture = tx(
+        TransactionKind::PayoutCapture,
+        user,
+        vec![posting(Account::UserHold(user), -1), posting(Account::Payouts, 1)],
+    );
     assert_eq!(ledger::post(&mut conn, capture).await.unwrap_err().reason(), "INSUFFICIENT_POINTS");
     assert_ledger_invariants(&url);
 }
@@ -221,7 +288,11 @@ async fn entries_and_transactions_are_append_only() {
     ] {
         let out = std::process::Command::new("psql").args([url.as_str(), "-qAtc", sql]).output().unwrap();
         assert!(!out.status.success(), "{sql} was allowed");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("append-only"), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("append-only"),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(psql(&url, "SELECT count(*) FROM loyalty_entries"), "2");
 }
@@ -287,19 +358,26 @@ mod service {
 
         let (_, mine) = rest(&server, &token, "GET", "/v1/me/loyalty/balance", None).await;
         let b = &mine["balance"];
-        assert_eq!((b["points"].as_str(), b["lifetimeEarnedPoints"].as_str(), b["nextExpiryPoints"].as_str()), (Some("120"), Some("150"), Some("70")));
+        assert_eq!(
+            (b["points"].as_str(), b["lifetimeEarnedPoints"].as_str(), b["nextExpiryPoints"].as_str()),
+            (Some("120"), Some("150"), Some("70"))
+        );
         assert!(b["nextExpireTime"].is_string());
 
         // History, newest first, two per page.
         let (_, page) = rest(&server, &token, "GET", "/v1/me/loyalty/transactions?pageSize=2", None).await;
-        let kinds: Vec<&str> = page["transactions"].as_array().unwrap().iter().map(|t| t["points"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> =
+            page["transactions"].as_array().unwrap().iter().map(|t| t["points"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["-30", "50"]);
         let next = page["nextPageToken"].as_str().unwrap();
-        let (_, page2) = rest(&server, &token, "GET", format!("/v1/me/loyalty/transactions?pageSize=2&pageToken={next}"), None).await;
+        let (_, page2) =
+            rest(&server, &token, "GET", format!("/v1/me/loyalty/transactions?pageSize=2&pageToken={next}"), None)
+                .await;
         assert_eq!(page2["transactions"][0]["kind"], "TRANSACTION_KIND_AWARD");
         assert_eq!(page2["transactions"][0]["entries"][1]["ruleVersion"], 3);
         assert!(page2["nextPageToken"].as_str().unwrap_or_default().is_empty());
-        let (_, awards) = rest(&server, &token, "GET", "/v1/me/loyalty/transactions?kind=TRANSACTION_KIND_AWARD", None).await;
+        let (_, awards) =
+            rest(&server, &token, "GET", "/v1/me/loyalty/transactions?kind=TRANSACTION_KIND_AWARD", None).await;
         assert_eq!(awards["transactions"].as_array().unwrap().len(), 1);
         let (status, err) = rest(&server, &token, "GET", "/v1/me/loyalty/transactions?pageSize=5000", None).await;
         assert_eq!((status, rest_reason(&err).as_str()), (400, "INVALID_ARGUMENT"));
@@ -308,50 +386,84 @@ mod service {
 
         // Lots: soonest expiry first; nothing expires within a day.
         let (_, lots) = rest(&server, &token, "GET", "/v1/me/loyalty/lots", None).await;
-        let remaining: Vec<&str> = lots["lots"].as_array().unwrap().iter().map(|l| l["remainingPoints"].as_str().unwrap()).collect();
+        let remaining: Vec<&str> =
+            lots["lots"].as_array().unwrap().iter().map(|l| l["remainingPoints"].as_str().unwrap()).collect();
         assert_eq!(remaining, ["70", "50"]);
-        let tomorrow = psql(&server.database_url, "SELECT to_char(now() AT TIME ZONE 'UTC' + interval '1 day', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
-        let (_, soon) = rest(&server, &token, "GET", format!("/v1/me/loyalty/lots?expireBefore={tomorrow}"), None).await;
+        let tomorrow = psql(
+            &server.database_url,
+            "SELECT to_char(now() AT TIME ZONE 'UTC' + interval '1 day', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+        );
+        let (_, soon) =
+            rest(&server, &token, "GET", format!("/v1/me/loyalty/lots?expireBefore={tomorrow}"), None).await;
         assert!(soon["lots"].as_array().map_or(true, |l| l.is_empty()), "{soon}");
 
         // Administrators' views.
         let (_, member) = rest(&server, &admin, "GET", format!("/v1/loyalty/members/{user}/balance"), None).await;
         assert_eq!(member["balance"]["points"], "120");
-        let (_, member_lots) = rest(&server, &admin, "GET", format!("/v1/loyalty/members/{user}/lots?includeExhausted=true"), None).await;
+        let (_, member_lots) =
+            rest(&server, &admin, "GET", format!("/v1/loyalty/members/{user}/lots?includeExhausted=true"), None).await;
         assert_eq!(member_lots["lots"].as_array().unwrap().len(), 2);
         let (_, theirs) = rest(&server, &admin, "GET", format!("/v1/loyalty/members/{user}/transactions"), None).await;
         assert_eq!(theirs["transactions"].as_array().unwrap().len(), 3);
-        let (_, by_partner) = rest(&server, &admin, "GET", format!("/v1/loyalty/transactions?partnerId={partner}"), None).await;
+        let (_, by_partner) =
+            rest(&server, &admin, "GET", format!("/v1/loyalty/transactions?partnerId={partner}"), None).await;
         assert_eq!(by_partner["transactions"].as_array().unwrap().len(), 1);
         let tx_id = debit["transaction"]["id"].as_str().unwrap();
         let (_, one) = rest(&server, &admin, "GET", format!("/v1/loyalty/transactions/{tx_id}"), None).await;
         assert_eq!(one["transaction"]["id"], tx_id);
-        let (status, err) = rest(&server, &admin, "GET", format!("/v1/loyalty/transactions/{}", Uuid::new_v4()), None).await;
+        let (status, err) =
+            rest(&server, &admin, "GET", format!("/v1/loyalty/transactions/{}", Uuid::new_v4()), None).await;
         assert_eq!((status, rest_reason(&err).as_str()), (404, "TRANSACTION_NOT_FOUND"));
-        let (status, err) = rest(&server, &admin, "GET", format!("/v1/loyalty/members/{}/balance", Uuid::new_v4()), None).await;
+        let (status, err) =
+            rest(&server, &admin, "GET", format!("/v1/loyalty/members/{}/balance", Uuid::new_v4()), None).await;
         assert_eq!((status, rest_reason(&err).as_str()), (404, "USER_NOT_FOUND"));
         let (status, err) = rest(&server, &admin, "GET", "/v1/loyalty/members/nope/balance", None).await;
         assert_eq!((status, rest_reason(&err).as_str()), (400, "INVALID_ID"));
 
         let (_, liabilities) = rest(&server, &admin, "GET", "/v1/loyalty/reports/liabilities", None).await;
         let l = &liabilities["liabilities"];
-        assert_eq!((l["outstandingPoints"].as_str(), l["memberCount"].as_str()), (Some("120"), Some("1")), "{liabilities}");
+        assert_eq!(
+            (l["outstandingPoints"].as_str(), l["memberCount"].as_str()),
+            (Some("120"), Some("1")),
+            "{liabilities}"
+        );
         let (_, issuance) = rest(&server, &admin, "GET", "/v1/loyalty/reports/partnerIssuance", None).await;
         let row = &issuance["rows"][0];
-        assert_eq!((row["partnerId"].as_str(), row["pointsAwarded"].as_str(), row["eventCount"].as_str()), (Some(partner.as_str()), Some("100"), Some("1")), "{issuance}");
-        let (status, err) = rest(&server, &admin, "GET", "/v1/loyalty/reports/partnerIssuance?startDay=2025-01-01&endDay=2026-11-30", None).await;
+        assert_eq!(
+            (row["partnerId"].as_str(), row["pointsAwarded"].as_str(), row["eventCount"].as_str()),
+            (Some(partner.as_str()), Some("100"), Some("1")),
+            "{issuance}"
+        );
+        let (status, err) = rest(
+            &server,
+            &admin,
+            "GET",
+            "/v1/loyalty/reports/partnerIssuance?startDay=2025-01-01&endDay=2026-11-30",
+            None,
+        )
+        .await;
         assert_eq!((status, rest_reason(&err).as_str()), (400, "INVALID_ARGUMENT"));
-        let (status, _) = rest(&server, &admin, "GET", "/v1/loyalty/reports/partnerIssuance?startDay=24-11-2026", None).await;
+        let (status, _) =
+            rest(&server, &admin, "GET", "/v1/loyalty/reports/partnerIssuance?startDay=24-11-2026", None).await;
         assert_eq!(status, 400);
 
         // gRPC, and who may call what.
         let mut client = pb::ledger_service_client::LedgerServiceClient::new(server.channel().await);
         let got = client.get_my_balance(authed(pb::GetMyBalanceRequest {}, &token)).await.unwrap().into_inner();
         assert_eq!(got.balance.unwrap().points, 120);
-        let denied = client.get_balance(authed(pb::GetBalanceRequest { user_id: user.clone() }, &token)).await.unwrap_err();
+        let denied =
+            client.get_balance(authed(pb::GetBalanceRequest { user_id: user.clone() }, &token)).await.unwrap_err();
         assert_eq!(grpc_reason(&denied), "PERMISSION_DENIED");
         let denied = client
-            .adjust_points(authed(pb::AdjustPointsRequest { user_id: user.clone(), points: 1000, reason: "mine".into(), request_id: Uuid::new_v4().to_string() }, &token))
+            .adjust_points(authed(
+                pb::AdjustPointsRequest {
+                    user_id: user.clone(),
+                    points: 1000,
+                    reason: "mine".into(),
+                    request_id: Uuid::new_v4().to_string(),
+                },
+                &token,
+            ))
             .await
             .unwrap_err();
         assert_eq!(grpc_reason(&denied), "PERMISSION_DENIED");
@@ -380,8 +492,14 @@ mod service {
             let (status, err) = rest(&server, &admin, "POST", &path, Some(body.clone())).await;
             assert_eq!((status, rest_reason(&err).as_str()), (http, reason), "{body}: {err}");
         }
-        let (status, err) =
-            rest(&server, &admin, "POST", format!("/v1/loyalty/members/{}/balance:adjust", Uuid::new_v4()), Some(adjust_body(5, "x", &Uuid::new_v4().to_string()))).await;
+        let (status, err) = rest(
+            &server,
+            &admin,
+            "POST",
+            format!("/v1/loyalty/members/{}/balance:adjust", Uuid::new_v4()),
+            Some(adjust_body(5, "x", &Uuid::new_v4().to_string())),
+        )
+        .await;
         assert_eq!((status, rest_reason(&err).as_str()), (404, "USER_NOT_FOUND"));
         assert_eq!(count(), before, "refusals wrote nothing");
 
@@ -389,7 +507,8 @@ mod service {
         let request_id = Uuid::new_v4().to_string();
         let mut tasks = JoinSet::new();
         for _ in 0..10 {
-            let (url, admin, path, body) = (server.url(&path), admin.clone(), path.clone(), adjust_body(-15, "correction", &request_id));
+            let (url, admin, path, body) =
+                (server.url(&path), admin.clone(), path.clone(), adjust_body(-15, "correction", &request_id));
             let http = server.http.clone();
             let _ = path;
             tasks.spawn(async move {
@@ -405,7 +524,8 @@ mod service {
             ids.insert(body["transaction"]["id"].as_str().unwrap().to_string());
         }
         assert_eq!(ids.len(), 1, "one transaction for one request id");
-        let (status, err) = rest(&server, &admin, "POST", &path, Some(adjust_body(-16, "correction", &request_id))).await;
+        let (status, err) =
+            rest(&server, &admin, "POST", &path, Some(adjust_body(-16, "correction", &request_id))).await;
         assert_eq!((status, rest_reason(&err).as_str()), (409, "IDEMPOTENCY_KEY_REUSED"));
         let (_, balance) = rest(&server, &admin, "GET", format!("/v1/loyalty/members/{user}/balance"), None).await;
         assert_eq!(balance["balance"]["points"], "25");
@@ -458,9 +578,17 @@ mod service {
         adjust(&server, &admin, &user, 40).await;
         adjust(&server, &admin, &user, -30).await;
         // Credits expire 12 months out by default.
-        let months = psql(&server.database_url, "SELECT DISTINCT (expire_at - earned_at) BETWEEN interval '364 days' AND interval '366 days' FROM loyalty_lots");
+        let months = psql(
+            &server.database_url,
+            "SELECT DISTINCT (expire_at - earned_at) BETWEEN interval '364 days' AND interval '366 days' FROM loyalty_lots",
+        );
         assert_eq!(months, "t");
-        psql(&server.database_url, &format!("UPDATE loyalty_lots SET expire_at = now() - interval '1 minute' WHERE user_id = '{user}' AND earned_points = 100"));
+        psql(
+            &server.database_url,
+            &format!(
+                "UPDATE loyalty_lots SET expire_at = now() - interval '1 minute' WHERE user_id = '{user}' AND earned_points = 100"
+            ),
+        );
         let start = Instant::now();
         loop {
             let (_, body) = rest(&server, &token, "GET", "/v1/me/loyalty/balance", None).await;
@@ -470,7 +598,8 @@ mod service {
             assert!(start.elapsed() < Duration::from_secs(10), "not expired: {body}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let (_, expiries) = rest(&server, &token, "GET", "/v1/me/loyalty/transactions?kind=TRANSACTION_KIND_EXPIRY", None).await;
+        let (_, expiries) =
+            rest(&server, &token, "GET", "/v1/me/loyalty/transactions?kind=TRANSACTION_KIND_EXPIRY", None).await;
         let expired = &expiries["transactions"].as_array().unwrap();
         assert_eq!(expired.len(), 1, "expired once");
         assert_eq!(expired[0]["points"], "-70");
@@ -504,7 +633,11 @@ mod service {
         let start = Instant::now();
         loop {
             let out = std::process::Command::new("psql")
-                .args([mgpass_e2e::cluster_url().as_str(), "-qAtc", &format!("CREATE DATABASE {name} TEMPLATE {source}")])
+                .args([
+                    mgpass_e2e::cluster_url().as_str(),
+                    "-qAtc",
+                    &format!("CREATE DATABASE {name} TEMPLATE {source}"),
+                ])
                 .output()
                 .unwrap();
             if out.status.success() {
@@ -542,7 +675,9 @@ mod service {
         let out = run_mgpass(&["ledger", "verify"], &[("MGPASS_DATABASE__URL", copy.as_str())]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success(), "{stdout}");
-        for invariant in ["transaction entries sum to zero", "every award names its event", "every award names its rule version"] {
+        for invariant in
+            ["transaction entries sum to zero", "every award names its event", "every award names its rule version"]
+        {
             assert!(stdout.contains(&format!("BREACH [{invariant}]")), "{invariant} missing from:\n{stdout}");
         }
         assert!(String::from_utf8_lossy(&out.stderr).contains("breach"));

@@ -51,7 +51,8 @@ async fn partners_are_created_listed_and_updated_with_clear_errors() {
     assert_eq!((status, got["partner"]["contactPhone"].as_str()), (200, Some("+256772123456")));
     let (status, err) = rest(&server, &admin, "GET", "/v1/loyalty/partners/not-a-uuid", None).await;
     assert_eq!((status, rest_reason(&err).as_str()), (400, "INVALID_ID"));
-    let (status, err) = rest(&server, &admin, "GET", format!("/v1/loyalty/partners/{}", uuid::Uuid::new_v4()), None).await;
+    let (status, err) =
+        rest(&server, &admin, "GET", format!("/v1/loyalty/partners/{}", uuid::Uuid::new_v4()), None).await;
     assert_eq!((status, rest_reason(&err).as_str()), (404, "PARTNER_NOT_FOUND"));
 
     create_partner(&server, &admin, "Boda Rides").await;
@@ -60,7 +61,8 @@ async fn partners_are_created_listed_and_updated_with_clear_errors() {
     let names: Vec<&str> = page["partners"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Airtel Shop", "Boda Rides"]);
     let token = page["nextPageToken"].as_str().unwrap();
-    let (_, page2) = rest(&server, &admin, "GET", format!("/v1/loyalty/partners?pageSize=2&pageToken={token}"), None).await;
+    let (_, page2) =
+        rest(&server, &admin, "GET", format!("/v1/loyalty/partners?pageSize=2&pageToken={token}"), None).await;
     assert_eq!(page2["partners"][0]["name"], "Kampala Coffee");
     assert!(page2["nextPageToken"].as_str().unwrap_or_default().is_empty());
     let (_, found) = rest(&server, &admin, "GET", "/v1/loyalty/partners?query=RIDE", None).await;
@@ -76,22 +78,30 @@ async fn partners_are_created_listed_and_updated_with_clear_errors() {
     .await;
     assert_eq!(status, 200, "{updated}");
     let updated = &updated["partner"];
-    assert_eq!((updated["status"].as_str(), updated["description"].as_str(), updated["name"].as_str()),
-               (Some("PARTNER_STATUS_SUSPENDED"), Some("beans"), Some("Kampala Coffee")));
-    let (_, suspended) = rest(&server, &admin, "GET", "/v1/loyalty/partners?status=PARTNER_STATUS_SUSPENDED", None).await;
+    assert_eq!(
+        (updated["status"].as_str(), updated["description"].as_str(), updated["name"].as_str()),
+        (Some("PARTNER_STATUS_SUSPENDED"), Some("beans"), Some("Kampala Coffee"))
+    );
+    let (_, suspended) =
+        rest(&server, &admin, "GET", "/v1/loyalty/partners?status=PARTNER_STATUS_SUSPENDED", None).await;
     assert_eq!(suspended["partners"].as_array().unwrap().len(), 1);
     for (mask, body, reason) in [
         ("id", json!({}), "INVALID_UPDATE_MASK"),
         ("name", json!({"name": "Boda Rides"}), "PARTNER_NAME_TAKEN"),
         ("contactEmail", json!({"contactEmail": "bad"}), "INVALID_EMAIL"),
     ] {
-        let (_, err) = rest(&server, &admin, "PATCH", format!("/v1/loyalty/partners/{id}?updateMask={mask}"), Some(body)).await;
+        let (_, err) =
+            rest(&server, &admin, "PATCH", format!("/v1/loyalty/partners/{id}?updateMask={mask}"), Some(body)).await;
         assert_eq!(rest_reason(&err), reason, "{mask}: {err}");
     }
 
     // gRPC, and a plain user who holds none of the partner permissions.
     let mut client = pb::partner_service_client::PartnerServiceClient::new(server.channel().await);
-    let got = client.get_partner(authed(pb::GetPartnerRequest { partner_id: id.clone() }, &admin)).await.unwrap().into_inner();
+    let got = client
+        .get_partner(authed(pb::GetPartnerRequest { partner_id: id.clone() }, &admin))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.partner.unwrap().description, "beans");
     let (_, user) = plain_user(&server, &admin, "plain@example.com").await;
     let denied = client.list_partners(authed(pb::ListPartnersRequest::default(), &user)).await.unwrap_err();
@@ -108,13 +118,22 @@ async fn partner_keys_open_partner_methods_only_and_stop_within_a_second() {
     let partner = create_partner(&first, &admin, "Kampala Coffee").await;
     let (key_id, key) = partner_key(&first, &admin, &partner).await;
     assert!(key.starts_with("mgpp_") && key.len() == 48, "{key}");
-    let stored = psql(&first.database_url, &format!("SELECT prefix || ' ' || encode(key_hash, 'hex') FROM loyalty_partner_api_keys WHERE id = '{key_id}'"));
+    let stored = psql(
+        &first.database_url,
+        &format!("SELECT prefix || ' ' || encode(key_hash, 'hex') FROM loyalty_partner_api_keys WHERE id = '{key_id}'"),
+    );
     let expected = psql(&first.database_url, &format!("SELECT encode(sha256('{key}'::bytea), 'hex')"));
     assert_eq!(stored, format!("{} {expected}", &key[..13]));
     let (_, listed) = rest(&first, &admin, "GET", format!("/v1/loyalty/partners/{partner}/apiKeys"), None).await;
     assert_eq!(listed["apiKeys"][0]["prefix"], key[..13]);
     assert!(!listed.to_string().contains(&key[13..]), "listings never show the key");
-    let audited = psql(&first.database_url, &format!("SELECT count(*) FROM audit_events WHERE position('{}' in row_to_json(audit_events)::text) > 0", &key[13..]));
+    let audited = psql(
+        &first.database_url,
+        &format!(
+            "SELECT count(*) FROM audit_events WHERE position('{}' in row_to_json(audit_events)::text) > 0",
+            &key[13..]
+        ),
+    );
     assert_eq!(audited, "0", "the audit log keeps no key");
 
     let event = json!({"partnerEventId": "e-1", "eventType": "purchase", "userId": uuid::Uuid::new_v4().to_string()});
@@ -136,7 +155,14 @@ async fn partner_keys_open_partner_methods_only_and_stop_within_a_second() {
         let (status, body) = rest(&first, bearer, "POST", "/v1/loyalty/events", Some(event.clone())).await;
         assert_eq!((status, rest_reason(&body).as_str()), (401, "UNAUTHENTICATED"));
     }
-    let (status, _) = with_api_key(&first, "mgpp_wrongwrongwrongwrongwrongwrongwrongwrongwrong", "POST", "/v1/loyalty/events", Some(event.clone())).await;
+    let (status, _) = with_api_key(
+        &first,
+        "mgpp_wrongwrongwrongwrongwrongwrongwrongwrongwrong",
+        "POST",
+        "/v1/loyalty/events",
+        Some(event.clone()),
+    )
+    .await;
     assert_eq!(status, 401);
     let (status, _) = with_api_key(&first, &key, "GET", "/v1/me/loyalty/balance", None).await;
     assert_eq!(status, 401, "a partner key is no user credential");
@@ -145,21 +171,39 @@ async fn partner_keys_open_partner_methods_only_and_stop_within_a_second() {
 
     // Its use is recorded.
     let start = Instant::now();
-    while psql(&first.database_url, &format!("SELECT last_used_at IS NOT NULL FROM loyalty_partner_api_keys WHERE id = '{key_id}'")) != "t" {
+    while psql(
+        &first.database_url,
+        &format!("SELECT last_used_at IS NOT NULL FROM loyalty_partner_api_keys WHERE id = '{key_id}'"),
+    ) != "t"
+    {
         assert!(start.elapsed() < Duration::from_secs(5), "last use never recorded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     // Suspending the partner refuses its key with PARTNER_SUSPENDED, here at once, there within 1 s.
     let suspend = |status: &str| json!({"status": status});
-    let (status, _) = rest(&first, &admin, "PATCH", format!("/v1/loyalty/partners/{partner}?updateMask=status"), Some(suspend("PARTNER_STATUS_SUSPENDED"))).await;
+    let (status, _) = rest(
+        &first,
+        &admin,
+        "PATCH",
+        format!("/v1/loyalty/partners/{partner}?updateMask=status"),
+        Some(suspend("PARTNER_STATUS_SUSPENDED")),
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, body) = with_api_key(&first, &key, "POST", "/v1/loyalty/events", Some(event.clone())).await;
     assert_eq!((status, rest_reason(&body).as_str()), (403, "PARTNER_SUSPENDED"));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, body) = with_api_key(&second, &key, "POST", "/v1/loyalty/events", Some(event.clone())).await;
     assert_eq!((status, rest_reason(&body).as_str()), (403, "PARTNER_SUSPENDED"));
-    rest(&first, &admin, "PATCH", format!("/v1/loyalty/partners/{partner}?updateMask=status"), Some(suspend("PARTNER_STATUS_ACTIVE"))).await;
+    rest(
+        &first,
+        &admin,
+        "PATCH",
+        format!("/v1/loyalty/partners/{partner}?updateMask=status"),
+        Some(suspend("PARTNER_STATUS_ACTIVE")),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, _) = with_api_key(&second, &key, "POST", "/v1/loyalty/events", Some(event.clone())).await;
     assert!(admitted(status));
@@ -185,18 +229,47 @@ async fn partner_keys_open_partner_methods_only_and_stop_within_a_second() {
     assert_eq!((status, &again["apiKey"]["revokeTime"]), (200, &revoke_time), "the first revocation time stays");
 
     // Key errors.
-    let (status, err) = rest(&first, &admin, "POST", format!("/v1/loyalty/partners/{partner}/apiKeys/{}:revoke", uuid::Uuid::new_v4()), Some(json!({}))).await;
+    let (status, err) = rest(
+        &first,
+        &admin,
+        "POST",
+        format!("/v1/loyalty/partners/{partner}/apiKeys/{}:revoke", uuid::Uuid::new_v4()),
+        Some(json!({})),
+    )
+    .await;
     assert_eq!((status, rest_reason(&err).as_str()), (404, "PARTNER_API_KEY_NOT_FOUND"));
-    let (status, err) = rest(&first, &admin, "POST", format!("/v1/loyalty/partners/{}/apiKeys", uuid::Uuid::new_v4()), Some(json!({"name": "x"}))).await;
+    let (status, err) = rest(
+        &first,
+        &admin,
+        "POST",
+        format!("/v1/loyalty/partners/{}/apiKeys", uuid::Uuid::new_v4()),
+        Some(json!({"name": "x"})),
+    )
+    .await;
     assert_eq!((status, rest_reason(&err).as_str()), (404, "PARTNER_NOT_FOUND"));
-    let (status, err) = rest(&first, &admin, "POST", format!("/v1/loyalty/partners/{partner}/apiKeys"), Some(json!({"name": ""}))).await;
+    let (status, err) =
+        rest(&first, &admin, "POST", format!("/v1/loyalty/partners/{partner}/apiKeys"), Some(json!({"name": ""})))
+            .await;
     assert_eq!((status, rest_reason(&err).as_str()), (400, "INVALID_ARGUMENT"));
-    let (status, err) = rest(&first, &admin, "POST", format!("/v1/loyalty/partners/{partner}/apiKeys"), Some(json!({"name": "old", "expireTime": "2020-01-01T00:00:00Z"}))).await;
+    let (status, err) = rest(
+        &first,
+        &admin,
+        "POST",
+        format!("/v1/loyalty/partners/{partner}/apiKeys"),
+        Some(json!({"name": "old", "expireTime": "2020-01-01T00:00:00Z"})),
+    )
+    .await;
     assert_eq!((status, rest_reason(&err).as_str()), (400, "INVALID_ARGUMENT"));
 
     // An expired key stops working.
-    let (status, soon) = rest(&first, &admin, "POST", format!("/v1/loyalty/partners/{partner}/apiKeys"),
-        Some(json!({"name": "short", "expireTime": in_two_seconds(&first)}))).await;
+    let (status, soon) = rest(
+        &first,
+        &admin,
+        "POST",
+        format!("/v1/loyalty/partners/{partner}/apiKeys"),
+        Some(json!({"name": "short", "expireTime": in_two_seconds(&first)})),
+    )
+    .await;
     assert_eq!(status, 200, "{soon}");
     let short = soon["key"].as_str().unwrap();
     let (status, _) = with_api_key(&first, short, "POST", "/v1/loyalty/events", Some(event.clone())).await;
@@ -208,5 +281,8 @@ async fn partner_keys_open_partner_methods_only_and_stop_within_a_second() {
 
 /// RFC 3339 time two seconds from now.
 fn in_two_seconds(server: &TestServer) -> String {
-    psql(&server.database_url, "SELECT to_char(now() AT TIME ZONE 'UTC' + interval '2 seconds', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+    psql(
+        &server.database_url,
+        "SELECT to_char(now() AT TIME ZONE 'UTC' + interval '2 seconds', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+    )
 }

@@ -23,7 +23,8 @@ pub async fn plain_user(server: &TestServer, admin: &str, email: &str) -> (Strin
 /// Creates an active partner and returns its id.
 pub async fn create_partner(server: &TestServer, admin: &str, name: &str) -> String {
     let (status, body) =
-        rest(server, admin, "POST", "/v1/loyalty/partners", Some(json!({"name": name, "eventTypes": ["purchase"]}))).await;
+        rest(server, admin, "POST", "/v1/loyalty/partners", Some(json!({"name": name, "eventTypes": ["purchase"]})))
+            .await;
     assert_eq!(status, 200, "{body}");
     body["partner"]["id"].as_str().unwrap().to_string()
 }
@@ -31,13 +32,20 @@ pub async fn create_partner(server: &TestServer, admin: &str, name: &str) -> Str
 /// Creates a key of the partner and returns (key id, key).
 pub async fn partner_key(server: &TestServer, admin: &str, partner: &str) -> (String, String) {
     let (status, body) =
-        rest(server, admin, "POST", format!("/v1/loyalty/partners/{partner}/apiKeys"), Some(json!({"name": "pos"}))).await;
+        rest(server, admin, "POST", format!("/v1/loyalty/partners/{partner}/apiKeys"), Some(json!({"name": "pos"})))
+            .await;
     assert_eq!(status, 200, "{body}");
     (body["apiKey"]["id"].as_str().unwrap().to_string(), body["key"].as_str().unwrap().to_string())
 }
 
 /// A REST call carrying `X-API-Key` (and no bearer).
-pub async fn with_api_key(server: &TestServer, key: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub async fn with_api_key(
+    server: &TestServer,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = server.http.request(method.parse().unwrap(), server.url(path)).header("x-api-key", key);
     if let Some(body) = body {
         req = req.json(&body);

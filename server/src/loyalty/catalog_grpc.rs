@@ -36,7 +36,8 @@ fn item_to_proto(r: ItemRow) -> pb::CatalogItem {
         eligible_tier_ids: r.eligible_tier_ids.iter().map(Uuid::to_string).collect(),
         start_time: r.starts_at.map(timestamp),
         end_time: r.ends_at.map(timestamp),
-        status: if r.status == "active" { pb::CatalogItemStatus::Active } else { pb::CatalogItemStatus::Disabled } as i32,
+        status: if r.status == "active" { pb::CatalogItemStatus::Active } else { pb::CatalogItemStatus::Disabled }
+            as i32,
         redeemed_count: r.redeemed_count,
         create_time: Some(timestamp(r.created_at)),
         update_time: Some(timestamp(r.updated_at)),
@@ -86,10 +87,15 @@ fn order_status(n: i32) -> Result<Option<&'static str>, Error> {
     }
 }
 
-fn time(t: Option<prost_types::Timestamp>, field: &'static str) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
+fn time(
+    t: Option<prost_types::Timestamp>,
+    field: &'static str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
     match t {
         None => Ok(None),
-        Some(t) => from_timestamp(&t).map(Some).ok_or_else(|| Error::invalid("INVALID_ARGUMENT", field, "not a valid time")),
+        Some(t) => {
+            from_timestamp(&t).map(Some).ok_or_else(|| Error::invalid("INVALID_ARGUMENT", field, "not a valid time"))
+        }
     }
 }
 
@@ -122,18 +128,27 @@ fn required<T>(value: Option<T>, field: &'static str) -> Result<T, Error> {
 
 #[tonic::async_trait]
 impl CatalogApi for CatalogGrpc {
-    async fn create_catalog_item(&self, request: Request<pb::CreateCatalogItemRequest>) -> Result<Response<pb::CreateCatalogItemResponse>, Status> {
+    async fn create_catalog_item(
+        &self,
+        request: Request<pb::CreateCatalogItemRequest>,
+    ) -> Result<Response<pb::CreateCatalogItemResponse>, Status> {
         let item = required(request.into_inner().catalog_item, "catalog_item")?;
         let row = self.0.create(fields(item)?).await?;
         Ok(Response::new(pb::CreateCatalogItemResponse { catalog_item: Some(item_to_proto(row)) }))
     }
 
-    async fn get_catalog_item(&self, request: Request<pb::GetCatalogItemRequest>) -> Result<Response<pb::GetCatalogItemResponse>, Status> {
+    async fn get_catalog_item(
+        &self,
+        request: Request<pb::GetCatalogItemRequest>,
+    ) -> Result<Response<pb::GetCatalogItemResponse>, Status> {
         let row = self.0.get(&request.into_inner().catalog_item_id).await?;
         Ok(Response::new(pb::GetCatalogItemResponse { catalog_item: Some(item_to_proto(row)) }))
     }
 
-    async fn list_catalog_items(&self, request: Request<pb::ListCatalogItemsRequest>) -> Result<Response<pb::ListCatalogItemsResponse>, Status> {
+    async fn list_catalog_items(
+        &self,
+        request: Request<pb::ListCatalogItemsRequest>,
+    ) -> Result<Response<pb::ListCatalogItemsResponse>, Status> {
         let r = request.into_inner();
         let query = r.query.trim();
         let filter = ItemFilter {
@@ -143,10 +158,16 @@ impl CatalogApi for CatalogGrpc {
             offered_at: None,
         };
         let (rows, next_page_token) = self.0.list(r.page_size, &r.page_token, filter).await?;
-        Ok(Response::new(pb::ListCatalogItemsResponse { catalog_items: rows.into_iter().map(item_to_proto).collect(), next_page_token }))
+        Ok(Response::new(pb::ListCatalogItemsResponse {
+            catalog_items: rows.into_iter().map(item_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn update_catalog_item(&self, request: Request<pb::UpdateCatalogItemRequest>) -> Result<Response<pb::UpdateCatalogItemResponse>, Status> {
+    async fn update_catalog_item(
+        &self,
+        request: Request<pb::UpdateCatalogItemRequest>,
+    ) -> Result<Response<pb::UpdateCatalogItemResponse>, Status> {
         let r = request.into_inner();
         let item = required(r.catalog_item, "catalog_item")?;
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
@@ -155,7 +176,10 @@ impl CatalogApi for CatalogGrpc {
         Ok(Response::new(pb::UpdateCatalogItemResponse { catalog_item: Some(item_to_proto(row)) }))
     }
 
-    async fn delete_catalog_item(&self, request: Request<pb::DeleteCatalogItemRequest>) -> Result<Response<pb::DeleteCatalogItemResponse>, Status> {
+    async fn delete_catalog_item(
+        &self,
+        request: Request<pb::DeleteCatalogItemRequest>,
+    ) -> Result<Response<pb::DeleteCatalogItemResponse>, Status> {
         self.0.delete(&request.into_inner().catalog_item_id).await?;
         Ok(Response::new(pb::DeleteCatalogItemResponse {}))
     }
@@ -194,7 +218,10 @@ impl CatalogApi for CatalogGrpc {
 
 #[tonic::async_trait]
 impl RedemptionApi for RedemptionGrpc {
-    async fn redeem_catalog_item(&self, request: Request<pb::RedeemCatalogItemRequest>) -> Result<Response<pb::RedeemCatalogItemResponse>, Status> {
+    async fn redeem_catalog_item(
+        &self,
+        request: Request<pb::RedeemCatalogItemRequest>,
+    ) -> Result<Response<pb::RedeemCatalogItemResponse>, Status> {
         let me = principal(&request)?.user_id;
         let r = request.into_inner();
         let details = r.details.map(struct_to_json).unwrap_or_default();
@@ -202,21 +229,33 @@ impl RedemptionApi for RedemptionGrpc {
         Ok(Response::new(pb::RedeemCatalogItemResponse { order: Some(order_to_proto(order)) }))
     }
 
-    async fn list_my_orders(&self, request: Request<pb::ListMyOrdersRequest>) -> Result<Response<pb::ListMyOrdersResponse>, Status> {
+    async fn list_my_orders(
+        &self,
+        request: Request<pb::ListMyOrdersRequest>,
+    ) -> Result<Response<pb::ListMyOrdersResponse>, Status> {
         let me = principal(&request)?.user_id;
         let r = request.into_inner();
         let filter = OrderFilter { user_id: Some(me), status: order_status(r.status)?, ..Default::default() };
         let (rows, next_page_token) = self.0.list(filter, r.page_size, &r.page_token).await?;
-        Ok(Response::new(pb::ListMyOrdersResponse { orders: rows.into_iter().map(order_to_proto).collect(), next_page_token }))
+        Ok(Response::new(pb::ListMyOrdersResponse {
+            orders: rows.into_iter().map(order_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn get_my_order(&self, request: Request<pb::GetMyOrderRequest>) -> Result<Response<pb::GetMyOrderResponse>, Status> {
+    async fn get_my_order(
+        &self,
+        request: Request<pb::GetMyOrderRequest>,
+    ) -> Result<Response<pb::GetMyOrderResponse>, Status> {
         let me = principal(&request)?.user_id;
         let order = self.0.get(&request.into_inner().order_id, Some(me)).await?;
         Ok(Response::new(pb::GetMyOrderResponse { order: Some(order_to_proto(order)) }))
     }
 
-    async fn list_orders(&self, request: Request<pb::ListOrdersRequest>) -> Result<Response<pb::ListOrdersResponse>, Status> {
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
         let r = request.into_inner();
         let filter = OrderFilter {
             user_id: optional_uuid(&r.user_id, "user_id")?,
@@ -226,7 +265,10 @@ impl RedemptionApi for RedemptionGrpc {
             created_before: time(r.create_before, "create_before")?,
         };
         let (rows, next_page_token) = self.0.list(filter, r.page_size, &r.page_token).await?;
-        Ok(Response::new(pb::ListOrdersResponse { orders: rows.into_iter().map(order_to_proto).collect(), next_page_token }))
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders: rows.into_iter().map(order_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
     async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::GetOrderResponse>, Status> {
@@ -234,13 +276,19 @@ impl RedemptionApi for RedemptionGrpc {
         Ok(Response::new(pb::GetOrderResponse { order: Some(order_to_proto(order)) }))
     }
 
-    async fn fulfill_order(&self, request: Request<pb::FulfillOrderRequest>) -> Result<Response<pb::FulfillOrderResponse>, Status> {
+    async fn fulfill_order(
+        &self,
+        request: Request<pb::FulfillOrderRequest>,
+    ) -> Result<Response<pb::FulfillOrderResponse>, Status> {
         let r = request.into_inner();
         let order = self.0.fulfill(&r.order_id, &r.fulfillment_reference).await?;
         Ok(Response::new(pb::FulfillOrderResponse { order: Some(order_to_proto(order)) }))
     }
 
-    async fn cancel_order(&self, request: Request<pb::CancelOrderRequest>) -> Result<Response<pb::CancelOrderResponse>, Status> {
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::CancelOrderResponse>, Status> {
         let actor = principal(&request)?.user_id;
         let r = request.into_inner();
         let order = self.0.cancel(&r.order_id, &r.reason, actor).await?;

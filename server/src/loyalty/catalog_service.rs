@@ -84,7 +84,8 @@ fn checked(f: &mut ItemFields) -> Result<Vec<Uuid>> {
     }
     let mut tiers = Vec::with_capacity(f.eligible_tier_ids.len());
     for t in &f.eligible_tier_ids {
-        tiers.push(Uuid::parse_str(t).map_err(|_| invalid("catalog_item.eligible_tier_ids", "tier ids must be UUIDs"))?);
+        tiers
+            .push(Uuid::parse_str(t).map_err(|_| invalid("catalog_item.eligible_tier_ids", "tier ids must be UUIDs"))?);
     }
     tiers.sort();
     tiers.dedup();
@@ -162,7 +163,11 @@ impl CatalogService {
             return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "update_mask names no field"));
         }
         if let Some(other) = paths.iter().find(|p| !UPDATABLE.contains(&p.as_str())) {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", format!("`{other}` is not an updatable field")));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                format!("`{other}` is not an updatable field"),
+            ));
         }
         let has = |p: &str| paths.iter().any(|x| x == p);
         if has("status") && f.status.is_none() {
@@ -233,12 +238,20 @@ impl CatalogService {
     }
 
     /// What `user` may redeem now, by points cost.
-    pub async fn offers(&self, user: Uuid, page_size: i32, page_token: &str, affordable_only: bool) -> Result<(Vec<Offer>, String)> {
+    pub async fn offers(
+        &self,
+        user: Uuid,
+        page_size: i32,
+        page_token: &str,
+        affordable_only: bool,
+    ) -> Result<(Vec<Offer>, String)> {
         let page = NamePage::parse(page_size, page_token)?;
         let after = match &page.after {
             Some((cost, id)) => Some((
-                cost.parse::<i64>().map_err(|_| Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid"))?,
-                Uuid::parse_str(id).map_err(|_| Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid"))?,
+                cost.parse::<i64>()
+                    .map_err(|_| Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid"))?,
+                Uuid::parse_str(id)
+                    .map_err(|_| Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid"))?,
             )),
             None => None,
         };
@@ -251,7 +264,9 @@ impl CatalogService {
         let mut next = String::new();
         // Tier eligibility is filtered here; keep fetching until the page is full.
         loop {
-            let rows = store::list_by_cost(&mut conn, &filter, affordable_only.then_some(balance), cursor, page.fetch()).await?;
+            let rows =
+                store::list_by_cost(&mut conn, &filter, affordable_only.then_some(balance), cursor, page.fetch())
+                    .await?;
             let exhausted = (rows.len() as i64) < page.fetch();
             for item in rows {
                 cursor = Some((item.points_cost, item.id));

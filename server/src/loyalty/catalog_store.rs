@@ -75,9 +75,11 @@ pub async fn delete_unused(conn: &mut AsyncPgConnection, id: Uuid) -> Result<boo
 pub async fn move_stock(conn: &mut AsyncPgConnection, id: Uuid, stock: i64, redeemed: i64) -> Result<Option<ItemRow>> {
     let result = diesel::update(items::table.find(id))
         .set((
-            items::stock.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>("CASE WHEN unlimited_stock THEN stock ELSE stock + ")
-                .bind::<diesel::sql_types::BigInt, _>(stock)
-                .sql(" END")),
+            items::stock.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CASE WHEN unlimited_stock THEN stock ELSE stock + ",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(stock)
+            .sql(" END")),
             items::redeemed_count.eq(items::redeemed_count + redeemed),
             items::updated_at.eq(Utc::now()),
         ))
@@ -115,9 +117,11 @@ fn filtered(f: &ItemFilter) -> items::BoxedQuery<'static, diesel::pg::Pg> {
         q = q.filter(items::status.eq(status));
     }
     if let Some(tier) = f.tier_id {
-        q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>("(cardinality(eligible_tier_ids) = 0 OR ")
-            .bind::<diesel::sql_types::Uuid, _>(tier)
-            .sql(" = ANY(eligible_tier_ids))"));
+        q = q.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("(cardinality(eligible_tier_ids) = 0 OR ")
+                .bind::<diesel::sql_types::Uuid, _>(tier)
+                .sql(" = ANY(eligible_tier_ids))"),
+        );
     }
     if let Some(now) = f.offered_at {
         q = q
@@ -129,7 +133,12 @@ fn filtered(f: &ItemFilter) -> items::BoxedQuery<'static, diesel::pg::Pg> {
 }
 
 /// Items by name, after the `(name, id)` cursor.
-pub async fn list_by_name(conn: &mut AsyncPgConnection, f: &ItemFilter, after: Option<(String, Uuid)>, limit: i64) -> Result<Vec<ItemRow>> {
+pub async fn list_by_name(
+    conn: &mut AsyncPgConnection,
+    f: &ItemFilter,
+    after: Option<(String, Uuid)>,
+    limit: i64,
+) -> Result<Vec<ItemRow>> {
     let mut q = filtered(f);
     if let Some((name, id)) = after {
         q = q.filter(items::name.gt(name.clone()).or(items::name.eq(name).and(items::id.gt(id))));
@@ -152,5 +161,9 @@ pub async fn list_by_cost(
     if let Some((cost, id)) = after {
         q = q.filter(items::points_cost.gt(cost).or(items::points_cost.eq(cost).and(items::id.gt(id))));
     }
-    Ok(q.order((items::points_cost.asc(), items::id.asc())).limit(limit).select(ItemRow::as_select()).load(conn).await?)
+    Ok(q.order((items::points_cost.asc(), items::id.asc()))
+        .limit(limit)
+        .select(ItemRow::as_select())
+        .load(conn)
+        .await?)
 }

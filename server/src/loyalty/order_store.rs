@@ -62,15 +62,30 @@ pub async fn units_redeemed(conn: &mut AsyncPgConnection, user_id: Uuid, item_id
     Ok(units.unwrap_or(0))
 }
 
-pub async fn mark_fulfilled(conn: &mut AsyncPgConnection, id: Uuid, reference: &str, now: DateTime<Utc>) -> Result<OrderRow> {
+pub async fn mark_fulfilled(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    reference: &str,
+    now: DateTime<Utc>,
+) -> Result<OrderRow> {
     Ok(diesel::update(orders::table.find(id))
-        .set((orders::status.eq("fulfilled"), orders::fulfillment_reference.eq(reference), orders::fulfilled_at.eq(now)))
+        .set((
+            orders::status.eq("fulfilled"),
+            orders::fulfillment_reference.eq(reference),
+            orders::fulfilled_at.eq(now),
+        ))
         .returning(OrderRow::as_returning())
         .get_result(conn)
         .await?)
 }
 
-pub async fn mark_cancelled(conn: &mut AsyncPgConnection, id: Uuid, reason: &str, refund: Uuid, now: DateTime<Utc>) -> Result<OrderRow> {
+pub async fn mark_cancelled(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    reason: &str,
+    refund: Uuid,
+    now: DateTime<Utc>,
+) -> Result<OrderRow> {
     Ok(diesel::update(orders::table.find(id))
         .set((
             orders::status.eq("cancelled"),
@@ -94,7 +109,12 @@ pub struct OrderFilter {
 }
 
 /// Orders newest first, after the `(created_at, id)` cursor.
-pub async fn list(conn: &mut AsyncPgConnection, f: &OrderFilter, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<OrderRow>> {
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    f: &OrderFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<OrderRow>> {
     let mut q = orders::table.select(OrderRow::as_select()).into_boxed();
     if let Some(user) = f.user_id {
         q = q.filter(orders::user_id.eq(user));

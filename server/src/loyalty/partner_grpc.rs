@@ -73,18 +73,27 @@ fn required<T>(value: Option<T>, field: &'static str) -> Result<T, Error> {
 
 #[tonic::async_trait]
 impl PartnerApi for PartnerGrpc {
-    async fn create_partner(&self, request: Request<pb::CreatePartnerRequest>) -> Result<Response<pb::CreatePartnerResponse>, Status> {
+    async fn create_partner(
+        &self,
+        request: Request<pb::CreatePartnerRequest>,
+    ) -> Result<Response<pb::CreatePartnerResponse>, Status> {
         let partner = required(request.into_inner().partner, "partner")?;
         let row = self.0.create(fields(partner)?).await?;
         Ok(Response::new(pb::CreatePartnerResponse { partner: Some(partner_to_proto(row)) }))
     }
 
-    async fn get_partner(&self, request: Request<pb::GetPartnerRequest>) -> Result<Response<pb::GetPartnerResponse>, Status> {
+    async fn get_partner(
+        &self,
+        request: Request<pb::GetPartnerRequest>,
+    ) -> Result<Response<pb::GetPartnerResponse>, Status> {
         let row = self.0.get(&request.into_inner().partner_id).await?;
         Ok(Response::new(pb::GetPartnerResponse { partner: Some(partner_to_proto(row)) }))
     }
 
-    async fn list_partners(&self, request: Request<pb::ListPartnersRequest>) -> Result<Response<pb::ListPartnersResponse>, Status> {
+    async fn list_partners(
+        &self,
+        request: Request<pb::ListPartnersRequest>,
+    ) -> Result<Response<pb::ListPartnersResponse>, Status> {
         let r = request.into_inner();
         let (rows, next_page_token) = self.0.list(r.page_size, &r.page_token, &r.query, status(r.status)?).await?;
         Ok(Response::new(pb::ListPartnersResponse {
@@ -93,7 +102,10 @@ impl PartnerApi for PartnerGrpc {
         }))
     }
 
-    async fn update_partner(&self, request: Request<pb::UpdatePartnerRequest>) -> Result<Response<pb::UpdatePartnerResponse>, Status> {
+    async fn update_partner(
+        &self,
+        request: Request<pb::UpdatePartnerRequest>,
+    ) -> Result<Response<pb::UpdatePartnerResponse>, Status> {
         let r = request.into_inner();
         let partner = required(r.partner, "partner")?;
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
@@ -124,7 +136,10 @@ impl PartnerApi for PartnerGrpc {
     ) -> Result<Response<pb::ListPartnerApiKeysResponse>, Status> {
         let r = request.into_inner();
         let (rows, next_page_token) = self.0.list_keys(&r.partner_id, r.page_size, &r.page_token).await?;
-        Ok(Response::new(pb::ListPartnerApiKeysResponse { api_keys: rows.into_iter().map(key_to_proto).collect(), next_page_token }))
+        Ok(Response::new(pb::ListPartnerApiKeysResponse {
+            api_keys: rows.into_iter().map(key_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
     async fn revoke_partner_api_key(

@@ -125,7 +125,8 @@ impl PartnerService {
         let query = query.trim();
         let mut conn = self.pool.get().await?;
         let rows =
-            store::list(&mut conn, (!query.is_empty()).then_some(query), status, page.after_uuid()?, page.fetch()).await?;
+            store::list(&mut conn, (!query.is_empty()).then_some(query), status, page.after_uuid()?, page.fetch())
+                .await?;
         Ok(page.finish(rows, |r| (r.name.clone(), r.id.to_string())))
     }
 
@@ -137,7 +138,11 @@ impl PartnerService {
             return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "update_mask names no field"));
         }
         if let Some(other) = paths.iter().find(|p| !UPDATABLE.contains(&p.as_str())) {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", format!("`{other}` is not an updatable field")));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                format!("`{other}` is not an updatable field"),
+            ));
         }
         let has = |p: &str| paths.iter().any(|x| x == p);
         if has("status") && fields.status.is_none() {
@@ -155,9 +160,14 @@ impl PartnerService {
                     contact_email: pick("contact_email", &fields.contact_email, &current.contact_email),
                     contact_phone: pick("contact_phone", &fields.contact_phone, &current.contact_phone),
                     status: None,
-                    event_types: if has("event_types") { fields.event_types.clone() } else { current.event_types.clone() },
+                    event_types: if has("event_types") {
+                        fields.event_types.clone()
+                    } else {
+                        current.event_types.clone()
+                    },
                 })?;
-                let status = if has("status") { fields.status.unwrap_or("active").to_string() } else { current.status.clone() };
+                let status =
+                    if has("status") { fields.status.unwrap_or("active").to_string() } else { current.status.clone() };
                 let row = PartnerRow {
                     name: merged.name,
                     description: merged.description,
@@ -177,11 +187,20 @@ impl PartnerService {
     }
 
     /// Creates a key; returns its row and the key itself (shown this once).
-    pub async fn create_key(&self, partner_id: &str, name: &str, expires_at: Option<DateTime<Utc>>) -> Result<(PartnerKeyRow, String)> {
+    pub async fn create_key(
+        &self,
+        partner_id: &str,
+        name: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(PartnerKeyRow, String)> {
         let partner_id = parse_partner_id(partner_id)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(Error::invalid("INVALID_ARGUMENT", "api_key.name", "the key needs a name of 1 to 200 characters"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "api_key.name",
+                "the key needs a name of 1 to 200 characters",
+            ));
         }
         let now = Utc::now();
         if expires_at.is_some_and(|at| at <= now) {
@@ -204,7 +223,12 @@ impl PartnerService {
         Ok((store::insert_key(&mut conn, &row).await?, key))
     }
 
-    pub async fn list_keys(&self, partner_id: &str, page_size: i32, page_token: &str) -> Result<(Vec<PartnerKeyRow>, String)> {
+    pub async fn list_keys(
+        &self,
+        partner_id: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<PartnerKeyRow>, String)> {
         let partner_id = parse_partner_id(partner_id)?;
         let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;

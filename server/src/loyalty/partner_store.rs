@@ -120,7 +120,12 @@ pub async fn list_keys(
 
 /// Revokes the key unless it already is (the first revocation time stays); returns the key as it
 /// is now, `None` when the partner has no such key.
-pub async fn revoke_key(conn: &mut AsyncPgConnection, partner_id: Uuid, key_id: Uuid, now: DateTime<Utc>) -> Result<Option<PartnerKeyRow>> {
+pub async fn revoke_key(
+    conn: &mut AsyncPgConnection,
+    partner_id: Uuid,
+    key_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<PartnerKeyRow>> {
     let mine = keys::table.filter(keys::id.eq(key_id)).filter(keys::partner_id.eq(partner_id));
     let revoked = diesel::update(mine.filter(keys::revoked_at.is_null()))
         .set(keys::revoked_at.eq(now))

@@ -27,7 +27,10 @@ fn order_not_found() -> Error {
 }
 
 fn not_pending() -> Error {
-    Error::FailedPrecondition { reason: "ORDER_NOT_PENDING", message: "the order was already fulfilled or cancelled".into() }
+    Error::FailedPrecondition {
+        reason: "ORDER_NOT_PENDING",
+        message: "the order was already fulfilled or cancelled".into(),
+    }
 }
 
 fn precondition(reason: &'static str, message: &str) -> Error {
@@ -76,7 +79,8 @@ impl RedemptionService {
                 .execute(conn)
                 .await?;
             if let Some(earlier) = orders::by_request(conn, user, request_id).await? {
-                let same = earlier.catalog_item_id == item_id && earlier.quantity == quantity && earlier.details == details;
+                let same =
+                    earlier.catalog_item_id == item_id && earlier.quantity == quantity && earlier.details == details;
                 return if same {
                     Ok(earlier)
                 } else {
@@ -90,7 +94,10 @@ impl RedemptionService {
                 && item.starts_at.is_none_or(|s| s <= now)
                 && item.ends_at.is_none_or(|e| e > now);
             if !offered {
-                return Err(precondition("CATALOG_ITEM_UNAVAILABLE", "the item is disabled or outside its active window"));
+                return Err(precondition(
+                    "CATALOG_ITEM_UNAVAILABLE",
+                    "the item is disabled or outside its active window",
+                ));
             }
             let tier = catalog_tiers::member_tier(conn, user).await?;
             if !catalog_tiers::eligible(&item.eligible_tier_ids, tier) {
@@ -102,7 +109,10 @@ impl RedemptionService {
             if item.per_user_limit > 0 {
                 let mine = orders::units_redeemed(conn, user, item_id).await?;
                 if mine + i64::from(quantity) > i64::from(item.per_user_limit) {
-                    return Err(precondition("REDEMPTION_LIMIT_REACHED", "the per-user limit of this item would be exceeded"));
+                    return Err(precondition(
+                        "REDEMPTION_LIMIT_REACHED",
+                        "the per-user limit of this item would be exceeded",
+                    ));
                 }
             }
             let points = item
@@ -204,8 +214,16 @@ impl RedemptionService {
             }
             // Same lock order as redeeming: the item, then the user's account.
             items::get_for_update(conn, order.catalog_item_id).await?.ok_or_else(item_not_found)?;
-            let refund = ledger::reverse(conn, order.debit_transaction_id, TransactionKind::Refund, Some(reason.clone()), Some(actor)).await?;
-            items::move_stock(conn, order.catalog_item_id, i64::from(order.quantity), -i64::from(order.quantity)).await?;
+            let refund = ledger::reverse(
+                conn,
+                order.debit_transaction_id,
+                TransactionKind::Refund,
+                Some(reason.clone()),
+                Some(actor),
+            )
+            .await?;
+            items::move_stock(conn, order.catalog_item_id, i64::from(order.quantity), -i64::from(order.quantity))
+                .await?;
             let now: DateTime<Utc> = Utc::now();
             orders::mark_cancelled(conn, id, &reason, refund, now).await
         })

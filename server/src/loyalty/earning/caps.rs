@@ -31,7 +31,11 @@ pub fn period_start(period: i16, local: NaiveDate) -> NaiveDate {
 
 /// The day `at` falls on in the loyalty time zone (an IANA name; Postgres knows its rules,
 /// daylight saving included).
-async fn local_date(conn: &mut AsyncPgConnection, at: DateTime<Utc>, time_zone: &str) -> Result<NaiveDate> {
+async fn local_date(
+    conn: &mut AsyncPgConnection,
+    at: DateTime<Utc>,
+    time_zone: &str,
+) -> Result<NaiveDate> {
     #[derive(QueryableByName)]
     struct Day {
         #[diesel(sql_type = diesel::sql_types::Date)]
@@ -47,7 +51,10 @@ async fn local_date(conn: &mut AsyncPgConnection, at: DateTime<Utc>, time_zone: 
 
 /// The counter keys of a rule's caps for an event on the local day `local`, in lock order.
 fn keys(caps: &[Cap], local: NaiveDate) -> Vec<(i16, NaiveDate, i64)> {
-    let mut keys: Vec<_> = caps.iter().map(|cap| (cap.period, period_start(cap.period, local), cap.max_points)).collect();
+    let mut keys: Vec<_> = caps
+        .iter()
+        .map(|cap| (cap.period, period_start(cap.period, local), cap.max_points))
+        .collect();
     keys.sort_by_key(|k| k.0);
     keys
 }
@@ -76,7 +83,9 @@ pub async fn usage(
 
 /// What the caps leave of `want`, given (used, max) per cap.
 pub fn allowed(want: i64, usage: &[(i64, i64)]) -> i64 {
-    usage.iter().fold(want, |left, (used, max)| left.min((max - used).max(0)))
+    usage
+        .iter()
+        .fold(want, |left, (used, max)| left.min((max - used).max(0)))
 }
 
 /// Grants up to `want` points under the caps, inside the award's transaction; returns the points
@@ -94,12 +103,21 @@ pub async fn grant(
     let mut usage = Vec::with_capacity(keys.len());
     for (period, start, max) in &keys {
         diesel::insert_into(c::table)
-            .values((c::rule_id.eq(rule), c::user_id.eq(user), c::period.eq(period), c::period_start.eq(start)))
+            .values((
+                c::rule_id.eq(rule),
+                c::user_id.eq(user),
+                c::period.eq(period),
+                c::period_start.eq(start),
+            ))
             .on_conflict_do_nothing()
             .execute(conn)
             .await?;
-        let used: i64 =
-            c::table.find((rule, user, *period, *start)).select(c::points).for_update().first(conn).await?;
+        let used: i64 = c::table
+            .find((rule, user, *period, *start))
+            .select(c::points)
+            .for_update()
+            .first(conn)
+            .await?;
         usage.push((used, *max));
     }
     let granted = allowed(want, &usage);
@@ -150,9 +168,18 @@ mod tests {
         // Wednesday 2026-11-25.
         let day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
         assert_eq!(period_start(DAY, day), day);
-        assert_eq!(period_start(WEEK, day), NaiveDate::from_ymd_opt(2026, 11, 23).unwrap());
-        assert_eq!(period_start(MONTH, day), NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
-        assert_eq!(period_start(LIFETIME, day), NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        assert_eq!(
+            period_start(WEEK, day),
+            NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+        );
+        assert_eq!(
+            period_start(MONTH, day),
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
+        );
+        assert_eq!(
+            period_start(LIFETIME, day),
+            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+        );
         assert_eq!(allowed(100, &[(90, 100), (0, 1000)]), 10);
         assert_eq!(allowed(100, &[(120, 100)]), 0);
     }

@@ -75,7 +75,11 @@ pub struct TierFacts {
 }
 
 /// The CEL variables `event`, `user` and `tier`.
-pub fn variables(event: &EventFacts, user: &UserFacts, tier: Option<&TierFacts>) -> [(&'static str, Value); 3] {
+pub fn variables(
+    event: &EventFacts,
+    user: &UserFacts,
+    tier: Option<&TierFacts>,
+) -> [(&'static str, Value); 3] {
     let event = json!({
         "event_type": event.event_type,
         "partner_id": event.partner_id.to_string(),
@@ -89,7 +93,10 @@ pub fn variables(event: &EventFacts, user: &UserFacts, tier: Option<&TierFacts>)
         "roles": user.roles,
         "properties": if user.properties.is_object() { user.properties.clone() } else { json!({}) },
     });
-    let tier = tier.map_or(Value::Null, |t| json!({"id": t.id.to_string(), "name": t.name}));
+    let tier = tier.map_or(
+        Value::Null,
+        |t| json!({"id": t.id.to_string(), "name": t.name}),
+    );
     [("event", event), ("user", user), ("tier", tier)]
 }
 
@@ -155,7 +162,12 @@ impl Mismatch {
 }
 
 /// Whether the rule applies to the event (status, type, partner, window, amount, condition).
-pub fn matches(row: &RuleRow, event: &EventFacts, user: &UserFacts, tier: Option<&TierFacts>) -> Result<(), Mismatch> {
+pub fn matches(
+    row: &RuleRow,
+    event: &EventFacts,
+    user: &UserFacts,
+    tier: Option<&TierFacts>,
+) -> Result<(), Mismatch> {
     let rule = &row.version;
     if rule.status != STATUS_ACTIVE {
         return Err(Mismatch::Disabled);
@@ -166,20 +178,28 @@ pub fn matches(row: &RuleRow, event: &EventFacts, user: &UserFacts, tier: Option
     if rule.partner_id.is_some_and(|p| p != event.partner_id) {
         return Err(Mismatch::OtherPartner);
     }
-    if rule.start_at.is_some_and(|s| event.occur_at < s) || rule.end_at.is_some_and(|e| event.occur_at >= e) {
+    if rule.start_at.is_some_and(|s| event.occur_at < s)
+        || rule.end_at.is_some_and(|e| event.occur_at >= e)
+    {
         return Err(Mismatch::OutsideWindow);
     }
     if let Some(currency) = &rule.rate_currency {
         match (&event.amount_minor, &event.currency) {
             (None, _) => return Err(Mismatch::NoAmount),
-            (Some(_), c) if c.as_deref() != Some(currency.as_str()) => return Err(Mismatch::OtherCurrency),
+            (Some(_), c) if c.as_deref() != Some(currency.as_str()) => {
+                return Err(Mismatch::OtherCurrency);
+            }
             _ => {}
         }
     }
     if rule.condition.trim().is_empty() {
         return Ok(());
     }
-    let Some(program) = program(row) else { return Err(Mismatch::ConditionError("the condition does not compile".into())) };
+    let Some(program) = program(row) else {
+        return Err(Mismatch::ConditionError(
+            "the condition does not compile".into(),
+        ));
+    };
     let vars = variables(event, user, tier);
     let refs: Vec<(&str, &Value)> = vars.iter().map(|(n, v)| (*n, v)).collect();
     match crate::access::abac::evaluate(&program, &refs) {
@@ -204,7 +224,11 @@ pub fn multiplier(row: &RuleRow, tier: Option<&TierFacts>) -> i32 {
     if let Some(m) = tier_multipliers(row).iter().find(|m| m.tier_id == id) {
         return m.multiplier_bps;
     }
-    if tier.earning_multiplier_bps > 0 { tier.earning_multiplier_bps } else { ONE_X_BPS }
+    if tier.earning_multiplier_bps > 0 {
+        tier.earning_multiplier_bps
+    } else {
+        ONE_X_BPS
+    }
 }
 
 /// Base points, multiplier and the product rounded once (exact integer arithmetic, no floats).
@@ -212,9 +236,16 @@ pub fn compute(row: &RuleRow, event: &EventFacts, tier: Option<&TierFacts>) -> C
     let rule = &row.version;
     let bps = multiplier(row, tier);
     let mode = rule.rounding;
-    let (num, den) = match (rule.fixed_points, rule.rate_points, rule.rate_per_amount_minor) {
+    let (num, den) = match (
+        rule.fixed_points,
+        rule.rate_points,
+        rule.rate_per_amount_minor,
+    ) {
         (Some(fixed), _, _) => (i128::from(fixed), 1i128),
-        (None, Some(points), Some(per)) => (i128::from(event.amount_minor.unwrap_or(0)) * i128::from(points), i128::from(per)),
+        (None, Some(points), Some(per)) => (
+            i128::from(event.amount_minor.unwrap_or(0)) * i128::from(points),
+            i128::from(per),
+        ),
         _ => (0, 1),
     };
     Computed {

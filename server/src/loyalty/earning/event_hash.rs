@@ -61,9 +61,27 @@ mod tests {
 
     #[test]
     fn key_order_does_not_matter_values_do() {
-        let a = hash("purchase", "email:a@b.c", 1, Some((100, "GHS")), &json!({"x": 1, "y": {"b": 2, "a": 1}}));
-        let b = hash("purchase", "email:a@b.c", 1, Some((100, "GHS")), &json!({"y": {"a": 1, "b": 2}, "x": 1}));
-        let c = hash("purchase", "email:a@b.c", 1, Some((101, "GHS")), &json!({"x": 1, "y": {"b": 2, "a": 1}}));
+        let a = hash(
+            "purchase",
+            "email:a@b.c",
+            1,
+            Some((100, "GHS")),
+            &json!({"x": 1, "y": {"b": 2, "a": 1}}),
+        );
+        let b = hash(
+            "purchase",
+            "email:a@b.c",
+            1,
+            Some((100, "GHS")),
+            &json!({"y": {"a": 1, "b": 2}, "x": 1}),
+        );
+        let c = hash(
+            "purchase",
+            "email:a@b.c",
+            1,
+            Some((101, "GHS")),
+            &json!({"x": 1, "y": {"b": 2, "a": 1}}),
+        );
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

@@ -17,7 +17,10 @@ use super::{
     caps, check_currency,
     engine::{self, EventFacts},
     event_hash,
-    event_store::{self as store, EventFilter, EventRow, STATUS_EXPIRED, STATUS_PENDING_USER, STATUS_PROCESSED, STATUS_REVERSED},
+    event_store::{
+        self as store, EventFilter, EventRow, STATUS_EXPIRED, STATUS_PENDING_USER,
+        STATUS_PROCESSED, STATUS_REVERSED,
+    },
     parse_id, partners, rule_service, rule_store, tier_service,
 };
 use crate::{
@@ -134,9 +137,9 @@ impl EventService {
 
     /// The partner's declared event types; refuses a suspended or vanished partner.
     async fn partner(&self, conn: &mut AsyncPgConnection, partner: Uuid) -> Result<Vec<String>> {
-        let facts = partners::facts(conn, partner)
-            .await?
-            .ok_or_else(|| Error::unauthenticated("UNAUTHENTICATED", "a valid X-API-Key is required"))?;
+        let facts = partners::facts(conn, partner).await?.ok_or_else(|| {
+            Error::unauthenticated("UNAUTHENTICATED", "a valid X-API-Key is required")
+        })?;
         if !facts.active {
             return Err(partner_suspended());
         }
@@ -153,9 +156,17 @@ impl EventService {
 
     /// Ingests up to [`MAX_BATCH`] events, each on its own: a result or an error per event, in
     /// request order. Events run one after the other, so a repeated id is a replay of the first.
-    pub async fn ingest_batch(&self, partner: Uuid, events: Vec<IncomingEvent>) -> Result<Vec<Result<Outcome>>> {
+    pub async fn ingest_batch(
+        &self,
+        partner: Uuid,
+        events: Vec<IncomingEvent>,
+    ) -> Result<Vec<Result<Outcome>>> {
         if events.len() > MAX_BATCH {
-            return Err(Error::invalid("BATCH_TOO_LARGE", "events", format!("a batch holds at most {MAX_BATCH} events")));
+            return Err(Error::invalid(
+                "BATCH_TOO_LARGE",
+                "events",
+                format!("a batch holds at most {MAX_BATCH} events"),
+            ));
         }
         if events.is_empty() {
             return Err(bad("events", "a batch holds at least one event"));
@@ -177,21 +188,33 @@ impl EventService {
         Ok(results)
     }
 
-    async fn ingest_checked(&self, conn: &mut AsyncPgConnection, checked: Checked) -> Result<Outcome> {
+    async fn ingest_checked(
+        &self,
+        conn: &mut AsyncPgConnection,
+        checked: Checked,
+    ) -> Result<Outcome> {
         let settings = self.settings;
         conn.transaction(async |conn| {
             let mut row = checked.row;
             if !store::insert_new(conn, &row).await? {
                 let first = store::by_key(conn, row.partner_id, &row.partner_event_id)
                     .await?
-                    .ok_or_else(|| Error::internal("an event key conflicted but its row is gone"))?;
+                    .ok_or_else(|| {
+                        Error::internal("an event key conflicted but its row is gone")
+                    })?;
                 if first.request_hash != row.request_hash {
                     return Err(Error::already_exists(
                         "IDEMPOTENCY_KEY_REUSED",
-                        format!("event `{}` was already sent with a different body", row.partner_event_id),
+                        format!(
+                            "event `{}` was already sent with a different body",
+                            row.partner_event_id
+                        ),
                     ));
                 }
-                return Ok(Outcome { event: first, replayed: true });
+                return Ok(Outcome {
+                    event: first,
+                    replayed: true,
+                });
             }
             let user = match (&row.user_id, &row.email, &row.mobile) {
                 (Some(id), ..) => {
@@ -212,7 +235,10 @@ impl EventService {
                 }
             }
             store::save_outcome(conn, &row).await?;
-            Ok(Outcome { event: row, replayed: false })
+            Ok(Outcome {
+                event: row,
+                replayed: false,
+            })
         })
         .await
     }
@@ -238,7 +264,12 @@ impl EventService {
 
     /// Reverses one of the partner's events: takes back exactly its award, or cancels it while
     /// pending. A second reversal answers with the first.
-    pub async fn reverse(&self, partner: Uuid, partner_event_id: &str, reason: &str) -> Result<Outcome> {
+    pub async fn reverse(
+        &self,
+        partner: Uuid,
+        partner_event_id: &str,
+        reason: &str,
+    ) -> Result<Outcome> {
         if partner_event_id.is_empty() {
             return Err(bad("partner_event_id", "`partner_event_id` is required"));
         }
@@ -249,27 +280,47 @@ impl EventService {
         let mut conn = self.pool.get().await?;
         self.partner(&mut conn, partner).await?;
         conn.transaction(async |conn| {
-            let row = store::by_key_for_update(conn, partner, partner_event_id).await?.ok_or_else(event_not_found)?;
+            let row = store::by_key_for_update(conn, partner, partner_event_id)
+                .await?
+                .ok_or_else(event_not_found)?;
             match row.status {
-                STATUS_REVERSED => return Ok(Outcome { event: row, replayed: true }),
+                STATUS_REVERSED => {
+                    return Ok(Outcome {
+                        event: row,
+                        replayed: true,
+                    });
+                }
                 STATUS_EXPIRED => {
-                    return Err(super::failed("EVENT_EXPIRED", "the event expired while pending; nothing was awarded"));
+                    return Err(super::failed(
+                        "EVENT_EXPIRED",
+                        "the event expired while pending; nothing was awarded",
+                    ));
                 }
                 _ => {}
             }
             let reversal = match (row.status, row.transaction_id) {
                 (STATUS_PROCESSED, Some(tx)) => {
-                    let reason = if reason.is_empty() { "partner reversal".to_string() } else { reason.to_string() };
+                    let reason = if reason.is_empty() {
+                        "partner reversal".to_string()
+                    } else {
+                        reason.to_string()
+                    };
                     // Cap counters before the ledger, the lock order of awards (no deadlock with an
                     // award to the same user); a refused reversal rolls both back.
                     release_caps(conn, &row, settings).await?;
-                    Some(ledger::reverse(conn, tx, TransactionKind::Reversal, Some(reason), None).await?)
+                    Some(
+                        ledger::reverse(conn, tx, TransactionKind::Reversal, Some(reason), None)
+                            .await?,
+                    )
                 }
                 _ => None,
             };
             let event = store::mark_reversed(conn, row.id, reversal).await?;
             tracing::info!(event_id = %event.id, "loyalty event reversed");
-            Ok(Outcome { event, replayed: false })
+            Ok(Outcome {
+                event,
+                replayed: false,
+            })
         })
         .await
     }
@@ -280,7 +331,12 @@ impl EventService {
         store::get(&mut conn, id).await?.ok_or_else(event_not_found)
     }
 
-    pub async fn list(&self, filter: EventFilter, page_size: i32, page_token: &str) -> Result<(Vec<EventRow>, String)> {
+    pub async fn list(
+        &self,
+        filter: EventFilter,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<EventRow>, String)> {
         let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
         let rows = store::list(&mut conn, &filter, page.after, page.fetch()).await?;
@@ -317,19 +373,35 @@ impl EventService {
 }
 
 /// Validates an event and builds its row.
-fn check(partner: Uuid, types: &[String], event: IncomingEvent, now: DateTime<Utc>) -> Result<Checked> {
+fn check(
+    partner: Uuid,
+    types: &[String],
+    event: IncomingEvent,
+    now: DateTime<Utc>,
+) -> Result<Checked> {
     let id = &event.partner_event_id;
     if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(bad("event.partner_event_id", "`partner_event_id` is 1 to 128 printable ASCII characters"));
+        return Err(bad(
+            "event.partner_event_id",
+            "`partner_event_id` is 1 to 128 printable ASCII characters",
+        ));
     }
     if event.event_type.is_empty() {
         return Err(bad("event.event_type", "`event_type` is required"));
     }
     if !types.contains(&event.event_type) {
-        return Err(partners::unknown_event_type(&event.event_type, "event.event_type"));
+        return Err(partners::unknown_event_type(
+            &event.event_type,
+            "event.event_type",
+        ));
     }
     let (user_id, email, mobile, customer) = match &event.customer {
-        Customer::None => return Err(bad("event.user", "the event needs a `user_id`, `email` or `mobile`")),
+        Customer::None => {
+            return Err(bad(
+                "event.user",
+                "the event needs a `user_id`, `email` or `mobile`",
+            ));
+        }
         Customer::UserId(u) => {
             let u = parse_id(u, "event.user_id")?;
             (Some(u), None, None, format!("user:{u}"))
@@ -343,19 +415,39 @@ fn check(partner: Uuid, types: &[String], event: IncomingEvent, now: DateTime<Ut
             (None, None, Some(m.clone()), format!("mobile:{m}"))
         }
     };
-    let occur_at = event.occur_at.ok_or_else(|| bad("event.occur_time", "`occur_time` is required"))?;
+    let occur_at = event
+        .occur_at
+        .ok_or_else(|| bad("event.occur_time", "`occur_time` is required"))?;
     if occur_at > now + MAX_FUTURE {
-        return Err(bad("event.occur_time", "`occur_time` is more than 5 minutes in the future"));
+        return Err(bad(
+            "event.occur_time",
+            "`occur_time` is more than 5 minutes in the future",
+        ));
     }
     if let Some((amount, currency)) = &event.amount {
         if *amount < 0 {
-            return Err(Error::invalid("INVALID_AMOUNT", "event.amount.amount_minor", "the amount must not be negative"));
+            return Err(Error::invalid(
+                "INVALID_AMOUNT",
+                "event.amount.amount_minor",
+                "the amount must not be negative",
+            ));
         }
         check_currency(currency, "event.amount.currency")?;
     }
-    let attributes = if event.attributes.is_null() { Value::Object(Default::default()) } else { event.attributes };
-    if serde_json::to_vec(&attributes).map(|b| b.len()).unwrap_or(usize::MAX) > MAX_ATTRIBUTES_BYTES {
-        return Err(bad("event.attributes", "`attributes` hold at most 16 KiB of JSON"));
+    let attributes = if event.attributes.is_null() {
+        Value::Object(Default::default())
+    } else {
+        event.attributes
+    };
+    if serde_json::to_vec(&attributes)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX)
+        > MAX_ATTRIBUTES_BYTES
+    {
+        return Err(bad(
+            "event.attributes",
+            "`attributes` hold at most 16 KiB of JSON",
+        ));
     }
     // Microseconds: what Postgres keeps, so a replay read back hashes the same.
     let occur_micros = occur_at.timestamp_micros();
@@ -408,12 +500,22 @@ pub fn facts_of(row: &EventRow) -> EventFacts {
 
 /// Applies the rules to an event for `user` inside the caller's transaction: caps, the ledger
 /// award and the tier upgrade. Fills the row's outcome; the caller saves it.
-async fn apply(conn: &mut AsyncPgConnection, row: &mut EventRow, user: Uuid, settings: EarningSettings) -> Result<()> {
+async fn apply(
+    conn: &mut AsyncPgConnection,
+    row: &mut EventRow,
+    user: Uuid,
+    settings: EarningSettings,
+) -> Result<()> {
     let facts = facts_of(row);
-    let user_facts = store::user_facts(conn, user).await?.ok_or_else(rule_service::user_not_found)?;
+    let user_facts = store::user_facts(conn, user)
+        .await?
+        .ok_or_else(rule_service::user_not_found)?;
     let tier = tier_service::tier_facts(conn, user).await?;
     let candidates = rule_store::candidates(conn, row.partner_id, &row.event_type).await?;
-    let matched = candidates.into_iter().filter(|r| engine::matches(r, &facts, &user_facts, tier.as_ref()).is_ok()).collect();
+    let matched = candidates
+        .into_iter()
+        .filter(|r| engine::matches(r, &facts, &user_facts, tier.as_ref()).is_ok())
+        .collect();
     let mut selected = engine::select(matched);
     // Counter rows are locked in rule-id order, the same in every transaction.
     selected.sort_by_key(|r| r.version.rule_id);
@@ -424,8 +526,16 @@ async fn apply(conn: &mut AsyncPgConnection, row: &mut EventRow, user: Uuid, set
         let points = if rule_caps.is_empty() || computed.points == 0 {
             computed.points
         } else {
-            caps::grant(conn, rule.version.rule_id, user, &rule_caps, row.occur_at, settings.time_zone, computed.points)
-                .await?
+            caps::grant(
+                conn,
+                rule.version.rule_id,
+                user,
+                &rule_caps,
+                row.occur_at,
+                settings.time_zone,
+                computed.points,
+            )
+            .await?
         };
         lines.push(AwardLine {
             rule_id: rule.version.rule_id,
@@ -438,7 +548,11 @@ async fn apply(conn: &mut AsyncPgConnection, row: &mut EventRow, user: Uuid, set
     }
     let total: i64 = lines.iter().map(|l| l.points).sum();
     if total > 0 {
-        let mut postings = vec![Posting { account: Account::PartnerIssuance(row.partner_id), points: -total, rule: None }];
+        let mut postings = vec![Posting {
+            account: Account::PartnerIssuance(row.partner_id),
+            points: -total,
+            rule: None,
+        }];
         postings.extend(lines.iter().filter(|l| l.points > 0).map(|l| Posting {
             account: Account::User(user),
             points: l.points,
@@ -475,13 +589,30 @@ async fn apply(conn: &mut AsyncPgConnection, row: &mut EventRow, user: Uuid, set
 }
 
 /// Gives back to the caps what a reversed event's awards had counted.
-async fn release_caps(conn: &mut AsyncPgConnection, row: &EventRow, settings: EarningSettings) -> Result<()> {
-    let Some(user) = row.resolved_user_id else { return Ok(()) };
+async fn release_caps(
+    conn: &mut AsyncPgConnection,
+    row: &EventRow,
+    settings: EarningSettings,
+) -> Result<()> {
+    let Some(user) = row.resolved_user_id else {
+        return Ok(());
+    };
     for line in awards(row).iter().filter(|l| l.points > 0) {
-        let Some(rule) = rule_store::get(conn, line.rule_id, Some(line.rule_version)).await? else { continue };
+        let Some(rule) = rule_store::get(conn, line.rule_id, Some(line.rule_version)).await? else {
+            continue;
+        };
         let rule_caps = engine::caps(&rule);
         if !rule_caps.is_empty() {
-            caps::release(conn, line.rule_id, user, &rule_caps, row.occur_at, settings.time_zone, line.points).await?;
+            caps::release(
+                conn,
+                line.rule_id,
+                user,
+                &rule_caps,
+                row.occur_at,
+                settings.time_zone,
+                line.points,
+            )
+            .await?;
         }
     }
     Ok(())

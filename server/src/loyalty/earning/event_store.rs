@@ -56,18 +56,34 @@ pub async fn insert_new(conn: &mut AsyncPgConnection, row: &EventRow) -> Result<
         == 1)
 }
 
-pub async fn by_key(conn: &mut AsyncPgConnection, partner: Uuid, partner_event_id: &str) -> Result<Option<EventRow>> {
+pub async fn by_key(
+    conn: &mut AsyncPgConnection,
+    partner: Uuid,
+    partner_event_id: &str,
+) -> Result<Option<EventRow>> {
     Ok(e::table
-        .filter(e::partner_id.eq(partner).and(e::partner_event_id.eq(partner_event_id)))
+        .filter(
+            e::partner_id
+                .eq(partner)
+                .and(e::partner_event_id.eq(partner_event_id)),
+        )
         .select(EventRow::as_select())
         .first(conn)
         .await
         .optional()?)
 }
 
-pub async fn by_key_for_update(conn: &mut AsyncPgConnection, partner: Uuid, partner_event_id: &str) -> Result<Option<EventRow>> {
+pub async fn by_key_for_update(
+    conn: &mut AsyncPgConnection,
+    partner: Uuid,
+    partner_event_id: &str,
+) -> Result<Option<EventRow>> {
     Ok(e::table
-        .filter(e::partner_id.eq(partner).and(e::partner_event_id.eq(partner_event_id)))
+        .filter(
+            e::partner_id
+                .eq(partner)
+                .and(e::partner_event_id.eq(partner_event_id)),
+        )
         .select(EventRow::as_select())
         .for_update()
         .first(conn)
@@ -76,11 +92,22 @@ pub async fn by_key_for_update(conn: &mut AsyncPgConnection, partner: Uuid, part
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<EventRow>> {
-    Ok(e::table.find(id).select(EventRow::as_select()).first(conn).await.optional()?)
+    Ok(e::table
+        .find(id)
+        .select(EventRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 pub async fn get_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<EventRow>> {
-    Ok(e::table.find(id).select(EventRow::as_select()).for_update().first(conn).await.optional()?)
+    Ok(e::table
+        .find(id)
+        .select(EventRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// Writes the outcome of processing (status, user, points, awards, ledger transaction).
@@ -100,9 +127,17 @@ pub async fn save_outcome(conn: &mut AsyncPgConnection, row: &EventRow) -> Resul
     Ok(())
 }
 
-pub async fn mark_reversed(conn: &mut AsyncPgConnection, id: Uuid, reversal: Option<Uuid>) -> Result<EventRow> {
+pub async fn mark_reversed(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    reversal: Option<Uuid>,
+) -> Result<EventRow> {
     Ok(diesel::update(e::table.find(id))
-        .set((e::status.eq(STATUS_REVERSED), e::reversal_transaction_id.eq(reversal), e::reversed_at.eq(Utc::now())))
+        .set((
+            e::status.eq(STATUS_REVERSED),
+            e::reversal_transaction_id.eq(reversal),
+            e::reversed_at.eq(Utc::now()),
+        ))
         .returning(EventRow::as_returning())
         .get_result(conn)
         .await?)
@@ -150,20 +185,38 @@ pub async fn list(
         query = query.filter(e::occur_at.lt(t));
     }
     if let Some((at, id)) = after {
-        query = query.filter(e::received_at.lt(at).or(e::received_at.eq(at).and(e::id.lt(id))));
+        query = query.filter(
+            e::received_at
+                .lt(at)
+                .or(e::received_at.eq(at).and(e::id.lt(id))),
+        );
     }
-    Ok(query.order((e::received_at.desc(), e::id.desc())).limit(limit).select(EventRow::as_select()).load(conn).await?)
+    Ok(query
+        .order((e::received_at.desc(), e::id.desc()))
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)
+        .await?)
 }
 
 /// The active user with this id.
 pub async fn user_exists(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(diesel::select(diesel::dsl::exists(users::table.find(id))).get_result(conn).await?)
+    Ok(diesel::select(diesel::dsl::exists(users::table.find(id)))
+        .get_result(conn)
+        .await?)
 }
 
 /// The user whose verified email this is (case ignored).
-pub async fn user_by_verified_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<Uuid>> {
+pub async fn user_by_verified_email(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> Result<Option<Uuid>> {
     Ok(users::table
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(").bind::<diesel::sql_types::Text, _>(email).sql(")"))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(")
+                .bind::<diesel::sql_types::Text, _>(email)
+                .sql(")"),
+        )
         .filter(users::email_verified.eq(true))
         .select(users::id)
         .first(conn)
@@ -172,7 +225,10 @@ pub async fn user_by_verified_email(conn: &mut AsyncPgConnection, email: &str) -
 }
 
 /// The user whose verified mobile this is.
-pub async fn user_by_verified_mobile(conn: &mut AsyncPgConnection, mobile: &str) -> Result<Option<Uuid>> {
+pub async fn user_by_verified_mobile(
+    conn: &mut AsyncPgConnection,
+    mobile: &str,
+) -> Result<Option<Uuid>> {
     Ok(users::table
         .filter(users::mobile.eq(mobile))
         .filter(users::mobile_verified.eq(true))
@@ -184,14 +240,25 @@ pub async fn user_by_verified_mobile(conn: &mut AsyncPgConnection, mobile: &str)
 
 /// What rule conditions see of a user.
 pub async fn user_facts(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserFacts>> {
-    let row: Option<(Vec<String>, serde_json::Value)> =
-        users::table.find(id).select((users::roles, users::properties)).first(conn).await.optional()?;
-    Ok(row.map(|(roles, properties)| UserFacts { id: Some(id), roles, properties }))
+    let row: Option<(Vec<String>, serde_json::Value)> = users::table
+        .find(id)
+        .select((users::roles, users::properties))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(roles, properties)| UserFacts {
+        id: Some(id),
+        roles,
+        properties,
+    }))
 }
 
 /// Pending events whose email or mobile a user has verified since: (event id, user id), oldest
 /// first, at most `limit`.
-pub async fn pending_matches(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<(Uuid, Uuid)>> {
+pub async fn pending_matches(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>> {
     #[derive(QueryableByName)]
     struct Match {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
@@ -214,8 +281,12 @@ pub async fn pending_matches(conn: &mut AsyncPgConnection, limit: i64) -> Result
 
 /// Marks the pending events past their expiry as expired; how many.
 pub async fn expire_pending(conn: &mut AsyncPgConnection) -> Result<usize> {
-    Ok(diesel::update(e::table.filter(e::status.eq(STATUS_PENDING_USER)).filter(e::pending_expires_at.le(Utc::now())))
-        .set(e::status.eq(STATUS_EXPIRED))
-        .execute(conn)
-        .await?)
+    Ok(diesel::update(
+        e::table
+            .filter(e::status.eq(STATUS_PENDING_USER))
+            .filter(e::pending_expires_at.le(Utc::now())),
+    )
+    .set(e::status.eq(STATUS_EXPIRED))
+    .execute(conn)
+    .await?)
 }

@@ -9,7 +9,12 @@ use std::time::Duration;
 
 use super::{event_service::EventService, tier_service::TierService};
 
-pub fn spawn(events: EventService, tiers: TierService, match_every: Duration, reevaluate_every: Duration) {
+pub fn spawn(
+    events: EventService,
+    tiers: TierService,
+    match_every: Duration,
+    reevaluate_every: Duration,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(match_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -17,8 +22,12 @@ pub fn spawn(events: EventService, tiers: TierService, match_every: Duration, re
             tick.tick().await;
             match events.match_pending().await {
                 Ok((0, 0)) => {}
-                Ok((applied, expired)) => tracing::info!(applied, expired, "pending loyalty events matched"),
-                Err(err) => tracing::warn!(error = %err, "pending loyalty event matcher failed; retrying next tick"),
+                Ok((applied, expired)) => {
+                    tracing::info!(applied, expired, "pending loyalty events matched")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "pending loyalty event matcher failed; retrying next tick")
+                }
             }
         }
     });

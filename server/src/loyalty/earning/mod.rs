@@ -24,11 +24,15 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 
 pub(crate) fn parse_id(id: &str, field: &'static str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
+    Uuid::parse_str(id)
+        .map_err(|_| Error::invalid("INVALID_ID", field, format!("`{id}` is not a valid id")))
 }
 
 pub(crate) fn failed(reason: &'static str, message: impl Into<String>) -> Error {
-    Error::FailedPrecondition { reason, message: message.into() }
+    Error::FailedPrecondition {
+        reason,
+        message: message.into(),
+    }
 }
 
 /// An ISO 4217 alphabetic code: three upper-case letters.
@@ -36,6 +40,10 @@ pub(crate) fn check_currency(code: &str, field: &'static str) -> Result<()> {
     if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(Error::invalid("INVALID_CURRENCY", field, format!("`{code}` is not an ISO 4217 code like GHS")))
+        Err(Error::invalid(
+            "INVALID_CURRENCY",
+            field,
+            format!("`{code}` is not an ISO 4217 code like GHS"),
+        ))
     }
 }

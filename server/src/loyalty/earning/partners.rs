@@ -20,11 +20,13 @@ pub struct PartnerFacts {
 
 pub async fn facts(conn: &mut AsyncPgConnection, partner: Uuid) -> Result<Option<PartnerFacts>> {
     use diesel::OptionalExtension;
-    Ok(diesel::sql_query("SELECT event_types, status = 'active' AS active FROM loyalty_partners WHERE id = $1")
-        .bind::<SqlUuid, _>(partner)
-        .get_result(conn)
-        .await
-        .optional()?)
+    Ok(diesel::sql_query(
+        "SELECT event_types, status = 'active' AS active FROM loyalty_partners WHERE id = $1",
+    )
+    .bind::<SqlUuid, _>(partner)
+    .get_result(conn)
+    .await
+    .optional()?)
 }
 
 pub fn partner_not_found() -> Error {
@@ -32,7 +34,11 @@ pub fn partner_not_found() -> Error {
 }
 
 pub fn unknown_event_type(event_type: &str, field: &'static str) -> Error {
-    Error::invalid("UNKNOWN_EVENT_TYPE", field, format!("the partner declares no event type `{event_type}`"))
+    Error::invalid(
+        "UNKNOWN_EVENT_TYPE",
+        field,
+        format!("the partner declares no event type `{event_type}`"),
+    )
 }
 
 /// A lower-case letter, then lower-case letters, digits, `_` or `.`, at most 64 characters.
@@ -44,6 +50,10 @@ pub fn check_event_type(event_type: &str, field: &'static str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(Error::invalid("UNKNOWN_EVENT_TYPE", field, format!("`{event_type}` is not a valid event type")))
+        Err(Error::invalid(
+            "UNKNOWN_EVENT_TYPE",
+            field,
+            format!("`{event_type}` is not a valid event type"),
+        ))
     }
 }

@@ -9,7 +9,9 @@ use super::{
     check_currency,
     engine::{self, Cap, EventFacts, Mismatch, TierFacts, TierMultiplier, UserFacts},
     parse_id, partners,
-    rule_store::{self as store, RuleFilter, RuleRow, RuleVersionRow, STATUS_ACTIVE, STATUS_DISABLED},
+    rule_store::{
+        self as store, RuleFilter, RuleRow, RuleVersionRow, STATUS_ACTIVE, STATUS_DISABLED,
+    },
     tier_service,
 };
 use crate::{
@@ -23,7 +25,11 @@ use crate::{
 pub enum PointsSpec {
     None,
     Fixed(i64),
-    Rate { points: i64, per_amount_minor: i64, currency: String },
+    Rate {
+        points: i64,
+        per_amount_minor: i64,
+        currency: String,
+    },
 }
 
 /// A rule as written by an administrator (all fields of one version).
@@ -47,8 +53,21 @@ pub struct RuleSpec {
 
 /// The paths `UpdateRule` may name.
 const UPDATABLE: [&str; 15] = [
-    "name", "description", "partner_id", "event_type", "condition", "fixed_points", "rate", "rounding",
-    "tier_multipliers", "caps", "start_time", "end_time", "priority", "stacking", "status",
+    "name",
+    "description",
+    "partner_id",
+    "event_type",
+    "condition",
+    "fixed_points",
+    "rate",
+    "rounding",
+    "tier_multipliers",
+    "caps",
+    "start_time",
+    "end_time",
+    "priority",
+    "stacking",
+    "status",
 ];
 
 pub fn rule_not_found() -> Error {
@@ -66,9 +85,18 @@ fn bad(field: &'static str, message: impl Into<String>) -> Error {
 impl RuleSpec {
     /// The spec of a stored version (the base of an update).
     pub fn of(row: &RuleVersionRow) -> Self {
-        let points = match (row.fixed_points, row.rate_points, row.rate_per_amount_minor, &row.rate_currency) {
+        let points = match (
+            row.fixed_points,
+            row.rate_points,
+            row.rate_per_amount_minor,
+            &row.rate_currency,
+        ) {
             (Some(f), ..) => PointsSpec::Fixed(f),
-            (None, Some(p), Some(per), Some(c)) => PointsSpec::Rate { points: p, per_amount_minor: per, currency: c.clone() },
+            (None, Some(p), Some(per), Some(c)) => PointsSpec::Rate {
+                points: p,
+                per_amount_minor: per,
+                currency: c.clone(),
+            },
             _ => PointsSpec::None,
         };
         Self {
@@ -79,7 +107,8 @@ impl RuleSpec {
             condition: row.condition.clone(),
             points,
             rounding: i32::from(row.rounding),
-            tier_multipliers: serde_json::from_value(row.tier_multipliers.clone()).unwrap_or_default(),
+            tier_multipliers: serde_json::from_value(row.tier_multipliers.clone())
+                .unwrap_or_default(),
             caps: serde_json::from_value::<Vec<Cap>>(row.caps.clone())
                 .unwrap_or_default()
                 .into_iter()
@@ -96,7 +125,11 @@ impl RuleSpec {
     /// Takes the fields named by `paths` from `new`.
     fn merge(&mut self, new: RuleSpec, paths: &[String]) -> Result<()> {
         if paths.is_empty() {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "the update mask names no field"));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                "the update mask names no field",
+            ));
         }
         for path in paths {
             match path.as_str() {
@@ -118,7 +151,10 @@ impl RuleSpec {
                     return Err(Error::invalid(
                         "INVALID_UPDATE_MASK",
                         "update_mask",
-                        format!("`{other}` cannot be updated; updatable: {}", UPDATABLE.join(", ")),
+                        format!(
+                            "`{other}` cannot be updated; updatable: {}",
+                            UPDATABLE.join(", ")
+                        ),
                     ));
                 }
             }
@@ -129,13 +165,23 @@ impl RuleSpec {
 
 /// Checks a spec against the rules of `CreateRule` and makes the version row (`rule_id` and
 /// `version` to be filled by the caller).
-pub async fn validate(conn: &mut AsyncPgConnection, spec: &RuleSpec, actor: Option<Uuid>) -> Result<RuleVersionRow> {
+pub async fn validate(
+    conn: &mut AsyncPgConnection,
+    spec: &RuleSpec,
+    actor: Option<Uuid>,
+) -> Result<RuleVersionRow> {
     let name = spec.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(bad("rule.name", "the name is required, at most 200 characters"));
+        return Err(bad(
+            "rule.name",
+            "the name is required, at most 200 characters",
+        ));
     }
     if spec.description.chars().count() > 2000 {
-        return Err(bad("rule.description", "the description holds at most 2000 characters"));
+        return Err(bad(
+            "rule.description",
+            "the description holds at most 2000 characters",
+        ));
     }
     if spec.event_type.is_empty() {
         return Err(bad("rule.event_type", "`event_type` is required"));
@@ -145,9 +191,14 @@ pub async fn validate(conn: &mut AsyncPgConnection, spec: &RuleSpec, actor: Opti
         None
     } else {
         let id = parse_id(&spec.partner_id, "rule.partner_id")?;
-        let partner = partners::facts(conn, id).await?.ok_or_else(partners::partner_not_found)?;
+        let partner = partners::facts(conn, id)
+            .await?
+            .ok_or_else(partners::partner_not_found)?;
         if !partner.event_types.contains(&spec.event_type) {
-            return Err(partners::unknown_event_type(&spec.event_type, "rule.event_type"));
+            return Err(partners::unknown_event_type(
+                &spec.event_type,
+                "rule.event_type",
+            ));
         }
         Some(id)
     };
@@ -155,13 +206,28 @@ pub async fn validate(conn: &mut AsyncPgConnection, spec: &RuleSpec, actor: Opti
         engine::compile(&spec.condition)?;
     }
     let (fixed, rate) = match &spec.points {
-        PointsSpec::None => return Err(bad("rule.points", "a rule needs `fixed_points` or `rate`")),
-        PointsSpec::Fixed(n) if *n <= 0 => return Err(bad("rule.fixed_points", "`fixed_points` must be positive")),
-        PointsSpec::Fixed(n) => (Some(*n), None),
-        PointsSpec::Rate { points, per_amount_minor, .. } if *points <= 0 || *per_amount_minor <= 0 => {
-            return Err(bad("rule.rate", "`rate.points` and `rate.per_amount_minor` must be positive"));
+        PointsSpec::None => {
+            return Err(bad("rule.points", "a rule needs `fixed_points` or `rate`"));
         }
-        PointsSpec::Rate { points, per_amount_minor, currency } => {
+        PointsSpec::Fixed(n) if *n <= 0 => {
+            return Err(bad("rule.fixed_points", "`fixed_points` must be positive"));
+        }
+        PointsSpec::Fixed(n) => (Some(*n), None),
+        PointsSpec::Rate {
+            points,
+            per_amount_minor,
+            ..
+        } if *points <= 0 || *per_amount_minor <= 0 => {
+            return Err(bad(
+                "rule.rate",
+                "`rate.points` and `rate.per_amount_minor` must be positive",
+            ));
+        }
+        PointsSpec::Rate {
+            points,
+            per_amount_minor,
+            currency,
+        } => {
             check_currency(currency, "rule.rate.currency")?;
             (None, Some((*points, *per_amount_minor, currency.clone())))
         }
@@ -174,13 +240,18 @@ pub async fn validate(conn: &mut AsyncPgConnection, spec: &RuleSpec, actor: Opti
     let mut seen_tiers = Vec::new();
     for m in &spec.tier_multipliers {
         if !(0..=100_000).contains(&m.multiplier_bps) {
-            return Err(bad("rule.tier_multipliers", "a multiplier is 0 to 100000 basis points"));
+            return Err(bad(
+                "rule.tier_multipliers",
+                "a multiplier is 0 to 100000 basis points",
+            ));
         }
         let tier = parse_id(&m.tier_id, "rule.tier_multipliers.tier_id")?;
         if seen_tiers.contains(&tier) {
             return Err(bad("rule.tier_multipliers", "a tier appears twice"));
         }
-        super::tier_store::get(conn, tier).await?.ok_or_else(tier_service::tier_not_found)?;
+        super::tier_store::get(conn, tier)
+            .await?
+            .ok_or_else(tier_service::tier_not_found)?;
         seen_tiers.push(tier);
     }
     let mut caps = Vec::new();
@@ -194,11 +265,17 @@ pub async fn validate(conn: &mut AsyncPgConnection, spec: &RuleSpec, actor: Opti
         if caps.iter().any(|c: &Cap| i32::from(c.period) == *period) {
             return Err(bad("rule.caps", "at most one cap per period"));
         }
-        caps.push(Cap { period: *period as i16, max_points: *max });
+        caps.push(Cap {
+            period: *period as i16,
+            max_points: *max,
+        });
     }
     if let (Some(s), Some(e)) = (spec.start_at, spec.end_at) {
         if e <= s {
-            return Err(bad("rule.end_time", "`end_time` must be after `start_time`"));
+            return Err(bad(
+                "rule.end_time",
+                "`end_time` must be after `start_time`",
+            ));
         }
     }
     let stacking = match spec.stacking {
@@ -288,9 +365,18 @@ impl RuleService {
         get_version(&mut conn, id, version).await
     }
 
-    pub async fn list(&self, filter: RuleFilter, page_size: i32, page_token: &str) -> Result<(Vec<RuleRow>, String)> {
+    pub async fn list(
+        &self,
+        filter: RuleFilter,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<RuleRow>, String)> {
         let size = paging::page_size(page_size)?;
-        let after = if page_token.is_empty() { None } else { Some(decode_rule_token(page_token)?) };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(decode_rule_token(page_token)?)
+        };
         let mut conn = self.pool.get().await?;
         let mut rows = store::list_current(&mut conn, &filter, after, size + 1).await?;
         let next = if rows.len() as i64 > size {
@@ -302,33 +388,57 @@ impl RuleService {
         Ok((rows, next))
     }
 
-    pub async fn update(&self, id: &str, new: RuleSpec, paths: &[String], actor: Option<Uuid>) -> Result<RuleRow> {
+    pub async fn update(
+        &self,
+        id: &str,
+        new: RuleSpec,
+        paths: &[String],
+        actor: Option<Uuid>,
+    ) -> Result<RuleRow> {
         let id = parse_id(id, "rule.id")?;
         let mut conn = self.pool.get().await?;
         let row = conn
             .transaction(async |conn| {
-                let (current, created_at) = store::current_version_for_update(conn, id).await?.ok_or_else(rule_not_found)?;
-                let base = store::get(conn, id, Some(current)).await?.ok_or_else(rule_not_found)?;
+                let (current, created_at) = store::current_version_for_update(conn, id)
+                    .await?
+                    .ok_or_else(rule_not_found)?;
+                let base = store::get(conn, id, Some(current))
+                    .await?
+                    .ok_or_else(rule_not_found)?;
                 let mut spec = RuleSpec::of(&base.version);
                 spec.merge(new, paths)?;
                 let mut row = validate(conn, &spec, actor).await?;
                 row.rule_id = id;
                 row.version = current + 1;
                 let version = store::insert_version(conn, &row).await?;
-                Ok::<_, Error>(RuleRow { version, rule_created_at: created_at })
+                Ok::<_, Error>(RuleRow {
+                    version,
+                    rule_created_at: created_at,
+                })
             })
             .await?;
         tracing::info!(rule_id = %id, version = row.version.version, "loyalty rule updated");
         Ok(row)
     }
 
-    pub async fn versions(&self, id: &str, page_size: i32, page_token: &str) -> Result<(Vec<RuleRow>, String)> {
+    pub async fn versions(
+        &self,
+        id: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<RuleRow>, String)> {
         let id = parse_id(id, "rule_id")?;
         let size = paging::page_size(page_size)?;
         let before = if page_token.is_empty() {
             None
         } else {
-            Some(page_token.parse::<i32>().map_err(|_| Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid"))?)
+            Some(page_token.parse::<i32>().map_err(|_| {
+                Error::invalid(
+                    "INVALID_PAGE_TOKEN",
+                    "page_token",
+                    "the page token is not valid",
+                )
+            })?)
         };
         let mut conn = self.pool.get().await?;
         if !store::exists(&mut conn, id).await? {
@@ -337,7 +447,9 @@ impl RuleService {
         let mut rows = store::versions(&mut conn, id, before, size + 1).await?;
         let next = if rows.len() as i64 > size {
             rows.truncate(size as usize);
-            rows.last().map(|r| r.version.version.to_string()).unwrap_or_default()
+            rows.last()
+                .map(|r| r.version.version.to_string())
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -355,14 +467,19 @@ impl RuleService {
             DryRunTarget::Draft(spec) => {
                 let mut row = validate(&mut conn, &spec, None).await?;
                 row.rule_id = Uuid::nil();
-                RuleRow { rule_created_at: row.created_at, version: row }
+                RuleRow {
+                    rule_created_at: row.created_at,
+                    version: row,
+                }
             }
         };
         let (user, tier) = if sample.user_id.is_empty() {
             (UserFacts::default(), None)
         } else {
             let id = parse_id(&sample.user_id, "user_id")?;
-            let user = super::event_store::user_facts(&mut conn, id).await?.ok_or_else(user_not_found)?;
+            let user = super::event_store::user_facts(&mut conn, id)
+                .await?
+                .ok_or_else(user_not_found)?;
             let tier = tier_service::tier_facts(&mut conn, id).await?;
             (user, tier)
         };
@@ -384,7 +501,15 @@ impl RuleService {
         out.points = computed.points;
         let rule_caps = engine::caps(&rule);
         if let (Some(user_id), false) = (user.id, rule_caps.is_empty()) {
-            let usage = caps::usage(&mut conn, rule.version.rule_id, user_id, &rule_caps, sample.event.occur_at, self.time_zone).await?;
+            let usage = caps::usage(
+                &mut conn,
+                rule.version.rule_id,
+                user_id,
+                &rule_caps,
+                sample.event.occur_at,
+                self.time_zone,
+            )
+            .await?;
             out.points = caps::allowed(computed.points, &usage);
         } else if !rule_caps.is_empty() {
             let usage: Vec<(i64, i64)> = rule_caps.iter().map(|c| (0, c.max_points)).collect();
@@ -410,20 +535,43 @@ async fn get_version(conn: &mut AsyncPgConnection, id: Uuid, version: i32) -> Re
 
 fn encode_rule_token(row: &RuleRow) -> String {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    URL_SAFE_NO_PAD.encode(format!("{}:{}:{}", row.version.priority, row.rule_created_at.timestamp_micros(), row.version.rule_id))
+    URL_SAFE_NO_PAD.encode(format!(
+        "{}:{}:{}",
+        row.version.priority,
+        row.rule_created_at.timestamp_micros(),
+        row.version.rule_id
+    ))
 }
 
 fn decode_rule_token(token: &str) -> Result<(i32, DateTime<Utc>, Uuid)> {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    let bad = || Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid");
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let bad = || {
+        Error::invalid(
+            "INVALID_PAGE_TOKEN",
+            "page_token",
+            "the page token is not valid",
+        )
+    };
+    let raw =
+        String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
     let mut parts = raw.splitn(3, ':');
     let priority = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-    let at = parts.next().and_then(|p| p.parse().ok()).and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
-    let id = parts.next().and_then(|p| Uuid::parse_str(p).ok()).ok_or_else(bad)?;
+    let at = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    let id = parts
+        .next()
+        .and_then(|p| Uuid::parse_str(p).ok())
+        .ok_or_else(bad)?;
     Ok((priority, at, id))
 }
 
 pub fn tier_facts_of(row: &super::tier_store::TierRow) -> TierFacts {
-    TierFacts { id: row.id, name: row.name.clone(), earning_multiplier_bps: row.earning_multiplier_bps }
+    TierFacts {
+        id: row.id,
+        name: row.name.clone(),
+        earning_multiplier_bps: row.earning_multiplier_bps,
+    }
 }

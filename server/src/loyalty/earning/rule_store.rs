@@ -50,16 +50,30 @@ pub struct RuleRow {
 
 pub async fn insert_rule(conn: &mut AsyncPgConnection, row: &RuleVersionRow) -> Result<RuleRow> {
     let created_at: DateTime<Utc> = diesel::insert_into(r::table)
-        .values((r::id.eq(row.rule_id), r::current_version.eq(row.version), r::created_at.eq(row.created_at)))
+        .values((
+            r::id.eq(row.rule_id),
+            r::current_version.eq(row.version),
+            r::created_at.eq(row.created_at),
+        ))
         .returning(r::created_at)
         .get_result(conn)
         .await?;
-    let version = diesel::insert_into(v::table).values(row).returning(RuleVersionRow::as_returning()).get_result(conn).await?;
-    Ok(RuleRow { version, rule_created_at: created_at })
+    let version = diesel::insert_into(v::table)
+        .values(row)
+        .returning(RuleVersionRow::as_returning())
+        .get_result(conn)
+        .await?;
+    Ok(RuleRow {
+        version,
+        rule_created_at: created_at,
+    })
 }
 
 /// Locks the rule's row, so versions are made one at a time; its current version.
-pub async fn current_version_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<(i32, DateTime<Utc>)>> {
+pub async fn current_version_for_update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<(i32, DateTime<Utc>)>> {
     Ok(r::table
         .find(id)
         .select((r::current_version, r::created_at))
@@ -69,26 +83,51 @@ pub async fn current_version_for_update(conn: &mut AsyncPgConnection, id: Uuid) 
         .optional()?)
 }
 
-pub async fn insert_version(conn: &mut AsyncPgConnection, row: &RuleVersionRow) -> Result<RuleVersionRow> {
-    let inserted = diesel::insert_into(v::table).values(row).returning(RuleVersionRow::as_returning()).get_result(conn).await?;
-    diesel::update(r::table.find(row.rule_id)).set(r::current_version.eq(row.version)).execute(conn).await?;
+pub async fn insert_version(
+    conn: &mut AsyncPgConnection,
+    row: &RuleVersionRow,
+) -> Result<RuleVersionRow> {
+    let inserted = diesel::insert_into(v::table)
+        .values(row)
+        .returning(RuleVersionRow::as_returning())
+        .get_result(conn)
+        .await?;
+    diesel::update(r::table.find(row.rule_id))
+        .set(r::current_version.eq(row.version))
+        .execute(conn)
+        .await?;
     Ok(inserted)
 }
 
 /// The given version, or the current one for `None`.
-pub async fn get(conn: &mut AsyncPgConnection, id: Uuid, version: Option<i32>) -> Result<Option<RuleRow>> {
-    let mut query = r::table.inner_join(v::table.on(v::rule_id.eq(r::id))).filter(r::id.eq(id)).into_boxed();
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    version: Option<i32>,
+) -> Result<Option<RuleRow>> {
+    let mut query = r::table
+        .inner_join(v::table.on(v::rule_id.eq(r::id)))
+        .filter(r::id.eq(id))
+        .into_boxed();
     query = match version {
         Some(n) => query.filter(v::version.eq(n)),
         None => query.filter(v::version.eq(r::current_version)),
     };
-    let row: Option<(DateTime<Utc>, RuleVersionRow)> =
-        query.select((r::created_at, RuleVersionRow::as_select())).first(conn).await.optional()?;
-    Ok(row.map(|(rule_created_at, version)| RuleRow { version, rule_created_at }))
+    let row: Option<(DateTime<Utc>, RuleVersionRow)> = query
+        .select((r::created_at, RuleVersionRow::as_select()))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(rule_created_at, version)| RuleRow {
+        version,
+        rule_created_at,
+    }))
 }
 
 pub async fn exists(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(diesel::select(diesel::dsl::exists(r::table.find(id))).get_result(conn).await?)
+    Ok(diesel::select(diesel::dsl::exists(r::table.find(id)))
+        .get_result(conn)
+        .await?)
 }
 
 /// Filters of the rule listing.
@@ -124,7 +163,10 @@ pub async fn list_current(
             v::priority
                 .lt(priority)
                 .or(v::priority.eq(priority).and(r::created_at.gt(created)))
-                .or(v::priority.eq(priority).and(r::created_at.eq(created)).and(r::id.gt(id))),
+                .or(v::priority
+                    .eq(priority)
+                    .and(r::created_at.eq(created))
+                    .and(r::id.gt(id))),
         );
     }
     let rows: Vec<(DateTime<Utc>, RuleVersionRow)> = query
@@ -133,12 +175,26 @@ pub async fn list_current(
         .select((r::created_at, RuleVersionRow::as_select()))
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(|(rule_created_at, version)| RuleRow { version, rule_created_at }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(rule_created_at, version)| RuleRow {
+            version,
+            rule_created_at,
+        })
+        .collect())
 }
 
 /// The versions of a rule, newest first, below `before` when given.
-pub async fn versions(conn: &mut AsyncPgConnection, id: Uuid, before: Option<i32>, limit: i64) -> Result<Vec<RuleRow>> {
-    let mut query = r::table.inner_join(v::table.on(v::rule_id.eq(r::id))).filter(r::id.eq(id)).into_boxed();
+pub async fn versions(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    before: Option<i32>,
+    limit: i64,
+) -> Result<Vec<RuleRow>> {
+    let mut query = r::table
+        .inner_join(v::table.on(v::rule_id.eq(r::id)))
+        .filter(r::id.eq(id))
+        .into_boxed();
     if let Some(b) = before {
         query = query.filter(v::version.lt(b));
     }
@@ -148,11 +204,21 @@ pub async fn versions(conn: &mut AsyncPgConnection, id: Uuid, before: Option<i32
         .select((r::created_at, RuleVersionRow::as_select()))
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(|(rule_created_at, version)| RuleRow { version, rule_created_at }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(rule_created_at, version)| RuleRow {
+            version,
+            rule_created_at,
+        })
+        .collect())
 }
 
 /// The current versions of the active rules that may apply to an event of this partner and type.
-pub async fn candidates(conn: &mut AsyncPgConnection, partner_id: Uuid, event_type: &str) -> Result<Vec<RuleRow>> {
+pub async fn candidates(
+    conn: &mut AsyncPgConnection,
+    partner_id: Uuid,
+    event_type: &str,
+) -> Result<Vec<RuleRow>> {
     let rows: Vec<(DateTime<Utc>, RuleVersionRow)> = r::table
         .inner_join(v::table.on(v::rule_id.eq(r::id).and(v::version.eq(r::current_version))))
         .filter(v::event_type.eq(event_type))
@@ -161,7 +227,13 @@ pub async fn candidates(conn: &mut AsyncPgConnection, partner_id: Uuid, event_ty
         .select((r::created_at, RuleVersionRow::as_select()))
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(|(rule_created_at, version)| RuleRow { version, rule_created_at }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(rule_created_at, version)| RuleRow {
+            version,
+            rule_created_at,
+        })
+        .collect())
 }
 
 /// Whether any rule's current version names the tier in its multipliers.
@@ -170,5 +242,7 @@ pub async fn tier_referenced(conn: &mut AsyncPgConnection, tier_id: Uuid) -> Res
     let query = r::table
         .inner_join(v::table.on(v::rule_id.eq(r::id).and(v::version.eq(r::current_version))))
         .filter(v::tier_multipliers.contains(needle));
-    Ok(diesel::select(diesel::dsl::exists(query)).get_result(conn).await?)
+    Ok(diesel::select(diesel::dsl::exists(query))
+        .get_result(conn)
+        .await?)
 }

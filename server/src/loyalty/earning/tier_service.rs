@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::{
     engine::TierFacts,
     event_store, parse_id, rule_service, rule_store,
-    tier_store::{self as store, REASON_REEVALUATION, REASON_THRESHOLD_CROSSED, TierChangeRow, TierRow},
+    tier_store::{
+        self as store, REASON_REEVALUATION, REASON_THRESHOLD_CROSSED, TierChangeRow, TierRow,
+    },
 };
 use crate::{
     db::DbPool,
@@ -41,23 +43,43 @@ fn tier_for(tiers: &[TierRow], points: i64) -> Option<&TierRow> {
 
 /// The member's current tier as the rules see it.
 pub async fn tier_facts(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Option<TierFacts>> {
-    let Some((Some(tier), _)) = store::user_tier(conn, user).await? else { return Ok(None) };
-    Ok(store::get(conn, tier).await?.map(|t| rule_service::tier_facts_of(&t)))
+    let Some((Some(tier), _)) = store::user_tier(conn, user).await? else {
+        return Ok(None);
+    };
+    Ok(store::get(conn, tier)
+        .await?
+        .map(|t| rule_service::tier_facts_of(&t)))
 }
 
 /// Inside an award's transaction: moves the member up if their window points now reach a higher
 /// tier than theirs. Never down.
-pub async fn upgrade_after_award(conn: &mut AsyncPgConnection, user: Uuid, window: Duration) -> Result<()> {
+pub async fn upgrade_after_award(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    window: Duration,
+) -> Result<()> {
     let tiers = store::all(conn).await?;
     if tiers.is_empty() {
         return Ok(());
     }
     let current = store::lock_user_tier(conn, user).await?;
     let points = store::window_points(conn, user, Utc::now() - window).await?;
-    let Some(reached) = tier_for(&tiers, points) else { return Ok(()) };
-    let current_threshold = current.and_then(|c| tiers.iter().find(|t| t.id == c)).map(|t| t.threshold_points);
+    let Some(reached) = tier_for(&tiers, points) else {
+        return Ok(());
+    };
+    let current_threshold = current
+        .and_then(|c| tiers.iter().find(|t| t.id == c))
+        .map(|t| t.threshold_points);
     if current_threshold.is_none_or(|t| reached.threshold_points > t) {
-        store::change_tier(conn, user, current, Some(reached.id), REASON_THRESHOLD_CROSSED, points).await?;
+        store::change_tier(
+            conn,
+            user,
+            current,
+            Some(reached.id),
+            REASON_THRESHOLD_CROSSED,
+            points,
+        )
+        .await?;
         tracing::info!(user_id = %user, tier_id = %reached.id, window_points = points, "loyalty tier upgraded");
     }
     Ok(())
@@ -74,24 +96,46 @@ pub struct TierSpec {
     pub image_url: String,
 }
 
-const UPDATABLE: [&str; 6] = ["name", "description", "threshold_points", "earning_multiplier_bps", "perks", "image_url"];
+const UPDATABLE: [&str; 6] = [
+    "name",
+    "description",
+    "threshold_points",
+    "earning_multiplier_bps",
+    "perks",
+    "image_url",
+];
 
 fn check(spec: &TierSpec) -> Result<()> {
     let name = spec.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(bad("tier.name", "the name is required, at most 100 characters"));
+        return Err(bad(
+            "tier.name",
+            "the name is required, at most 100 characters",
+        ));
     }
     if spec.threshold_points < 0 {
-        return Err(bad("tier.threshold_points", "the threshold must not be negative"));
+        return Err(bad(
+            "tier.threshold_points",
+            "the threshold must not be negative",
+        ));
     }
     if !(0..=100_000).contains(&spec.earning_multiplier_bps) {
-        return Err(bad("tier.earning_multiplier_bps", "the multiplier is 0 to 100000 basis points"));
+        return Err(bad(
+            "tier.earning_multiplier_bps",
+            "the multiplier is 0 to 100000 basis points",
+        ));
     }
     if spec.perks.len() > 50 || spec.perks.iter().any(|p| p.chars().count() > 500) {
-        return Err(bad("tier.perks", "at most 50 perks of at most 500 characters"));
+        return Err(bad(
+            "tier.perks",
+            "at most 50 perks of at most 500 characters",
+        ));
     }
     if spec.image_url.len() > 2048 {
-        return Err(bad("tier.image_url", "the image URL holds at most 2048 characters"));
+        return Err(bad(
+            "tier.image_url",
+            "the image URL holds at most 2048 characters",
+        ));
     }
     Ok(())
 }
@@ -138,7 +182,12 @@ pub struct TierService {
 
 impl TierService {
     pub fn new(pool: DbPool, window: Duration, interval: Duration) -> Self {
-        Self { pool, window, interval, started: Utc::now() }
+        Self {
+            pool,
+            window,
+            interval,
+            started: Utc::now(),
+        }
     }
 
     pub async fn create(&self, spec: TierSpec) -> Result<TierRow> {
@@ -176,22 +225,38 @@ impl TierService {
         let offset: usize = if page_token.is_empty() {
             0
         } else {
-            page_token.parse().map_err(|_| Error::invalid("INVALID_PAGE_TOKEN", "page_token", "the page token is not valid"))?
+            page_token.parse().map_err(|_| {
+                Error::invalid(
+                    "INVALID_PAGE_TOKEN",
+                    "page_token",
+                    "the page token is not valid",
+                )
+            })?
         };
         let mut conn = self.pool.get().await?;
         let all = store::all(&mut conn).await?;
         let page: Vec<TierRow> = all.iter().skip(offset).take(size).cloned().collect();
-        let next = if offset + size < all.len() { (offset + size).to_string() } else { String::new() };
+        let next = if offset + size < all.len() {
+            (offset + size).to_string()
+        } else {
+            String::new()
+        };
         Ok((page, next))
     }
 
     pub async fn update(&self, id: &str, new: TierSpec, paths: &[String]) -> Result<TierRow> {
         let id = parse_id(id, "tier.id")?;
         if paths.is_empty() {
-            return Err(Error::invalid("INVALID_UPDATE_MASK", "update_mask", "the update mask names no field"));
+            return Err(Error::invalid(
+                "INVALID_UPDATE_MASK",
+                "update_mask",
+                "the update mask names no field",
+            ));
         }
         let mut conn = self.pool.get().await?;
-        let mut row = store::get(&mut conn, id).await?.ok_or_else(tier_not_found)?;
+        let mut row = store::get(&mut conn, id)
+            .await?
+            .ok_or_else(tier_not_found)?;
         let lowered_from = row.threshold_points;
         for path in paths {
             match path.as_str() {
@@ -205,7 +270,10 @@ impl TierService {
                     return Err(Error::invalid(
                         "INVALID_UPDATE_MASK",
                         "update_mask",
-                        format!("`{other}` cannot be updated; updatable: {}", UPDATABLE.join(", ")),
+                        format!(
+                            "`{other}` cannot be updated; updatable: {}",
+                            UPDATABLE.join(", ")
+                        ),
                     ));
                 }
             }
@@ -237,7 +305,10 @@ impl TierService {
                 || rule_store::tier_referenced(conn, id).await?
                 || store::catalog_references(conn, id).await?
             {
-                return Err(super::failed("TIER_IN_USE", "members hold the tier, or rules or catalog items name it"));
+                return Err(super::failed(
+                    "TIER_IN_USE",
+                    "members hold the tier, or rules or catalog items name it",
+                ));
             }
             store::delete(conn, id).await?;
             Ok(())
@@ -265,7 +336,15 @@ impl TierService {
         let tier = tier_id.and_then(|id| tiers.iter().find(|t| t.id == id).cloned());
         let floor = tier.as_ref().map_or(-1, |t| t.threshold_points);
         let next_tier = tiers.iter().find(|t| t.threshold_points > floor).cloned();
-        Ok(Standing { user_id: user, tier, window_points, window_start, next_tier, tier_since: since, next_evaluation: self.next_evaluation() })
+        Ok(Standing {
+            user_id: user,
+            tier,
+            window_points,
+            window_start,
+            next_tier,
+            tier_since: since,
+            next_evaluation: self.next_evaluation(),
+        })
     }
 
     fn next_evaluation(&self) -> DateTime<Utc> {
@@ -274,12 +353,23 @@ impl TierService {
         self.started + Duration::seconds((elapsed / step + 1) * step)
     }
 
-    pub async fn changes(&self, user: &str, page_size: i32, page_token: &str) -> Result<(Vec<TierChangeRow>, String)> {
+    pub async fn changes(
+        &self,
+        user: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<TierChangeRow>, String)> {
         let user = parse_id(user, "user_id")?;
         self.changes_of(user, page_size, page_token, true).await
     }
 
-    pub async fn changes_of(&self, user: Uuid, page_size: i32, page_token: &str, must_exist: bool) -> Result<(Vec<TierChangeRow>, String)> {
+    pub async fn changes_of(
+        &self,
+        user: Uuid,
+        page_size: i32,
+        page_token: &str,
+        must_exist: bool,
+    ) -> Result<(Vec<TierChangeRow>, String)> {
         let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
         if must_exist && !event_store::user_exists(&mut conn, user).await? {
@@ -298,7 +388,10 @@ impl TierService {
             let current = store::lock_user_tier(conn, user).await?;
             let points = store::window_points(conn, user, Utc::now() - window).await?;
             let target = tier_for(&tiers, points).map(|t| t.id);
-            let threshold = |id: Option<Uuid>| id.and_then(|id| tiers.iter().find(|t| t.id == id)).map_or(-1, |t| t.threshold_points);
+            let threshold = |id: Option<Uuid>| {
+                id.and_then(|id| tiers.iter().find(|t| t.id == id))
+                    .map_or(-1, |t| t.threshold_points)
+            };
             let (from, to) = (threshold(current), threshold(target));
             if current == target || (only_up && to <= from) {
                 return Ok(0);
@@ -316,7 +409,8 @@ impl TierService {
             store::members_to_evaluate(&mut conn, Utc::now() - self.window).await?
         };
         for user in users {
-            self.reevaluate_one(user, super::tier_store::REASON_TIER_CONFIGURATION, true).await?;
+            self.reevaluate_one(user, super::tier_store::REASON_TIER_CONFIGURATION, true)
+                .await?;
         }
         Ok(())
     }
@@ -331,8 +425,14 @@ impl TierService {
                 return Err(rule_service::user_not_found());
             }
             drop(conn);
-            let moved = self.reevaluate_one(user, REASON_REEVALUATION, false).await?;
-            return Ok(Reevaluation { evaluated: 1, upgraded: i64::from(moved > 0), downgraded: i64::from(moved < 0) });
+            let moved = self
+                .reevaluate_one(user, REASON_REEVALUATION, false)
+                .await?;
+            return Ok(Reevaluation {
+                evaluated: 1,
+                upgraded: i64::from(moved > 0),
+                downgraded: i64::from(moved < 0),
+            });
         }
         let asked = Utc::now();
         let mut last = last_run().lock().await;
@@ -349,14 +449,22 @@ impl TierService {
         let mut counts = Reevaluation::default();
         for user in users {
             counts.evaluated += 1;
-            match self.reevaluate_one(user, REASON_REEVALUATION, false).await? {
+            match self
+                .reevaluate_one(user, REASON_REEVALUATION, false)
+                .await?
+            {
                 1 => counts.upgraded += 1,
                 -1 => counts.downgraded += 1,
                 _ => {}
             }
         }
         *last = Some((Utc::now(), counts));
-        tracing::info!(evaluated = counts.evaluated, upgraded = counts.upgraded, downgraded = counts.downgraded, "loyalty tiers re-evaluated");
+        tracing::info!(
+            evaluated = counts.evaluated,
+            upgraded = counts.upgraded,
+            downgraded = counts.downgraded,
+            "loyalty tiers re-evaluated"
+        );
         Ok(counts)
     }
 }

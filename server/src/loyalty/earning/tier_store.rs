@@ -6,7 +6,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::{
-    db::schema::{loyalty_events as e, loyalty_tier_changes as tc, loyalty_tiers as t, loyalty_user_tiers as ut},
+    db::schema::{
+        loyalty_events as e, loyalty_tier_changes as tc, loyalty_tiers as t,
+        loyalty_user_tiers as ut,
+    },
     error::Result,
 };
 
@@ -43,19 +46,36 @@ pub struct TierChangeRow {
 
 /// Every tier, lowest threshold first (tiers are few).
 pub async fn all(conn: &mut AsyncPgConnection) -> Result<Vec<TierRow>> {
-    Ok(t::table.order(t::threshold_points.asc()).select(TierRow::as_select()).load(conn).await?)
+    Ok(t::table
+        .order(t::threshold_points.asc())
+        .select(TierRow::as_select())
+        .load(conn)
+        .await?)
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<TierRow>> {
-    Ok(t::table.find(id).select(TierRow::as_select()).first(conn).await.optional()?)
+    Ok(t::table
+        .find(id)
+        .select(TierRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, row: &TierRow) -> Result<TierRow> {
-    Ok(diesel::insert_into(t::table).values(row).returning(TierRow::as_returning()).get_result(conn).await?)
+    Ok(diesel::insert_into(t::table)
+        .values(row)
+        .returning(TierRow::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 pub async fn update(conn: &mut AsyncPgConnection, row: &TierRow) -> Result<TierRow> {
-    Ok(diesel::update(t::table.find(row.id)).set(row).returning(TierRow::as_returning()).get_result(conn).await?)
+    Ok(diesel::update(t::table.find(row.id))
+        .set(row)
+        .returning(TierRow::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
@@ -63,19 +83,40 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
 }
 
 pub async fn held_by_anyone(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool> {
-    Ok(diesel::select(diesel::dsl::exists(ut::table.filter(ut::tier_id.eq(id)))).get_result(conn).await?)
+    Ok(
+        diesel::select(diesel::dsl::exists(ut::table.filter(ut::tier_id.eq(id))))
+            .get_result(conn)
+            .await?,
+    )
 }
 
 /// A member's tier row: (tier, since).
-pub async fn user_tier(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Option<(Option<Uuid>, DateTime<Utc>)>> {
-    Ok(ut::table.find(user).select((ut::tier_id, ut::since)).first(conn).await.optional()?)
+pub async fn user_tier(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+) -> Result<Option<(Option<Uuid>, DateTime<Utc>)>> {
+    Ok(ut::table
+        .find(user)
+        .select((ut::tier_id, ut::since))
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// Creates the member's tier row if missing and locks it: tier changes of one member run one
 /// at a time. Returns the current tier.
 pub async fn lock_user_tier(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Option<Uuid>> {
-    diesel::insert_into(ut::table).values(ut::user_id.eq(user)).on_conflict_do_nothing().execute(conn).await?;
-    Ok(ut::table.find(user).select(ut::tier_id).for_update().first(conn).await?)
+    diesel::insert_into(ut::table)
+        .values(ut::user_id.eq(user))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(ut::table
+        .find(user)
+        .select(ut::tier_id)
+        .for_update()
+        .first(conn)
+        .await?)
 }
 
 /// Moves a member (whose row is locked) to `to` and records the change.
@@ -89,18 +130,34 @@ pub async fn change_tier(
 ) -> Result<()> {
     let now = Utc::now();
     diesel::update(ut::table.find(user))
-        .set((ut::tier_id.eq(to), ut::since.eq(now), ut::updated_at.eq(now)))
+        .set((
+            ut::tier_id.eq(to),
+            ut::since.eq(now),
+            ut::updated_at.eq(now),
+        ))
         .execute(conn)
         .await?;
     diesel::insert_into(tc::table)
-        .values(TierChangeRow { id: Uuid::new_v4(), user_id: user, from_tier_id: from, to_tier_id: to, reason, window_points, created_at: now })
+        .values(TierChangeRow {
+            id: Uuid::new_v4(),
+            user_id: user,
+            from_tier_id: from,
+            to_tier_id: to,
+            reason,
+            window_points,
+            created_at: now,
+        })
         .execute(conn)
         .await?;
     Ok(())
 }
 
 /// Points the member earned from events processed since `since` (reversed events excluded).
-pub async fn window_points(conn: &mut AsyncPgConnection, user: Uuid, since: DateTime<Utc>) -> Result<i64> {
+pub async fn window_points(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    since: DateTime<Utc>,
+) -> Result<i64> {
     #[derive(QueryableByName)]
     struct Sum {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -127,13 +184,25 @@ pub async fn changes(
 ) -> Result<Vec<TierChangeRow>> {
     let mut query = tc::table.filter(tc::user_id.eq(user)).into_boxed();
     if let Some((at, id)) = after {
-        query = query.filter(tc::created_at.lt(at).or(tc::created_at.eq(at).and(tc::id.lt(id))));
+        query = query.filter(
+            tc::created_at
+                .lt(at)
+                .or(tc::created_at.eq(at).and(tc::id.lt(id))),
+        );
     }
-    Ok(query.order((tc::created_at.desc(), tc::id.desc())).limit(limit).select(TierChangeRow::as_select()).load(conn).await?)
+    Ok(query
+        .order((tc::created_at.desc(), tc::id.desc()))
+        .limit(limit)
+        .select(TierChangeRow::as_select())
+        .load(conn)
+        .await?)
 }
 
 /// Members who hold a tier or earned points in the window: those a re-evaluation looks at.
-pub async fn members_to_evaluate(conn: &mut AsyncPgConnection, since: DateTime<Utc>) -> Result<Vec<Uuid>> {
+pub async fn members_to_evaluate(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<Uuid>> {
     let mut users: Vec<Uuid> = ut::table.select(ut::user_id).load(conn).await?;
     let earners: Vec<Option<Uuid>> = e::table
         .filter(e::processed_at.ge(since))

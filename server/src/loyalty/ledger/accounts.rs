@@ -23,10 +23,7 @@ struct IdRow {
 
 /// The error of a debit beyond the balance.
 pub fn insufficient_points() -> Error {
-    Error::FailedPrecondition {
-        reason: "INSUFFICIENT_POINTS",
-        message: "the balance does not cover this debit".into(),
-    }
+    Error::FailedPrecondition { reason: "INSUFFICIENT_POINTS", message: "the balance does not cover this debit".into() }
 }
 
 /// The id of a shared (not materialised) account, creating its row on first use. Only reads in

@@ -91,7 +91,10 @@ async fn expire_lot(conn: &mut AsyncPgConnection, lot_id: Uuid, user_id: Uuid) -
     .optional()?;
     let Some(Remaining { remaining_points: points }) = remaining else { return Ok(0) };
     let postings = vec![
-        PlannedPosting { posting: Posting { account: Account::User(user_id), points: -points, rule: None }, lots: vec![(lot_id, points)] },
+        PlannedPosting {
+            posting: Posting { account: Account::User(user_id), points: -points, rule: None },
+            lots: vec![(lot_id, points)],
+        },
         PlannedPosting { posting: Posting { account: Account::Expiry, points, rule: None }, lots: Vec::new() },
     ];
     let tx = NewTransaction {
@@ -117,7 +120,9 @@ pub fn spawn(pool: DbPool, interval: Duration) {
         loop {
             tick.tick().await;
             match run_once(&pool).await {
-                Ok(run) if run.lots > 0 => tracing::info!(lots = run.lots, points = run.points, "loyalty points expired"),
+                Ok(run) if run.lots > 0 => {
+                    tracing::info!(lots = run.lots, points = run.points, "loyalty points expired")
+                }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "loyalty expiry run failed; retrying next round"),
             }

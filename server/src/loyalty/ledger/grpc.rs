@@ -4,9 +4,9 @@ use mgpass_proto::loyalty::{self as pb, ledger_service_server::LedgerService as 
 use tonic::{Request, Response, Status};
 
 use super::{
+    TransactionKind,
     queries::{LotRow, TransactionFilter},
     service::{BalanceView, LedgerService, TransactionView},
-    TransactionKind,
 };
 use crate::{
     auth::principal,
@@ -123,10 +123,15 @@ fn lot_to_proto(l: LotRow) -> pb::Lot {
     }
 }
 
-fn time(t: Option<prost_types::Timestamp>, field: &'static str) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
+fn time(
+    t: Option<prost_types::Timestamp>,
+    field: &'static str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
     match t {
         None => Ok(None),
-        Some(t) => from_timestamp(&t).map(Some).ok_or_else(|| Error::invalid("INVALID_ARGUMENT", field, "not a valid time")),
+        Some(t) => {
+            from_timestamp(&t).map(Some).ok_or_else(|| Error::invalid("INVALID_ARGUMENT", field, "not a valid time"))
+        }
     }
 }
 
@@ -139,7 +144,10 @@ fn optional_uuid(s: &str, field: &'static str) -> Result<Option<uuid::Uuid>, Err
 
 #[tonic::async_trait]
 impl LedgerApi for LedgerGrpc {
-    async fn get_my_balance(&self, request: Request<pb::GetMyBalanceRequest>) -> Result<Response<pb::GetMyBalanceResponse>, Status> {
+    async fn get_my_balance(
+        &self,
+        request: Request<pb::GetMyBalanceRequest>,
+    ) -> Result<Response<pb::GetMyBalanceResponse>, Status> {
         let me = principal(&request)?.user_id;
         let balance = self.0.balance(me).await?;
         Ok(Response::new(pb::GetMyBalanceResponse { balance: Some(balance_to_proto(balance)) }))
@@ -159,15 +167,24 @@ impl LedgerApi for LedgerGrpc {
         }))
     }
 
-    async fn list_my_lots(&self, request: Request<pb::ListMyLotsRequest>) -> Result<Response<pb::ListMyLotsResponse>, Status> {
+    async fn list_my_lots(
+        &self,
+        request: Request<pb::ListMyLotsRequest>,
+    ) -> Result<Response<pb::ListMyLotsResponse>, Status> {
         let me = principal(&request)?.user_id;
         let r = request.into_inner();
         let before = time(r.expire_before, "expire_before")?;
         let (rows, next_page_token) = self.0.lots(me, false, before, r.page_size, &r.page_token).await?;
-        Ok(Response::new(pb::ListMyLotsResponse { lots: rows.into_iter().map(lot_to_proto).collect(), next_page_token }))
+        Ok(Response::new(pb::ListMyLotsResponse {
+            lots: rows.into_iter().map(lot_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn get_balance(&self, request: Request<pb::GetBalanceRequest>) -> Result<Response<pb::GetBalanceResponse>, Status> {
+    async fn get_balance(
+        &self,
+        request: Request<pb::GetBalanceRequest>,
+    ) -> Result<Response<pb::GetBalanceResponse>, Status> {
         let balance = self.0.member_balance(&request.into_inner().user_id).await?;
         Ok(Response::new(pb::GetBalanceResponse { balance: Some(balance_to_proto(balance)) }))
     }
@@ -202,11 +219,15 @@ impl LedgerApi for LedgerGrpc {
 
     async fn list_lots(&self, request: Request<pb::ListLotsRequest>) -> Result<Response<pb::ListLotsResponse>, Status> {
         let r = request.into_inner();
-        let (rows, next_page_token) = self.0.member_lots(&r.user_id, r.include_exhausted, r.page_size, &r.page_token).await?;
+        let (rows, next_page_token) =
+            self.0.member_lots(&r.user_id, r.include_exhausted, r.page_size, &r.page_token).await?;
         Ok(Response::new(pb::ListLotsResponse { lots: rows.into_iter().map(lot_to_proto).collect(), next_page_token }))
     }
 
-    async fn adjust_points(&self, request: Request<pb::AdjustPointsRequest>) -> Result<Response<pb::AdjustPointsResponse>, Status> {
+    async fn adjust_points(
+        &self,
+        request: Request<pb::AdjustPointsRequest>,
+    ) -> Result<Response<pb::AdjustPointsResponse>, Status> {
         let actor = principal(&request)?.user_id;
         let r = request.into_inner();
         let (tx, balance) = self.0.adjust(&r.user_id, r.points, &r.reason, &r.request_id, actor).await?;
@@ -238,7 +259,10 @@ impl LedgerApi for LedgerGrpc {
         }))
     }
 
-    async fn get_liabilities(&self, _request: Request<pb::GetLiabilitiesRequest>) -> Result<Response<pb::GetLiabilitiesResponse>, Status> {
+    async fn get_liabilities(
+        &self,
+        _request: Request<pb::GetLiabilitiesRequest>,
+    ) -> Result<Response<pb::GetLiabilitiesResponse>, Status> {
         let l = self.0.liabilities().await?;
         Ok(Response::new(pb::GetLiabilitiesResponse {
             liabilities: Some(pb::Liabilities {

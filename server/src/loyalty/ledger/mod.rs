@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::error::Result;
 
 pub use lots::{configure_expiry, expiry_months};
-pub use posting::{post_planned, PlannedPosting};
+pub use posting::{PlannedPosting, post_planned};
 pub use types::{Account, NewTransaction, Posting, TransactionKind};
 
 /// Posts one balanced transaction inside the caller's database transaction (a savepoint, so a

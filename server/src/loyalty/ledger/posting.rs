@@ -26,7 +26,11 @@ pub struct PlannedPosting {
 }
 
 /// `post` with lot preferences (used by `reverse` and the expiry job).
-pub async fn post_planned(conn: &mut AsyncPgConnection, tx: &NewTransaction, postings: Vec<PlannedPosting>) -> Result<Uuid> {
+pub async fn post_planned(
+    conn: &mut AsyncPgConnection,
+    tx: &NewTransaction,
+    postings: Vec<PlannedPosting>,
+) -> Result<Uuid> {
     check_balanced(tx, &postings)?;
     let id = Uuid::now_v7();
     conn.transaction(async |conn| write(conn, id, tx, &postings).await).await?;
@@ -59,7 +63,8 @@ fn check_balanced(tx: &NewTransaction, postings: &[PlannedPosting]) -> Result<()
 }
 
 async fn write(conn: &mut AsyncPgConnection, id: Uuid, tx: &NewTransaction, postings: &[PlannedPosting]) -> Result<()> {
-    let user_points: i64 = postings.iter().filter(|p| p.posting.account == Account::User(tx.user_id)).map(|p| p.posting.points).sum();
+    let user_points: i64 =
+        postings.iter().filter(|p| p.posting.account == Account::User(tx.user_id)).map(|p| p.posting.points).sum();
     let partner_id = postings.iter().find_map(|p| match p.posting.account {
         Account::PartnerIssuance(partner) => Some(partner),
         _ => None,
@@ -81,7 +86,9 @@ async fn write(conn: &mut AsyncPgConnection, id: Uuid, tx: &NewTransaction, post
     match store::insert_transaction(conn, &row).await {
         Ok(()) => {}
         // The only unique column besides the fresh id: a transaction is reversed at most once.
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) if tx.reversed_transaction_id.is_some() => {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+            if tx.reversed_transaction_id.is_some() =>
+        {
             return Err(already_reversed());
         }
         Err(err) => return Err(err.into()),

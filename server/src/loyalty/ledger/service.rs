@@ -4,20 +4,17 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use diesel::{
-    prelude::*,
-    sql_types::{Text},
-};
+use diesel::{prelude::*, sql_types::Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{
+    Account, NewTransaction, Posting, TransactionKind,
     queries::{self, IssuanceRow, LiabilityRow, LotRow, NextExpiry, TransactionFilter},
     store::{self, EntryView, TransactionRow},
-    Account, NewTransaction, Posting, TransactionKind,
 };
 use crate::{
-    db::{schema::loyalty_adjustment_requests as requests, DbPool},
+    db::{DbPool, schema::loyalty_adjustment_requests as requests},
     error::{Error, Result},
     loyalty::config::LoyaltyConfig,
     org::cursor::NamePage,
@@ -118,11 +115,18 @@ impl LedgerService {
     ) -> Result<(Vec<LotRow>, String)> {
         let page = Page::parse(page_size, page_token)?;
         let mut conn = self.pool.get().await?;
-        let rows = queries::list_lots(&mut conn, user_id, include_exhausted, expire_before, page.after, page.fetch()).await?;
+        let rows =
+            queries::list_lots(&mut conn, user_id, include_exhausted, expire_before, page.after, page.fetch()).await?;
         Ok(page.finish(rows, |r| (r.expire_at.unwrap_or_else(queries::never), r.id)))
     }
 
-    pub async fn member_lots(&self, user_id: &str, include_exhausted: bool, page_size: i32, page_token: &str) -> Result<(Vec<LotRow>, String)> {
+    pub async fn member_lots(
+        &self,
+        user_id: &str,
+        include_exhausted: bool,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<LotRow>, String)> {
         let id = {
             let mut conn = self.pool.get().await?;
             self.existing_user(&mut conn, user_id).await?
@@ -133,7 +137,14 @@ impl LedgerService {
     /// An administrator's credit (a new lot) or debit (lots first-in first-out), idempotent by
     /// `request_id`: the same id with the same body returns the first transaction, with another
     /// body `IDEMPOTENCY_KEY_REUSED`.
-    pub async fn adjust(&self, user_id: &str, points: i64, reason: &str, request_id: &str, actor: Uuid) -> Result<(TransactionView, BalanceView)> {
+    pub async fn adjust(
+        &self,
+        user_id: &str,
+        points: i64,
+        reason: &str,
+        request_id: &str,
+        actor: Uuid,
+    ) -> Result<(TransactionView, BalanceView)> {
         if points == 0 {
             return Err(Error::invalid("INVALID_ARGUMENT", "points", "points must not be 0"));
         }
@@ -162,7 +173,10 @@ impl LedgerService {
                     return if (u, p, r.as_str()) == (user, points, reason.as_str()) {
                         Ok(tx)
                     } else {
-                        Err(Error::already_exists("IDEMPOTENCY_KEY_REUSED", "request_id was used with a different body"))
+                        Err(Error::already_exists(
+                            "IDEMPOTENCY_KEY_REUSED",
+                            "request_id was used with a different body",
+                        ))
                     };
                 }
                 let tx = super::post(
@@ -196,7 +210,8 @@ impl LedgerService {
                 Ok::<_, Error>(tx)
             })
             .await?;
-        let row = store::get_transaction(&mut conn, tx_id).await?.ok_or_else(|| Error::internal("adjustment vanished"))?;
+        let row =
+            store::get_transaction(&mut conn, tx_id).await?.ok_or_else(|| Error::internal("adjustment vanished"))?;
         let view = with_entries(&mut conn, vec![row]).await?.remove(0);
         Ok((view, balance_view(&mut conn, user).await?))
     }
@@ -222,7 +237,11 @@ impl LedgerService {
         let end = if end_day.is_empty() { today } else { day(end_day, "end_day")? };
         let start = if start_day.is_empty() { end - Duration::days(30) } else { day(start_day, "start_day")? };
         if start > end || (end - start).num_days() >= MAX_REPORT_DAYS {
-            return Err(Error::invalid("INVALID_ARGUMENT", "start_day", "the range must run forward over at most 366 days"));
+            return Err(Error::invalid(
+                "INVALID_ARGUMENT",
+                "start_day",
+                "the range must run forward over at most 366 days",
+            ));
         }
         let page = NamePage::parse(page_size, page_token)?;
         let after = match page.after_uuid()? {
@@ -230,7 +249,16 @@ impl LedgerService {
             None => None,
         };
         let mut conn = self.pool.get().await?;
-        let rows = queries::partner_issuance(&mut conn, &self.config.report_time_zone, start, end, partner, after, page.fetch()).await?;
+        let rows = queries::partner_issuance(
+            &mut conn,
+            &self.config.report_time_zone,
+            start,
+            end,
+            partner,
+            after,
+            page.fetch(),
+        )
+        .await?;
         Ok(page.finish(rows, |r| (r.day.format("%Y-%m-%d").to_string(), r.partner_id.to_string())))
     }
 

@@ -62,12 +62,7 @@ pub async fn insert_entries(conn: &mut AsyncPgConnection, rows: &[NewEntryRow]) 
 }
 
 pub async fn get_transaction(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<TransactionRow>> {
-    Ok(loyalty_transactions::table
-        .find(id)
-        .select(TransactionRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
+    Ok(loyalty_transactions::table.find(id).select(TransactionRow::as_select()).first(conn).await.optional()?)
 }
 
 /// The entries of the given transactions, in posting order.

@@ -85,9 +85,8 @@ const CHECKS: [(&str, &str); 8] = [
 pub async fn verify(conn: &mut AsyncPgConnection) -> Result<Vec<Breach>> {
     let mut breaches = Vec::new();
     for (invariant, query) in CHECKS {
-        let rows: Vec<Detail> = diesel::sql_query(format!("SELECT detail FROM ({query}) breaches LIMIT {SHOWN}"))
-            .load(conn)
-            .await?;
+        let rows: Vec<Detail> =
+            diesel::sql_query(format!("SELECT detail FROM ({query}) breaches LIMIT {SHOWN}")).load(conn).await?;
         breaches.extend(rows.into_iter().map(|r| Breach { invariant, detail: r.detail }));
     }
     Ok(breaches)

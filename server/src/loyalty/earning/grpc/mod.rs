@@ -19,7 +19,11 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 fn opt_id(s: &str, field: &'static str) -> Result<Option<uuid::Uuid>, Error> {
-    if s.is_empty() { Ok(None) } else { super::parse_id(s, field).map(Some) }
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        super::parse_id(s, field).map(Some)
+    }
 }
 
 fn opt_uuid(id: Option<uuid::Uuid>) -> String {

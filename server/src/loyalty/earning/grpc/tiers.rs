@@ -40,7 +40,10 @@ fn change_to_proto(c: TierChangeRow) -> pb::TierChange {
 }
 
 fn status_to_proto(s: Standing) -> pb::TierStatus {
-    let points_to_next_tier = s.next_tier.as_ref().map_or(0, |t| (t.threshold_points - s.window_points).max(0));
+    let points_to_next_tier = s
+        .next_tier
+        .as_ref()
+        .map_or(0, |t| (t.threshold_points - s.window_points).max(0));
     pb::TierStatus {
         user_id: s.user_id.to_string(),
         tier: s.tier.map(tier_to_proto),
@@ -68,33 +71,57 @@ pub struct TierGrpc(pub svc::TierService);
 
 #[tonic::async_trait]
 impl TierService for TierGrpc {
-    async fn create_tier(&self, request: Request<pb::CreateTierRequest>) -> Result<Response<pb::CreateTierResponse>, Status> {
+    async fn create_tier(
+        &self,
+        request: Request<pb::CreateTierRequest>,
+    ) -> Result<Response<pb::CreateTierResponse>, Status> {
         let tier = required(request.into_inner().tier, "tier")?;
         let created = self.0.create(spec(tier)).await?;
-        Ok(Response::new(pb::CreateTierResponse { tier: Some(tier_to_proto(created)) }))
+        Ok(Response::new(pb::CreateTierResponse {
+            tier: Some(tier_to_proto(created)),
+        }))
     }
 
-    async fn get_tier(&self, request: Request<pb::GetTierRequest>) -> Result<Response<pb::GetTierResponse>, Status> {
+    async fn get_tier(
+        &self,
+        request: Request<pb::GetTierRequest>,
+    ) -> Result<Response<pb::GetTierResponse>, Status> {
         let tier = self.0.get(&request.into_inner().tier_id).await?;
-        Ok(Response::new(pb::GetTierResponse { tier: Some(tier_to_proto(tier)) }))
+        Ok(Response::new(pb::GetTierResponse {
+            tier: Some(tier_to_proto(tier)),
+        }))
     }
 
-    async fn list_tiers(&self, request: Request<pb::ListTiersRequest>) -> Result<Response<pb::ListTiersResponse>, Status> {
+    async fn list_tiers(
+        &self,
+        request: Request<pb::ListTiersRequest>,
+    ) -> Result<Response<pb::ListTiersResponse>, Status> {
         let req = request.into_inner();
         let (tiers, next_page_token) = self.0.list(req.page_size, &req.page_token).await?;
-        Ok(Response::new(pb::ListTiersResponse { tiers: tiers.into_iter().map(tier_to_proto).collect(), next_page_token }))
+        Ok(Response::new(pb::ListTiersResponse {
+            tiers: tiers.into_iter().map(tier_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn update_tier(&self, request: Request<pb::UpdateTierRequest>) -> Result<Response<pb::UpdateTierResponse>, Status> {
+    async fn update_tier(
+        &self,
+        request: Request<pb::UpdateTierRequest>,
+    ) -> Result<Response<pb::UpdateTierResponse>, Status> {
         let req = request.into_inner();
         let tier = required(req.tier, "tier")?;
         let mask = required(req.update_mask, "update_mask")?;
         let id = tier.id.clone();
         let updated = self.0.update(&id, spec(tier), &mask.paths).await?;
-        Ok(Response::new(pb::UpdateTierResponse { tier: Some(tier_to_proto(updated)) }))
+        Ok(Response::new(pb::UpdateTierResponse {
+            tier: Some(tier_to_proto(updated)),
+        }))
     }
 
-    async fn delete_tier(&self, request: Request<pb::DeleteTierRequest>) -> Result<Response<pb::DeleteTierResponse>, Status> {
+    async fn delete_tier(
+        &self,
+        request: Request<pb::DeleteTierRequest>,
+    ) -> Result<Response<pb::DeleteTierResponse>, Status> {
         self.0.delete(&request.into_inner().tier_id).await?;
         Ok(Response::new(pb::DeleteTierResponse {}))
     }
@@ -105,7 +132,9 @@ impl TierService for TierGrpc {
     ) -> Result<Response<pb::GetMyTierStatusResponse>, Status> {
         let me = principal(&request)?.user_id;
         let standing = self.0.standing_of(me).await?;
-        Ok(Response::new(pb::GetMyTierStatusResponse { status: Some(status_to_proto(standing)) }))
+        Ok(Response::new(pb::GetMyTierStatusResponse {
+            status: Some(status_to_proto(standing)),
+        }))
     }
 
     async fn list_my_tier_changes(
@@ -114,7 +143,10 @@ impl TierService for TierGrpc {
     ) -> Result<Response<pb::ListMyTierChangesResponse>, Status> {
         let me = principal(&request)?.user_id;
         let req = request.into_inner();
-        let (changes, next_page_token) = self.0.changes_of(me, req.page_size, &req.page_token, false).await?;
+        let (changes, next_page_token) = self
+            .0
+            .changes_of(me, req.page_size, &req.page_token, false)
+            .await?;
         Ok(Response::new(pb::ListMyTierChangesResponse {
             tier_changes: changes.into_iter().map(change_to_proto).collect(),
             next_page_token,
@@ -126,7 +158,9 @@ impl TierService for TierGrpc {
         request: Request<pb::GetTierStatusRequest>,
     ) -> Result<Response<pb::GetTierStatusResponse>, Status> {
         let standing = self.0.standing(&request.into_inner().user_id).await?;
-        Ok(Response::new(pb::GetTierStatusResponse { status: Some(status_to_proto(standing)) }))
+        Ok(Response::new(pb::GetTierStatusResponse {
+            status: Some(status_to_proto(standing)),
+        }))
     }
 
     async fn list_tier_changes(
@@ -134,7 +168,10 @@ impl TierService for TierGrpc {
         request: Request<pb::ListTierChangesRequest>,
     ) -> Result<Response<pb::ListTierChangesResponse>, Status> {
         let req = request.into_inner();
-        let (changes, next_page_token) = self.0.changes(&req.user_id, req.page_size, &req.page_token).await?;
+        let (changes, next_page_token) = self
+            .0
+            .changes(&req.user_id, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListTierChangesResponse {
             tier_changes: changes.into_iter().map(change_to_proto).collect(),
             next_page_token,
