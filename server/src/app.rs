@@ -63,6 +63,17 @@ use mgpass_proto::{
 // Mobile-money cashback.
 use crate::loyalty::{payout_grpc::PayoutGrpc, payout_service::PayoutService, payout_worker::PayoutWorker};
 use mgpass_proto::loyalty::payout_service_server::PayoutServiceServer;
+// Loyalty earning: partner events, rules and tiers.
+use crate::loyalty::earning::{
+    event_service::{EarningSettings, EventService},
+    grpc::{EventGrpc, RuleGrpc, TierGrpc},
+    rule_service::RuleService as LoyaltyRuleService,
+    tier_service::TierService,
+};
+use mgpass_proto::loyalty::{
+    event_service_server::EventServiceServer, rule_service_server::RuleServiceServer,
+    tier_service_server::TierServiceServer,
+};
 
 use crate::{
     auth::{
@@ -183,6 +194,18 @@ impl App {
         )
     }
 
+    /// The earning services, shared by the API and their background jobs.
+    fn earning(&self) -> (EventService, TierService) {
+        let settings = EarningSettings::from_config(&self.config);
+        let earning = &self.config.loyalty.earning;
+        let tiers = TierService::new(
+            self.pool.clone(),
+            settings.tier_window,
+            chrono::Duration::seconds(earning.tier_reevaluation_interval_secs as i64),
+        );
+        (EventService::new(self.pool.clone(), settings), tiers)
+    }
+
     /// The gRPC side: every service behind the auth layer, plus health and reflection.
     pub async fn grpc_service(&self) -> anyhow::Result<GrpcService> {
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -232,6 +255,11 @@ impl App {
         let partner_keys = crate::loyalty::partner_keys::PartnerKeyAuthenticator::new(self.pool.clone());
         let partners = crate::loyalty::partner_service::PartnerService::new(self.pool.clone(), partner_keys.clone());
         let ledger = crate::loyalty::ledger::service::LedgerService::new(self.pool.clone(), self.config.loyalty.clone());
+        let (loyalty_events, loyalty_tiers) = self.earning();
+        let loyalty_rules = LoyaltyRuleService::new(self.pool.clone(), crate::loyalty::earning::event_service::time_zone(&self.config));
+        health.set_serving::<EventServiceServer<EventGrpc>>().await;
+        health.set_serving::<RuleServiceServer<RuleGrpc>>().await;
+        health.set_serving::<TierServiceServer<TierGrpc>>().await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mgpass_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -275,6 +303,9 @@ impl App {
             .add_service(mgpass_proto::loyalty::ledger_service_server::LedgerServiceServer::new(
                 crate::loyalty::ledger::grpc::LedgerGrpc(ledger),
             ))
+            .add_service(EventServiceServer::new(EventGrpc(loyalty_events)))
+            .add_service(RuleServiceServer::new(RuleGrpc(loyalty_rules)))
+            .add_service(TierServiceServer::new(TierGrpc(loyalty_tiers)))
             .add_service(mgpass_proto::loyalty::catalog_service_server::CatalogServiceServer::new(
                 crate::loyalty::catalog_grpc::CatalogGrpc(crate::loyalty::catalog_service::CatalogService::new(self.pool.clone())),
             ))
@@ -370,6 +401,13 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     app.decisions.spawn_listener(app.config.database.url.clone());
     crate::loyalty::ledger::expiry::spawn(app.pool.clone(), Duration::from_secs(app.config.loyalty.expiry_interval_secs));
     crate::crypto::password::spawn_memory_trimmer();
+    let (loyalty_events, loyalty_tiers) = app.earning();
+    crate::loyalty::earning::jobs::spawn(
+        loyalty_events,
+        loyalty_tiers,
+        Duration::from_secs(app.config.loyalty.earning.pending_match_interval_secs),
+        Duration::from_secs(app.config.loyalty.earning.tier_reevaluation_interval_secs),
+    );
     tracing::info!(%addr, issuer = %app.config.issuer(), "mgpass listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stopped = stop_rx.clone();

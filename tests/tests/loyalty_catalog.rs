@@ -177,7 +177,11 @@ async fn redeem_fulfil_and_cancel_move_points_and_stock_together() {
         create_item(&server, &admin, json!({"name": "Watch", "pointsCost": "500", "unlimitedStock": true})).await;
     let (status, err) = redeem(&server, &token, &watch, 1, &Uuid::new_v4().to_string()).await;
     assert_eq!((status, rest_reason(&err).as_str()), (400, "INSUFFICIENT_POINTS"));
-    let gold = create_item(&server, &admin, json!({"name": "Lounge", "pointsCost": "1", "unlimitedStock": true, "eligibleTierIds": [Uuid::new_v4().to_string()]})).await;
+    // A tier the user does not hold (tier ids of items must name real tiers).
+    let (status, tier) = rest(&server, &admin, "POST", "/v1/loyalty/tiers", Some(json!({"name": "Gold", "thresholdPoints": "100000"}))).await;
+    assert_eq!(status, 200, "{tier}");
+    let gold_tier = tier["tier"]["id"].as_str().unwrap().to_string();
+    let gold = create_item(&server, &admin, json!({"name": "Lounge", "pointsCost": "1", "unlimitedStock": true, "eligibleTierIds": [gold_tier]})).await;
     let (_, err) = redeem(&server, &token, &gold, 1, &Uuid::new_v4().to_string()).await;
     assert_eq!(rest_reason(&err), "TIER_NOT_ELIGIBLE");
     let later = create_item(

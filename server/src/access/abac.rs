@@ -12,8 +12,6 @@ use crate::error::{Error, Result};
 /// The standard environment, built once: a context per evaluation only borrows it.
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
-/// The variables a condition may name.
-const VARIABLES: [&str; 3] = ["subject", "object", "request"];
 /// Longest condition accepted.
 const MAX_LEN: usize = 4096;
 
@@ -24,24 +22,39 @@ fn invalid(message: impl Into<String>) -> Error {
 /// Parses a condition and tries it on a sample subject and object: an unknown variable or
 /// function, or a non-boolean result, is refused now rather than silently denying later.
 pub fn compile(source: &str) -> Result<Program> {
+    let sample_subject = json!({"id": "", "kind": "user", "roles": [], "groups": [], "organization_id": "",
+                                "org_role": "", "properties": {}});
+    let sample_object = json!({"type": "", "id": "", "attributes": {}});
+    compile_over(source, &[("subject", &sample_subject), ("object", &sample_object), ("request", &json!({}))])
+}
+
+/// Parses a condition over the named variables (the loyalty rules use `event`, `user`, `tier`)
+/// and tries it on their sample values, refusing unknown variables and non-boolean results.
+pub fn compile_over(source: &str, samples: &[(&str, &serde_json::Value)]) -> Result<Program> {
     if source.trim().is_empty() || source.len() > MAX_LEN {
         return Err(invalid(format!("the condition must be 1 to {MAX_LEN} bytes")));
     }
     let program = Program::compile(source).map_err(|e| invalid(format!("the condition does not parse: {e}")))?;
-    let sample_subject = json!({"id": "", "kind": "user", "roles": [], "groups": [], "organization_id": "",
-                                "org_role": "", "properties": {}});
-    let sample_object = json!({"type": "", "id": "", "attributes": {}});
-    match run(&program, &sample_subject, &sample_object, &json!({})) {
+    match execute(&program, samples) {
         Ok(Value::Bool(_)) => Ok(program),
         Ok(other) => Err(invalid(format!("the condition yields {:?}, not a boolean", other.type_of()))),
         Err(ExecutionError::UndeclaredReference(name)) => {
-            Err(invalid(format!("the condition names `{name}`; only {} exist", VARIABLES.join(", "))))
+            let names: Vec<&str> = samples.iter().map(|(n, _)| *n).collect();
+            Err(invalid(format!("the condition names `{name}`; only {} exist", names.join(", "))))
         }
         Err(ExecutionError::FunctionError { function, .. }) if function.is_empty() => Err(invalid("unknown function")),
-        // Missing attributes in the empty sample (`object.attributes.type`) are fine: real objects
+        // Missing attributes in the empty samples (`object.attributes.type`) are fine: real values
         // carry them.
         Err(_) => Ok(program),
     }
+}
+
+fn execute(program: &Program, variables: &[(&str, &serde_json::Value)]) -> std::result::Result<Value, ExecutionError> {
+    let mut context = Context::with_env(ENV.clone());
+    for (name, value) in variables {
+        context.add_variable(*name, *value).map_err(|e| ExecutionError::function_error("bind", e))?;
+    }
+    program.execute(&context)
 }
 
 fn run(
@@ -50,11 +63,17 @@ fn run(
     object: &serde_json::Value,
     request: &serde_json::Value,
 ) -> std::result::Result<Value, ExecutionError> {
-    let mut context = Context::with_env(ENV.clone());
-    for (name, value) in [("subject", subject), ("object", object), ("request", request)] {
-        context.add_variable(name, value).map_err(|e| ExecutionError::function_error("bind", e))?;
+    execute(program, &[("subject", subject), ("object", object), ("request", request)])
+}
+
+/// The condition's value over the variables, or why it could not be computed (a run-time error,
+/// or a result that is not a boolean).
+pub fn evaluate(program: &Program, variables: &[(&str, &serde_json::Value)]) -> std::result::Result<bool, String> {
+    match execute(program, variables) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("the condition yields {:?}, not a boolean", other.type_of())),
+        Err(err) => Err(err.to_string()),
     }
-    program.execute(&context)
 }
 
 /// Whether the condition holds; any failure is false.

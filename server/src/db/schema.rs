@@ -470,6 +470,112 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    loyalty_rules (id) {
+        id -> Uuid,
+        current_version -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_rule_versions (rule_id, version) {
+        rule_id -> Uuid,
+        version -> Int4,
+        name -> Text,
+        description -> Text,
+        partner_id -> Nullable<Uuid>,
+        event_type -> Text,
+        condition -> Text,
+        fixed_points -> Nullable<Int8>,
+        rate_points -> Nullable<Int8>,
+        rate_per_amount_minor -> Nullable<Int8>,
+        rate_currency -> Nullable<Text>,
+        rounding -> Int2,
+        tier_multipliers -> Jsonb,
+        caps -> Jsonb,
+        start_at -> Nullable<Timestamptz>,
+        end_at -> Nullable<Timestamptz>,
+        priority -> Int4,
+        stacking -> Int2,
+        status -> Int2,
+        updater_user_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_tiers (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        threshold_points -> Int8,
+        earning_multiplier_bps -> Int4,
+        perks -> Array<Text>,
+        image_url -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_user_tiers (user_id) {
+        user_id -> Uuid,
+        tier_id -> Nullable<Uuid>,
+        since -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_tier_changes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        from_tier_id -> Nullable<Uuid>,
+        to_tier_id -> Nullable<Uuid>,
+        reason -> Int2,
+        window_points -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loyalty_events (id) {
+        id -> Uuid,
+        partner_id -> Uuid,
+        partner_event_id -> Text,
+        request_hash -> Bytea,
+        event_type -> Text,
+        user_id -> Nullable<Uuid>,
+        email -> Nullable<Text>,
+        mobile -> Nullable<Text>,
+        occur_at -> Timestamptz,
+        amount_minor -> Nullable<Int8>,
+        currency -> Nullable<Text>,
+        attributes -> Jsonb,
+        status -> Int2,
+        resolved_user_id -> Nullable<Uuid>,
+        points -> Int8,
+        awards -> Jsonb,
+        transaction_id -> Nullable<Uuid>,
+        reversal_transaction_id -> Nullable<Uuid>,
+        received_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+        pending_expires_at -> Nullable<Timestamptz>,
+        reversed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    loyalty_cap_counters (rule_id, user_id, period, period_start) {
+        rule_id -> Uuid,
+        user_id -> Uuid,
+        period -> Int2,
+        period_start -> Date,
+        points -> Int8,
+    }
+}
+
 diesel::joinable!(org_members -> organizations (organization_id));
 diesel::joinable!(org_members -> users (user_id));
 
@@ -653,6 +759,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     loyalty_lots,
     loyalty_entries,
     loyalty_adjustment_requests,
+    loyalty_rules,
+    loyalty_rule_versions,
+    loyalty_tiers,
+    loyalty_user_tiers,
+    loyalty_tier_changes,
+    loyalty_events,
+    loyalty_cap_counters,
     loyalty_catalog_items,
     loyalty_orders,
     loyalty_payout_quotes,

@@ -1,21 +1,30 @@
-//! Tier eligibility of catalog items. Tiers belong to the earning module (TierService); until its
-//! tables are merged here, nobody holds a tier, so an item restricted to tiers is redeemable by
-//! nobody, and tier ids given to an item are taken as they are (no `TIER_NOT_FOUND` check).
-//! The earning module fills these two functions in (and only these) when it merges.
+//! Tier eligibility of catalog items, answered from the earning module's tiers
+//! (`loyalty::earning::tier_store`).
 
-use diesel_async::AsyncPgConnection;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::{db::schema::loyalty_tiers, error::Result, loyalty::earning::tier_store};
 
 /// The tier the user holds now, if any.
-pub async fn member_tier(_conn: &mut AsyncPgConnection, _user_id: Uuid) -> Result<Option<Uuid>> {
-    Ok(None)
+pub async fn member_tier(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(tier_store::user_tier(conn, user_id)
+        .await?
+        .and_then(|(tier, _)| tier))
 }
 
 /// The first of `ids` that names no tier (for `TIER_NOT_FOUND`); `None` when all exist.
-pub async fn first_unknown_tier(_conn: &mut AsyncPgConnection, _ids: &[Uuid]) -> Result<Option<Uuid>> {
-    Ok(None)
+pub async fn first_unknown_tier(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<Option<Uuid>> {
+    let known: Vec<Uuid> = loyalty_tiers::table
+        .filter(loyalty_tiers::id.eq_any(ids))
+        .select(loyalty_tiers::id)
+        .load(conn)
+        .await?;
+    Ok(ids.iter().find(|id| !known.contains(id)).copied())
 }
 
 /// Whether a member of `tier` may redeem an item open to `eligible` (empty: everybody).

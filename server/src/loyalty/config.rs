@@ -13,6 +13,8 @@ pub struct LoyaltyConfig {
     pub report_time_zone: String,
     /// Mobile-money cashback (`loyalty/payout_config.rs`).
     pub payouts: super::payout_config::PayoutConfig,
+    /// Earning: pending events, tiers, cap periods (`[loyalty.earning]`).
+    pub earning: super::earning_config::EarningConfig,
 }
 
 impl Default for LoyaltyConfig {
@@ -22,6 +24,7 @@ impl Default for LoyaltyConfig {
             expiry_interval_secs: 3600,
             report_time_zone: "UTC".into(),
             payouts: Default::default(),
+            earning: Default::default(),
         }
     }
 }
@@ -29,6 +32,7 @@ impl Default for LoyaltyConfig {
 impl LoyaltyConfig {
     pub fn check(&self, bad: &mut Vec<String>) {
         self.payouts.validate(bad);
+        bad.extend(self.earning.problems());
         if self.points_expire_after_months > 1200 {
             bad.push("loyalty.points_expire_after_months: at most 1200 (0 means never)".into());
         }

@@ -7,6 +7,8 @@ pub mod catalog_service;
 pub mod catalog_store;
 pub mod catalog_tiers;
 pub mod config;
+pub mod earning;
+pub mod earning_config;
 pub mod ledger;
 pub mod order_store;
 pub mod partner_grpc;
