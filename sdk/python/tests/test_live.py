@@ -1,4 +1,5 @@
-"""The SDK against a live mgpass: sign-in, profile, offline token verification, typed errors."""
+"""The SDK against a live mgpass: sign-in, profile, a partner event and its balance, offline token verification,
+typed errors."""
 
 import asyncio
 import base64
@@ -13,7 +14,11 @@ import grpc
 import pytest
 
 import mgpass
-from mgpass.identity.v1 import profile_service_pb2, user_service_pb2
+from google.protobuf import timestamp_pb2
+
+from mgpass.identity.v1 import profile_service_pb2, user_pb2, user_service_pb2
+from mgpass.loyalty.v1 import (event_pb2, event_service_pb2, ledger_service_pb2, partner_pb2, partner_service_pb2,
+                               rule_pb2, rule_service_pb2)
 
 
 def test_sign_in_and_read_my_profile(server, admin_login):
@@ -75,6 +80,40 @@ def test_plain_user_listing_users_is_a_typed_permission_denied(server, plain_log
         with pytest.raises(mgpass.MgpassError) as raised:
             client.identity.user.ListUsers(user_service_pb2.ListUsersRequest())
     assert (raised.value.code, raised.value.reason) == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED")
+
+
+def test_partner_event_with_a_partner_key_and_the_balance_read_back(server, admin_login):
+    suffix = uuid.uuid4().hex[:8]
+    event_type = f"py.purchase.{suffix}"
+    with mgpass.Client(server["url"], credential=mgpass.Credential.access_token(admin_login.access_token)) as admin:
+        partner = admin.loyalty.partner.CreatePartner(partner_service_pb2.CreatePartnerRequest(
+            partner=partner_pb2.Partner(name=f"py-shop-{suffix}", event_types=[event_type]))).partner
+        created = admin.loyalty.partner.CreatePartnerApiKey(partner_service_pb2.CreatePartnerApiKeyRequest(
+            partner_id=partner.id, api_key=partner_pb2.PartnerApiKey(name="pos")))
+        assert created.key.startswith("mgpp_") and created.api_key.partner_id == partner.id
+        admin.loyalty.rule.CreateRule(rule_service_pb2.CreateRuleRequest(rule=rule_pb2.Rule(
+            name=f"py-fixed-{suffix}", partner_id=partner.id, event_type=event_type, fixed_points=25)))
+        user = admin.identity.user.CreateUser(user_service_pb2.CreateUserRequest(
+            user=user_pb2.User(email=f"py-member-{suffix}@example.com", given_name="Loyal", family_name="Member"),
+            password=f"pw-{uuid.uuid4()}")).user
+
+        def balance() -> int:
+            return admin.loyalty.ledger.GetBalance(ledger_service_pb2.GetBalanceRequest(user_id=user.id)).balance.points
+
+        occur_time = timestamp_pb2.Timestamp()
+        occur_time.GetCurrentTime()
+        event = event_pb2.Event(partner_event_id=f"order-{suffix}", event_type=event_type, user_id=user.id,
+                                occur_time=occur_time)
+        with mgpass.Client(server["url"], credential=mgpass.Credential.partner_key(created.key)) as partner_client:
+            first = partner_client.loyalty.event.IngestEvent(event_service_pb2.IngestEventRequest(event=event))
+            assert not first.replayed
+            assert (first.event.points, first.event.resolved_user_id) == (25, user.id)
+            assert balance() == 25
+
+            # The same event again is a replay of the original: nothing more is awarded.
+            again = partner_client.loyalty.event.IngestEvent(event_service_pb2.IngestEventRequest(event=event))
+            assert again.replayed and again.event.id == first.event.id
+            assert balance() == 25
 
 
 def test_the_readme_quickstart_runs(server, admin_login):

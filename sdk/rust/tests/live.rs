@@ -88,6 +88,112 @@ async fn signs_in_reads_my_profile_and_gets_typed_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn sends_a_partner_event_with_a_partner_key_and_reads_the_balance_back() {
+    use mgpass_sdk::proto::loyalty::{
+        CreatePartnerApiKeyRequest, CreatePartnerRequest, CreateRuleRequest, Event, GetBalanceRequest, IngestEventRequest,
+        Partner, PartnerApiKey, Rule, event, rule,
+    };
+
+    let server = TestServer::start().await;
+    let anonymous = MgpassClient::builder(server.base_url.clone()).connect().await.unwrap();
+    let admin_login = login(&anonymous, &server.admin_email, &server.admin_password).await;
+    let admin = anonymous.with(Credential::access_token(&admin_login.token).unwrap());
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let event_type = format!("rs.purchase.{suffix}");
+
+    let partner = admin
+        .loyalty
+        .partner
+        .clone()
+        .create_partner(CreatePartnerRequest {
+            partner: Some(Partner {
+                name: format!("rs-shop-{suffix}"),
+                event_types: vec![event_type.clone()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .partner
+        .unwrap();
+    let key = admin
+        .loyalty
+        .partner
+        .clone()
+        .create_partner_api_key(CreatePartnerApiKeyRequest {
+            partner_id: partner.id.clone(),
+            api_key: Some(PartnerApiKey { name: "pos".into(), ..Default::default() }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(key.key.starts_with("mgpp_"));
+    assert_eq!(key.api_key.unwrap().partner_id, partner.id);
+    admin
+        .loyalty
+        .rule
+        .clone()
+        .create_rule(CreateRuleRequest {
+            rule: Some(Rule {
+                name: format!("rs-fixed-{suffix}"),
+                partner_id: partner.id.clone(),
+                event_type: event_type.clone(),
+                points: Some(rule::Points::FixedPoints(25)),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let member = admin
+        .identity
+        .user
+        .clone()
+        .create_user(CreateUserRequest {
+            user: Some(User {
+                email: format!("rs-member-{suffix}@example.com"),
+                given_name: "Loyal".into(),
+                family_name: "Member".into(),
+                ..Default::default()
+            }),
+            password: format!("pw-{}", uuid::Uuid::new_v4()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    let balance = async || {
+        let request = GetBalanceRequest { user_id: member.id.clone() };
+        admin.loyalty.ledger.clone().get_balance(request).await.unwrap().into_inner().balance.unwrap().points
+    };
+
+    let shop = MgpassClient::builder(server.base_url.clone()).partner_key(&key.key).connect().await.unwrap();
+    let sent = Event {
+        partner_event_id: format!("order-{suffix}"),
+        event_type,
+        user: Some(event::User::UserId(member.id.clone())),
+        occur_time: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
+        ..Default::default()
+    };
+    let ingest = async || {
+        let request = IngestEventRequest { event: Some(sent.clone()) };
+        shop.loyalty.event.clone().ingest_event(request).await.unwrap().into_inner()
+    };
+    let first = ingest().await;
+    assert!(!first.replayed);
+    let awarded = first.event.unwrap();
+    assert_eq!((awarded.points, awarded.resolved_user_id.as_str()), (25, member.id.as_str()));
+    assert_eq!(balance().await, 25);
+
+    // The same event again is a replay of the original: nothing more is awarded.
+    let again = ingest().await;
+    assert!(again.replayed);
+    assert_eq!(again.event.unwrap().id, awarded.id);
+    assert_eq!(balance().await, 25);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn verifier_checks_the_claims_and_follows_key_rotation() {
     let server = TestServer::start_with(&FAST_KEYS).await;
     let anonymous = MgpassClient::builder(server.base_url.clone()).connect().await.unwrap();

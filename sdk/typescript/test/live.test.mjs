@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, MgpassError, TokenVerifier, TokenVerificationError, call, createNodeClients } from "../dist/node.js";
 import { createWebClients } from "../dist/web.js";
 import { UserSchema } from "../dist/gen/mgpass/identity/v1/user_pb.js";
@@ -78,6 +79,39 @@ test("a plain user listing users is a typed PERMISSION_DENIED", async () => {
   assert.ok(err instanceof MgpassError, String(err));
   assert.equal(err.code, Code.PermissionDenied);
   assert.equal(err.reason, "PERMISSION_DENIED");
+});
+
+test("sends a partner event with a partner key and reads the balance back", async () => {
+  const suffix = randomUUID().slice(0, 8);
+  const eventType = `ts.purchase.${suffix}`;
+  const loyalty = adminClients.loyalty;
+  const { partner } = await loyalty.partner.createPartner({ partner: { name: `ts-shop-${suffix}`, eventTypes: [eventType] } });
+  const { apiKey, key } = await loyalty.partner.createPartnerApiKey({ partnerId: partner.id, apiKey: { name: "pos" } });
+  assert.match(key, /^mgpp_/);
+  assert.equal(apiKey.partnerId, partner.id);
+  await loyalty.rule.createRule({
+    rule: { name: `ts-fixed-${suffix}`, partnerId: partner.id, eventType, points: { case: "fixedPoints", value: 25n } },
+  });
+  const email = `ts-member-${suffix}@example.com`;
+  const { user } = await adminClients.identity.user.createUser({
+    user: create(UserSchema, { email, givenName: "Loyal", familyName: "Member" }),
+    password: `pw-${randomUUID()}`,
+  });
+
+  const partnerClients = createNodeClients({ baseUrl, credential: { partnerKey: key } });
+  const event = { partnerEventId: `order-${suffix}`, eventType, user: { case: "userId", value: user.id }, occurTime: timestampNow() };
+  const first = await partnerClients.loyalty.event.ingestEvent({ event });
+  assert.equal(first.replayed, false);
+  assert.equal(first.event.points, 25n);
+  assert.equal(first.event.resolvedUserId, user.id);
+  const balance = async () => (await loyalty.ledger.getBalance({ userId: user.id })).balance.points;
+  assert.equal(await balance(), 25n);
+
+  // The same event again is a replay of the original: nothing more is awarded.
+  const again = await partnerClients.loyalty.event.ingestEvent({ event });
+  assert.equal(again.replayed, true);
+  assert.equal(again.event.id, first.event.id);
+  assert.equal(await balance(), 25n);
 });
 
 test("the README's quickstart example runs", async () => {
