@@ -17,6 +17,7 @@ mod loyalty_support;
 mod loyalty_momo;
 mod loyalty_payouts;
 mod loyalty_earning_support;
+mod loyalty_event_load;
 mod loyalty_events;
 mod loyalty_rules;
 mod loyalty_tiers;
