@@ -76,3 +76,92 @@ async fn fifty_tasks_sending_the_same_thousand_events_with_duplicates_award_each
     assert_eq!(total, DISTINCT as i64 * POINTS);
     l.assert_ledger_verified();
 }
+
+/// SIGKILL of the server while partners are sending events, then a restart: the partners resend
+/// everything (they cannot know what landed), and every event is awarded exactly once. Events
+/// acknowledged before the kill are still there (answered as replays, with the same id); the ones
+/// cut off are awarded on the resend.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_server_loses_and_doubles_no_event() {
+    const EVENTS: usize = 400;
+    const SENDERS: usize = 16;
+    let mut l = Loyalty::start().await;
+    l.rule(json!({"name": "seven per purchase", "eventType": "purchase", "fixedPoints": POINTS.to_string()})).await;
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(l.user(&format!("rider{i}@example.com")).await);
+    }
+    let occur = now();
+    let events: Vec<Value> = (0..EVENTS)
+        .map(|i| {
+            let mut e = purchase(&format!("crash-{i}"), &users[i % users.len()], 100);
+            e["occurTime"] = json!(occur);
+            e
+        })
+        .collect();
+
+    // Senders, each with its share of the events, one call at a time, until the server dies.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, String>::new()));
+    let mut senders = JoinSet::new();
+    for s in 0..SENDERS {
+        let (http, url, key, acked) =
+            (l.server.http.clone(), l.server.url("/v1/loyalty/events"), l.key.clone(), acked.clone());
+        let mine: Vec<Value> = events.iter().skip(s).step_by(SENDERS).cloned().collect();
+        senders.spawn(async move {
+            for event in mine {
+                let Ok(resp) = http.post(&url).header("x-api-key", &key).json(&event).send().await else { return };
+                if resp.status() != 200 {
+                    return;
+                }
+                let Ok(body) = resp.json::<Value>().await else { return };
+                let id = body["event"]["id"].as_str().unwrap().to_string();
+                acked.lock().unwrap().insert(event["partnerEventId"].as_str().unwrap().to_string(), id);
+            }
+        });
+    }
+    // Kill it mid-load: some events acknowledged, others not yet sent or in flight.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while acked.lock().unwrap().len() < EVENTS / 4 {
+        assert!(std::time::Instant::now() < deadline, "the load did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    l.server.kill();
+    while senders.join_next().await.is_some() {}
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() < EVENTS, "the kill came before the end of the load ({} acknowledged)", acked.len());
+
+    // Restart on the same database; the partners resend every event.
+    let server = mgpass_e2e::TestServer::start_on(l.server.database_url.clone(), &[]).await;
+    let mut originals = 0;
+    for chunk in events.chunks(100) {
+        let resp = server
+            .http
+            .post(server.url("/v1/loyalty/events:batchIngest"))
+            .header("x-api-key", &l.key)
+            .json(&json!({"events": chunk}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        for r in body["results"].as_array().unwrap() {
+            assert!(r.get("error").is_none_or(Value::is_null), "{r}");
+            let e = &r["event"];
+            let key = e["partnerEventId"].as_str().unwrap();
+            if let Some(id) = acked.get(key) {
+                assert_eq!(r["replayed"], json!(true), "an acknowledged event survived the kill: {r}");
+                assert_eq!(e["id"].as_str().unwrap(), id);
+            }
+            if r["replayed"] != json!(true) {
+                originals += 1;
+            }
+        }
+    }
+    assert!(originals <= EVENTS - acked.len(), "only events never acknowledged are new after the restart");
+    let sql = |q: &str| mgpass_e2e::psql(&server.database_url, q);
+    assert_eq!(sql("SELECT count(*) FROM loyalty_events"), EVENTS.to_string());
+    assert_eq!(sql("SELECT count(*) FROM loyalty_transactions WHERE kind = 'award'"), EVENTS.to_string());
+    let total: i64 = users.iter().map(|u| l.points_of(u)).sum();
+    assert_eq!(total, EVENTS as i64 * POINTS);
+    l.assert_ledger_verified();
+}
