@@ -13,7 +13,8 @@
 # (interleaved rounds the duration is split into, default 3), BENCH_WARMUP (s, default 3),
 # BENCH_CONNS (total concurrency, default 32), MGPASS_BIN (default target/release/mgpass),
 # BENCH_OUT (markdown output, default docs/benchmarks.md; empty: do not write), BENCH_IDENTITY
-# (0: skip bench/identity.sh; its own knobs are listed there). The output is
+# (0: skip bench/identity.sh; its own knobs are listed there), BENCH_OAUTH, BENCH_ACCESS,
+# BENCH_LOYALTY (0: skip bench/oauth.sh, access.sh, loyalty.sh). The output is
 # regenerated down to the "Hand-written notes" marker; what follows the marker is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -329,11 +330,18 @@ if [ "${BENCH_ACCESS:-1}" != 0 ]; then
   AC_BASE=$base AC_TOKEN=$token AC_TMP=$tmp AC_OUT=$access_md bench/access.sh
 fi
 
+# --- Loyalty (issue 6): partner events awarded per second, next to pgbench -------------------------
+loyalty_md=""
+if [ "${BENCH_LOYALTY:-1}" != 0 ]; then
+  loyalty_md="$tmp/loyalty.md"
+  LO_BASE=$base LO_TOKEN=$token LO_TMP=$tmp LO_OUT=$loyalty_md LO_PG_URL=$db_url bench/loyalty.sh
+fi
+
 # --- Report --------------------------------------------------------------------------------------
 export BENCH_RESULTS="$tmp/results.tsv" BENCH_COMMANDS="$tmp/commands.txt" BENCH_OUT_FILE=$out \
   BENCH_RSS_READY=$rss_ready_kb BENCH_RSS_IDLE=$rss_idle_kb BENCH_RSS_HWM=$rss_hwm_kb \
   BENCH_RSS_SAMPLED=$rss_sampled_kb BENCH_WARMUP_S=$warmup BENCH_ROUND_WARMUP_S=$round_warmup \
-  BENCH_ROUNDS=$rounds BENCH_ROUND_S=$round_secs BENCH_IDENTITY_MD=$identity_md BENCH_OAUTH_MD=$oauth_md BENCH_ACCESS_MD=$access_md
+  BENCH_ROUNDS=$rounds BENCH_ROUND_S=$round_secs BENCH_IDENTITY_MD=$identity_md BENCH_OAUTH_MD=$oauth_md BENCH_ACCESS_MD=$access_md BENCH_LOYALTY_MD=$loyalty_md
 BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ]; then
   BENCH_COMMIT="$BENCH_COMMIT + uncommitted changes in the working tree"
@@ -388,6 +396,7 @@ if identity:
     print(identity)
 oauth = open(e["BENCH_OAUTH_MD"]).read() if e.get("BENCH_OAUTH_MD") else ""
 access = open(e["BENCH_ACCESS_MD"]).read() if e.get("BENCH_ACCESS_MD") else ""
+loyalty = open(e["BENCH_LOYALTY_MD"]).read() if e.get("BENCH_LOYALTY_MD") else ""
 if oauth:
     print()
     print(oauth)
@@ -461,6 +470,8 @@ if oauth:
     doc += "\n" + oauth
 if access:
     doc += "\n" + access
+if loyalty:
+    doc += "\n" + loyalty
 # Everything from the marker on is written by hand (analysis, profiles) and kept across runs.
 marker = "<!-- Hand-written notes below: bench/run.sh keeps everything from this line on. -->"
 try:
