@@ -39,9 +39,9 @@ tps=$(awk '/^tps/ {print $3; exit}' "$dir/pgbench.out")
 echo "  pgbench TPC-B      $tps tps"
 
 run() { # name connections batch-size
-  wrk -t 1 -c "$2" -d 2s -H 'content-type: application/json' -H "x-api-key: $key" -s bench/loyalty-event.lua \
+  wrk -t 1 -c "$2" -d 2s --timeout 30s -H 'content-type: application/json' -H "x-api-key: $key" -s bench/loyalty-event.lua \
     "$LO_BASE" -- "warm-$1" "$user" "$occur" "$3" >/dev/null
-  wrk -t 1 -c "$2" -d "${secs}s" --latency -H 'content-type: application/json' -H "x-api-key: $key" \
+  wrk -t 1 -c "$2" -d "${secs}s" --timeout 30s --latency -H 'content-type: application/json' -H "x-api-key: $key" \
     -s bench/loyalty-event.lua "$LO_BASE" -- "$1" "$user" "$occur" "$3" >"$dir/$1.out"
   printf '  %-18s %s\n' "$1" "$(grep 'Requests/sec' "$dir/$1.out")"
 }
