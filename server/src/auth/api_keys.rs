@@ -6,18 +6,15 @@
 //! instance that revokes or rotates a key drops its cache at once. The last-use time is written
 //! off the request path, at most once a minute per key.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
     access::api_key_store as store,
-    auth::{CredentialKind, Principal},
+    auth::{
+        CredentialKind, Principal,
+        key_cache::{DigestCache, UseThrottle},
+    },
     crypto::secret::{constant_time_eq, digest},
     db::DbPool,
     error::{Error, Result},
@@ -28,26 +25,18 @@ pub const API_KEY_PREFIX: &str = "mgp_";
 /// `mgp_` + 256 bits in base64url without padding.
 pub const API_KEY_LEN: usize = 4 + 43;
 
-const TTL: Duration = Duration::from_secs(1);
-const TOUCH_EVERY: Duration = Duration::from_secs(60);
-/// Past this many cached keys the cache starts over, bounding its memory.
-const MAX_ENTRIES: usize = 100_000;
-
 #[derive(Clone)]
 struct Cached {
-    hash: Vec<u8>,
     principal: Principal,
     /// The earliest of the key's expiry and, for a replaced value, the end of its overlap.
     valid_until: Option<DateTime<Utc>>,
-    at: Instant,
 }
 
 #[derive(Clone)]
 pub struct ApiKeyAuthenticator {
     pool: DbPool,
-    cache: Arc<Mutex<HashMap<Vec<u8>, Cached>>>,
-    /// When this instance last recorded each key's use.
-    touched: Arc<Mutex<HashMap<Uuid, Instant>>>,
+    cache: DigestCache<Cached>,
+    touched: UseThrottle,
 }
 
 fn invalid() -> Error {
@@ -63,7 +52,7 @@ pub fn well_formed(key: &str) -> bool {
 
 impl ApiKeyAuthenticator {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool, cache: Arc::default(), touched: Arc::default() }
+        Self { pool, cache: DigestCache::default(), touched: UseThrottle::default() }
     }
 
     /// The principal of a key: its user (personal key) or its organization, holding exactly the
@@ -74,12 +63,9 @@ impl ApiKeyAuthenticator {
         }
         let hash = digest(key);
         let now = Utc::now();
-        let cached = self.cache.lock().expect("api key cache").get(&hash).cloned();
-        let entry = match cached {
-            // The map is keyed by the digest; the constant-time comparison keeps the final
-            // equality check free of timing differences.
-            Some(c) if c.at.elapsed() < TTL && constant_time_eq(&c.hash, &hash) => c,
-            _ => self.load(&hash, now).await?,
+        let entry = match self.cache.get(&hash) {
+            Some(entry) => entry,
+            None => self.load(&hash, now).await?,
         };
         if entry.valid_until.is_some_and(|until| until <= now) {
             return Err(invalid());
@@ -120,27 +106,16 @@ impl ApiKeyAuthenticator {
             org_id: row.organization_id,
             ..Principal::default()
         };
-        let entry = Cached { hash: hash.to_vec(), principal, valid_until, at: Instant::now() };
-        let mut cache = self.cache.lock().expect("api key cache");
-        if cache.len() >= MAX_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(hash.to_vec(), entry.clone());
+        let entry = Cached { principal, valid_until };
+        self.cache.insert(hash.to_vec(), entry.clone());
         Ok(entry)
     }
 
     /// Records the key's use in the background, at most once a minute from this instance (the
     /// SQL guard makes it once a minute across instances).
     fn touch(&self, id: Uuid) {
-        {
-            let mut touched = self.touched.lock().expect("api key touches");
-            if touched.get(&id).is_some_and(|at| at.elapsed() < TOUCH_EVERY) {
-                return;
-            }
-            if touched.len() >= MAX_ENTRIES {
-                touched.clear();
-            }
-            touched.insert(id, Instant::now());
+        if !self.touched.due(id) {
+            return;
         }
         let pool = self.pool.clone();
         tokio::spawn(async move {
@@ -156,9 +131,9 @@ impl ApiKeyAuthenticator {
     }
 
     /// Drops every cached answer: a key changed on this instance takes effect here at once
-    /// (other instances follow within [`TTL`]).
+    /// (other instances follow within [`key_cache::TTL`](crate::auth::key_cache::TTL)).
     pub fn forget_all(&self) {
-        self.cache.lock().expect("api key cache").clear();
+        self.cache.clear();
     }
 }
 

@@ -3,6 +3,7 @@
 //! alike (REST reaches the gRPC router in process, through this layer).
 
 pub mod api_keys;
+pub mod key_cache;
 mod layer;
 pub mod org_scope;
 pub mod rate_limit;

@@ -6,18 +6,15 @@
 //! instance that revokes drops its cache at once. The last-use time is written off the request
 //! path, at most once a minute per key.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::partner_store as store;
 use crate::{
-    auth::{CredentialKind, Principal},
+    auth::{
+        CredentialKind, Principal,
+        key_cache::{DigestCache, UseThrottle},
+    },
     crypto::secret::{constant_time_eq, digest, random_token},
     db::DbPool,
     error::{Error, Result},
@@ -30,26 +27,20 @@ pub const PARTNER_KEY_LEN: usize = 5 + 43;
 /// How much of a key listings show (`mgpp_` + 8).
 pub const SHOWN_PREFIX_LEN: usize = 13;
 
-const TTL: Duration = Duration::from_secs(1);
-const TOUCH_EVERY: Duration = Duration::from_secs(60);
-const MAX_ENTRIES: usize = 100_000;
-
 #[derive(Clone)]
 struct Cached {
-    hash: Vec<u8>,
     key_id: Uuid,
     partner_id: Uuid,
     suspended: bool,
     revoked: bool,
     expires_at: Option<DateTime<Utc>>,
-    at: Instant,
 }
 
 #[derive(Clone)]
 pub struct PartnerKeyAuthenticator {
     pool: DbPool,
-    cache: Arc<Mutex<HashMap<Vec<u8>, Cached>>>,
-    touched: Arc<Mutex<HashMap<Uuid, Instant>>>,
+    cache: DigestCache<Cached>,
+    touched: UseThrottle,
 }
 
 fn invalid() -> Error {
@@ -72,7 +63,7 @@ pub fn well_formed(key: &str) -> bool {
 
 impl PartnerKeyAuthenticator {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool, cache: Arc::default(), touched: Arc::default() }
+        Self { pool, cache: DigestCache::default(), touched: UseThrottle::default() }
     }
 
     /// The partner principal of a key. A suspended partner's key is refused with
@@ -82,10 +73,9 @@ impl PartnerKeyAuthenticator {
             return Err(invalid());
         }
         let hash = digest(key);
-        let cached = self.cache.lock().expect("partner key cache").get(&hash).cloned();
-        let entry = match cached {
-            Some(c) if c.at.elapsed() < TTL && constant_time_eq(&c.hash, &hash) => c,
-            _ => self.load(&hash).await?,
+        let entry = match self.cache.get(&hash) {
+            Some(entry) => entry,
+            None => self.load(&hash).await?,
         };
         if entry.revoked || entry.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Err(invalid());
@@ -110,32 +100,19 @@ impl PartnerKeyAuthenticator {
             return Err(invalid());
         }
         let entry = Cached {
-            hash: hash.to_vec(),
             key_id: row.id,
             partner_id: row.partner_id,
             suspended: status != "active",
             revoked: row.revoked_at.is_some(),
             expires_at: row.expires_at,
-            at: Instant::now(),
         };
-        let mut cache = self.cache.lock().expect("partner key cache");
-        if cache.len() >= MAX_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(hash.to_vec(), entry.clone());
+        self.cache.insert(hash.to_vec(), entry.clone());
         Ok(entry)
     }
 
     fn touch(&self, id: Uuid) {
-        {
-            let mut touched = self.touched.lock().expect("partner key touches");
-            if touched.get(&id).is_some_and(|at| at.elapsed() < TOUCH_EVERY) {
-                return;
-            }
-            if touched.len() >= MAX_ENTRIES {
-                touched.clear();
-            }
-            touched.insert(id, Instant::now());
+        if !self.touched.due(id) {
+            return;
         }
         let pool = self.pool.clone();
         tokio::spawn(async move {
@@ -152,7 +129,7 @@ impl PartnerKeyAuthenticator {
 
     /// Drops every cached answer (a key revoked or a partner suspended on this instance).
     pub fn forget_all(&self) {
-        self.cache.lock().expect("partner key cache").clear();
+        self.cache.clear();
     }
 }
 
